@@ -1,0 +1,183 @@
+//! The application: routes and middleware, built once into a [`Service`] and served.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, ToSocketAddrs};
+
+use crate::error::{ConfigurationError, Error};
+use crate::http::{Method, Request, Response};
+use crate::middleware::{Chain, Middleware, Next};
+use crate::panic::catch_panic;
+use crate::routing::{Handler, Router};
+use crate::server::{self, ServerConfig};
+
+/// A chirp application: register routes and middleware, then [`run`](App::run) it.
+///
+/// ```no_run
+/// use chirp::{App, Request};
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), chirp::Error> {
+///     let mut app = App::new();
+///     app.route("/", |_req: Request| async { "Hello, World!" });
+///     app.run("127.0.0.1:8000").await
+/// }
+/// ```
+///
+/// Route patterns are checked as they are added, but errors are reported when the app is
+/// built ([`build`](App::build), [`run`](App::run), [`serve`](App::serve)), so that route
+/// registration reads as a plain list.
+#[derive(Default)]
+pub struct App {
+    router: Router,
+    middleware: Vec<Box<dyn Middleware>>,
+    errors: Vec<ConfigurationError>,
+    config: ServerConfig,
+}
+
+impl App {
+    /// An empty app: every path is a 404.
+    pub fn new() -> App {
+        App::default()
+    }
+
+    /// Adds a GET route (HEAD is served by it too).
+    pub fn route(&mut self, pattern: &str, handler: impl Handler) -> &mut App {
+        self.route_with(pattern, &[Method::Get], handler)
+    }
+
+    /// Adds a route for the given methods.
+    ///
+    /// ```
+    /// use chirp::{App, Method, Request};
+    /// let mut app = App::new();
+    /// app.route_with("/items", &[Method::Get, Method::Post], |req: Request| async move {
+    ///     format!("{} /items", req.method())
+    /// });
+    /// ```
+    pub fn route_with(
+        &mut self,
+        pattern: &str,
+        methods: &[Method],
+        handler: impl Handler,
+    ) -> &mut App {
+        if let Err(e) = self.router.insert(pattern, methods, Arc::new(handler)) {
+            self.errors.push(e);
+        }
+        self
+    }
+
+    /// Adds a GET route.
+    pub fn get(&mut self, pattern: &str, handler: impl Handler) -> &mut App {
+        self.route_with(pattern, &[Method::Get], handler)
+    }
+
+    /// Adds a POST route.
+    pub fn post(&mut self, pattern: &str, handler: impl Handler) -> &mut App {
+        self.route_with(pattern, &[Method::Post], handler)
+    }
+
+    /// Adds a PUT route.
+    pub fn put(&mut self, pattern: &str, handler: impl Handler) -> &mut App {
+        self.route_with(pattern, &[Method::Put], handler)
+    }
+
+    /// Adds a DELETE route.
+    pub fn delete(&mut self, pattern: &str, handler: impl Handler) -> &mut App {
+        self.route_with(pattern, &[Method::Delete], handler)
+    }
+
+    /// Adds a PATCH route.
+    pub fn patch(&mut self, pattern: &str, handler: impl Handler) -> &mut App {
+        self.route_with(pattern, &[Method::Patch], handler)
+    }
+
+    /// Adds a middleware. The first one added is the outermost: it sees the request first
+    /// and the response last.
+    pub fn add_middleware(&mut self, middleware: impl Middleware) -> &mut App {
+        self.middleware.push(Box::new(middleware));
+        self
+    }
+
+    /// Sets the server's limits and timeouts (used by `run` and `serve`).
+    pub fn server_config(&mut self, config: ServerConfig) -> &mut App {
+        self.config = config;
+        self
+    }
+
+    /// The route table, as `(method, pattern)` in registration order.
+    pub fn routes(&self) -> Vec<(Method, String)> {
+        self.router.routes().to_vec()
+    }
+
+    /// Checks the configuration and freezes the app into a [`Service`].
+    pub fn build(self) -> Result<Service, ConfigurationError> {
+        self.into_parts().map(|(service, _)| service)
+    }
+
+    fn into_parts(self) -> Result<(Service, ServerConfig), ConfigurationError> {
+        match self.errors.len() {
+            0 => {}
+            1 => return Err(self.errors.into_iter().next().expect("one error")),
+            n => {
+                let all: Vec<&str> = self.errors.iter().map(|e| e.message()).collect();
+                return Err(ConfigurationError::new(format!(
+                    "{n} errors: {}",
+                    all.join("; ")
+                )));
+            }
+        }
+        let chain = Chain {
+            middleware: self.middleware,
+            router: self.router,
+        };
+        Ok((
+            Service {
+                chain: Arc::new(chain),
+            },
+            self.config,
+        ))
+    }
+
+    /// Binds `addr` and serves until Ctrl-C or SIGTERM, then shuts down gracefully: stops
+    /// accepting, lets in-flight requests finish (up to `shutdown_timeout`), closes idle
+    /// connections.
+    pub async fn run(self, addr: impl ToSocketAddrs) -> Result<(), Error> {
+        let listener = TcpListener::bind(addr).await?;
+        self.serve_with_shutdown(listener, server::shutdown_signal())
+            .await
+    }
+
+    /// Serves on an already bound listener until Ctrl-C or SIGTERM.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), Error> {
+        self.serve_with_shutdown(listener, server::shutdown_signal())
+            .await
+    }
+
+    /// Serves on `listener` until `signal` completes, then shuts down gracefully.
+    pub async fn serve_with_shutdown(
+        self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let (service, config) = self.into_parts()?;
+        server::serve(listener, service, config, signal).await?;
+        Ok(())
+    }
+}
+
+/// A built application: cheap to clone, answers requests in-process. The server and
+/// [`TestClient`](crate::testing::TestClient) both drive it.
+#[derive(Clone)]
+pub struct Service {
+    chain: Arc<Chain>,
+}
+
+impl Service {
+    /// Runs `req` through the middleware chain and the router. A panic anywhere in them
+    /// becomes a `500` for this request only.
+    pub async fn call(&self, req: Request) -> Response {
+        catch_panic(Next::start(self.chain.clone()).run(req)).await
+    }
+}

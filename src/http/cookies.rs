@@ -1,0 +1,250 @@
+//! Cookies: reading the `Cookie` request header and building `Set-Cookie` values (RFC 6265).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Iterates the `name=value` pairs of one `Cookie` header value, lazily and without allocating.
+/// Pairs without `=` are skipped; surrounding double quotes on a value are removed.
+pub(crate) fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header.split(';').filter_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        let name = name.trim();
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        (!name.is_empty()).then_some((name, value))
+    })
+}
+
+/// Whether `name` is a valid cookie name: an RFC 7230 token.
+///
+/// ```
+/// assert!(chirp::http::is_valid_cookie_name("chirp_session"));
+/// assert!(!chirp::http::is_valid_cookie_name("bad name"));
+/// ```
+pub fn is_valid_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` holds only RFC 6265 cookie-octets (no space, `"`, `,`, `;`, `\`, controls).
+fn is_valid_cookie_value(value: &str) -> bool {
+    value.bytes().all(|b| {
+        b == 0x21
+            || (0x23..=0x2B).contains(&b)
+            || (0x2D..=0x3A).contains(&b)
+            || (0x3C..=0x5B).contains(&b)
+            || (0x5D..=0x7E).contains(&b)
+    })
+}
+
+/// The `SameSite` cookie attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SameSite {
+    /// Sent on same-site requests and top-level cross-site navigations (the default).
+    #[default]
+    Lax,
+    /// Sent on same-site requests only.
+    Strict,
+    /// Sent everywhere; browsers require `Secure` with it.
+    None,
+}
+
+impl SameSite {
+    /// The attribute value as the Python framework writes it (lower case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Lax => "lax",
+            SameSite::Strict => "strict",
+            SameSite::None => "none",
+        }
+    }
+}
+
+/// A cookie to set on the client, with every `Set-Cookie` attribute.
+///
+/// ```
+/// use chirp::{Cookie, SameSite};
+/// use std::time::Duration;
+/// let c = Cookie::new("theme", "dark")
+///     .max_age(Duration::from_secs(3600))
+///     .path("/")
+///     .secure(true)
+///     .http_only(true)
+///     .same_site(SameSite::Strict);
+/// assert_eq!(
+///     c.to_header_value().unwrap(),
+///     "theme=dark; Max-Age=3600; Path=/; Secure; HttpOnly; SameSite=strict"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cookie {
+    name: String,
+    value: String,
+    max_age: Option<Duration>,
+    path: Option<String>,
+    domain: Option<String>,
+    secure: bool,
+    http_only: bool,
+    same_site: Option<SameSite>,
+}
+
+impl Cookie {
+    /// A session cookie (no Max-Age) with no attributes.
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Cookie {
+            name: name.into(),
+            value: value.into(),
+            max_age: None,
+            path: None,
+            domain: None,
+            secure: false,
+            http_only: false,
+            same_site: None,
+        }
+    }
+
+    /// `Max-Age`, in whole seconds.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// `Path`.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// `Domain`.
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// `Secure`: only sent over HTTPS.
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// `HttpOnly`: hidden from JavaScript.
+    pub fn http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// `SameSite`.
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = Some(same_site);
+        self
+    }
+
+    /// The cookie's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The cookie's value.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The `Set-Cookie` header value, attributes in the Python framework's order:
+    /// `name=value; Max-Age=N; Path=/; Domain=d; Secure; HttpOnly; SameSite=lax`.
+    ///
+    /// Fails when the name is not a token, the value holds characters a cookie cannot carry, or
+    /// the path or domain hold `;` or control characters (they would forge attributes).
+    pub fn to_header_value(&self) -> Result<String, String> {
+        if !is_valid_cookie_name(&self.name) {
+            return Err(format!(
+                "invalid cookie name {:?}: use letters, digits and !#$%&'*+-.^_`|~",
+                self.name
+            ));
+        }
+        if !is_valid_cookie_value(&self.value) {
+            return Err(format!(
+                "invalid value for cookie {:?}: no spaces, quotes, commas, semicolons, backslashes or control characters (encode it first)",
+                self.name
+            ));
+        }
+        let attr_ok = |s: &str| !s.bytes().any(|b| b == b';' || b.is_ascii_control());
+        let mut out = String::with_capacity(self.name.len() + self.value.len() + 64);
+        out.push_str(&self.name);
+        out.push('=');
+        out.push_str(&self.value);
+        if let Some(max_age) = self.max_age {
+            let _ = write!(out, "; Max-Age={}", max_age.as_secs());
+        }
+        if let Some(path) = &self.path {
+            if !attr_ok(path) {
+                return Err(format!("invalid cookie path {path:?}"));
+            }
+            out.push_str("; Path=");
+            out.push_str(path);
+        }
+        if let Some(domain) = &self.domain {
+            if !attr_ok(domain) {
+                return Err(format!("invalid cookie domain {domain:?}"));
+            }
+            out.push_str("; Domain=");
+            out.push_str(domain);
+        }
+        if self.secure {
+            out.push_str("; Secure");
+        }
+        if self.http_only {
+            out.push_str("; HttpOnly");
+        }
+        if let Some(same_site) = self.same_site {
+            out.push_str("; SameSite=");
+            out.push_str(same_site.as_str());
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pairs_lazily() {
+        let pairs: Vec<_> = parse_cookie_header("a=1; b=two;c=\"q\"; broken; =x; d=").collect();
+        assert_eq!(pairs, vec![("a", "1"), ("b", "two"), ("c", "q"), ("d", "")]);
+    }
+
+    #[test]
+    fn value_may_contain_equals() {
+        let pairs: Vec<_> = parse_cookie_header("s=abc==.def").collect();
+        assert_eq!(pairs, vec![("s", "abc==.def")]);
+    }
+
+    #[test]
+    fn rejects_bad_names_and_values() {
+        assert!(Cookie::new("a b", "v").to_header_value().is_err());
+        assert!(Cookie::new("", "v").to_header_value().is_err());
+        assert!(Cookie::new("a", "v;Domain=evil").to_header_value().is_err());
+        assert!(Cookie::new("a", "v\r\nX: y").to_header_value().is_err());
+        assert!(Cookie::new("a", "v").path("/;x").to_header_value().is_err());
+    }
+
+    #[test]
+    fn writes_every_attribute_in_order() {
+        let c = Cookie::new("s", "v")
+            .max_age(Duration::from_secs(86400))
+            .path("/")
+            .domain("example.com")
+            .secure(true)
+            .http_only(true)
+            .same_site(SameSite::None);
+        assert_eq!(
+            c.to_header_value().unwrap(),
+            "s=v; Max-Age=86400; Path=/; Domain=example.com; Secure; HttpOnly; SameSite=none"
+        );
+    }
+}

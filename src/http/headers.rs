@@ -1,0 +1,191 @@
+//! Request headers, zero-copy: the names and values stay in the request's head buffer (a
+//! [`Bytes`] shared with the connection's read buffer); [`Headers`] holds only their offsets.
+//! Up to [`INLINE`] headers need no heap allocation at all.
+
+use bytes::Bytes;
+
+/// How many header offsets live inline, without a heap allocation.
+const INLINE: usize = 24;
+
+/// Where one header's name and value sit in the head buffer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+/// The header list's storage: inline while it fits, on the heap after.
+// Inline on purpose: up to 24 headers cost no allocation; the enum is moved rarely.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+enum Spans {
+    Inline { len: usize, items: [Span; INLINE] },
+    Heap(Vec<Span>),
+}
+
+impl Spans {
+    fn as_slice(&self) -> &[Span] {
+        match self {
+            Spans::Inline { len, items } => &items[..*len],
+            Spans::Heap(v) => v,
+        }
+    }
+
+    fn push(&mut self, span: Span) {
+        match self {
+            Spans::Inline { len, items } if *len < INLINE => {
+                items[*len] = span;
+                *len += 1;
+            }
+            Spans::Inline { items, .. } => {
+                let mut v = items.to_vec();
+                v.push(span);
+                *self = Spans::Heap(v);
+            }
+            Spans::Heap(v) => v.push(span),
+        }
+    }
+}
+
+/// A request's headers: case-insensitive names, multi-valued, in the order received.
+///
+/// ```
+/// use chirp::{Method, Request};
+/// let req = Request::new(Method::Get, "/")
+///     .with_header("Accept", "text/html")
+///     .with_header("X-Tag", "a")
+///     .with_header("x-tag", "b");
+/// assert_eq!(req.headers().get("accept"), Some("text/html"));
+/// assert_eq!(req.headers().get_all("X-TAG").collect::<Vec<_>>(), ["a", "b"]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Headers {
+    buf: Bytes,
+    spans: Spans,
+}
+
+impl Default for Headers {
+    fn default() -> Self {
+        Headers {
+            buf: Bytes::new(),
+            spans: Spans::Inline {
+                len: 0,
+                items: [Span::default(); INLINE],
+            },
+        }
+    }
+}
+
+impl Headers {
+    fn name_at(&self, s: &Span) -> &str {
+        // Names are checked to be tokens (ASCII) when the list is built.
+        std::str::from_utf8(&self.buf[s.name.0 as usize..s.name.1 as usize]).unwrap_or("")
+    }
+
+    fn value_at(&self, s: &Span) -> &[u8] {
+        &self.buf[s.value.0 as usize..s.value.1 as usize]
+    }
+
+    /// The first value of `name` as text, if present and valid UTF-8.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.get_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The first value of `name`, as raw bytes.
+    pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.spans
+            .as_slice()
+            .iter()
+            .find(|s| self.name_at(s).eq_ignore_ascii_case(name))
+            .map(|s| self.value_at(s))
+    }
+
+    /// Every value of `name` that is valid UTF-8, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.spans
+            .as_slice()
+            .iter()
+            .filter(move |s| self.name_at(s).eq_ignore_ascii_case(name))
+            .filter_map(move |s| std::str::from_utf8(self.value_at(s)).ok())
+    }
+
+    /// Whether `name` is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get_bytes(name).is_some()
+    }
+
+    /// Every header as `(name, raw value)`, in the order received.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.spans
+            .as_slice()
+            .iter()
+            .map(move |s| (self.name_at(s), self.value_at(s)))
+    }
+
+    /// Number of header lines.
+    pub fn len(&self) -> usize {
+        self.spans.as_slice().len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The buffer the offsets point into (shared with the request target).
+    pub(crate) fn buffer(&self) -> &Bytes {
+        &self.buf
+    }
+
+    /// A copy with one more header appended (copies the buffer: for requests built in code,
+    /// such as tests, not for the server's hot path).
+    pub(crate) fn appended(&self, name: &str, value: &str) -> Headers {
+        let mut buf = Vec::with_capacity(self.buf.len() + name.len() + value.len());
+        buf.extend_from_slice(&self.buf);
+        let name_at = (buf.len(), buf.len() + name.len());
+        buf.extend_from_slice(name.as_bytes());
+        let value_at = (buf.len(), buf.len() + value.len());
+        buf.extend_from_slice(value.as_bytes());
+        let mut spans = self.spans.clone();
+        spans.push(Span {
+            name: (name_at.0 as u32, name_at.1 as u32),
+            value: (value_at.0 as u32, value_at.1 as u32),
+        });
+        Headers {
+            buf: Bytes::from(buf),
+            spans,
+        }
+    }
+}
+
+/// Collects header offsets while a head is parsed, then freezes them with the buffer.
+pub(crate) struct HeadersBuilder {
+    spans: Spans,
+}
+
+impl HeadersBuilder {
+    pub(crate) fn new() -> Self {
+        HeadersBuilder {
+            spans: Spans::Inline {
+                len: 0,
+                items: [Span::default(); INLINE],
+            },
+        }
+    }
+
+    /// Records a header whose name and value are at these byte ranges of the buffer.
+    pub(crate) fn push(&mut self, name: (usize, usize), value: (usize, usize)) {
+        self.spans.push(Span {
+            name: (name.0 as u32, name.1 as u32),
+            value: (value.0 as u32, value.1 as u32),
+        });
+    }
+
+    pub(crate) fn finish(self, buf: Bytes) -> Headers {
+        Headers {
+            buf,
+            spans: self.spans,
+        }
+    }
+}

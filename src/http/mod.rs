@@ -1,0 +1,20 @@
+//! HTTP types: what a handler receives ([`Request`]) and returns ([`Response`],
+//! anything [`IntoResponse`]), and the pieces they are made of.
+
+mod cookies;
+mod headers;
+mod method;
+mod request;
+mod response;
+mod status;
+
+pub(crate) mod encoding;
+
+pub(crate) use cookies::parse_cookie_header;
+pub use cookies::{is_valid_cookie_name, Cookie, SameSite};
+pub use headers::Headers;
+pub(crate) use headers::HeadersBuilder;
+pub use method::Method;
+pub use request::{Extensions, Request, Version};
+pub use response::{IntoResponse, Response};
+pub use status::StatusCode;

@@ -1,0 +1,309 @@
+//! The request a handler receives.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use super::encoding::{parse_urlencoded, percent_decode};
+use super::{parse_cookie_header, Headers, HeadersBuilder, Method};
+use crate::error::HttpError;
+
+/// The HTTP version of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0
+    Http10,
+    /// HTTP/1.1
+    Http11,
+}
+
+/// Typed values that middleware hands to the handlers below it (one value per type).
+///
+/// ```
+/// use chirp::{Method, Request};
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct RequestId(u64);
+/// let mut req = Request::new(Method::Get, "/");
+/// req.extensions_mut().insert(RequestId(7));
+/// assert_eq!(req.extensions().get::<RequestId>(), Some(&RequestId(7)));
+/// ```
+#[derive(Default)]
+pub struct Extensions {
+    // Boxed and optional: a request that carries none costs one null pointer.
+    #[allow(clippy::box_collection)]
+    map: Option<Box<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
+}
+
+impl Extensions {
+    /// Stores `value`, returning the one of the same type it replaces.
+    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
+        self.map
+            .get_or_insert_with(Default::default)
+            .insert(TypeId::of::<T>(), Box::new(value))
+            .and_then(|old| old.downcast().ok().map(|b: Box<T>| *b))
+    }
+
+    /// The value of type `T`, if any.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.map.as_ref()?.get(&TypeId::of::<T>())?.downcast_ref()
+    }
+
+    /// The value of type `T`, mutably.
+    pub fn get_mut<T: Send + Sync + 'static>(&mut self) -> Option<&mut T> {
+        self.map
+            .as_mut()?
+            .get_mut(&TypeId::of::<T>())?
+            .downcast_mut()
+    }
+
+    /// Takes the value of type `T` out.
+    pub fn remove<T: Send + Sync + 'static>(&mut self) -> Option<T> {
+        self.map
+            .as_mut()?
+            .remove(&TypeId::of::<T>())
+            .and_then(|old| old.downcast().ok().map(|b: Box<T>| *b))
+    }
+}
+
+impl std::fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.map.as_ref().map_or(0, |m| m.len());
+        write!(f, "Extensions({n} values)")
+    }
+}
+
+/// An HTTP request: method, target, headers, body, the route's path parameters, and
+/// [`Extensions`] for values that middleware passes down.
+///
+/// The server builds it without copying: the target and headers point into the connection's
+/// read buffer, and a `Content-Length` body is a slice of it too.
+#[derive(Debug)]
+pub struct Request {
+    method: Method,
+    version: Version,
+    target: (u32, u32), // origin-form target, as a range of `headers.buffer()`
+    headers: Headers,
+    body: Bytes,
+    params: Vec<(Arc<str>, String)>,
+    extensions: Extensions,
+    peer_addr: Option<SocketAddr>,
+}
+
+impl Request {
+    /// Assembles a request from what the server parsed.
+    pub(crate) fn from_parts(
+        method: Method,
+        version: Version,
+        target: (usize, usize),
+        headers: Headers,
+        body: Bytes,
+        peer_addr: Option<SocketAddr>,
+    ) -> Request {
+        Request {
+            method,
+            version,
+            target: (target.0 as u32, target.1 as u32),
+            headers,
+            body,
+            params: Vec::new(),
+            extensions: Extensions::default(),
+            peer_addr,
+        }
+    }
+
+    /// A request built in code (for tests and [`TestClient`](crate::testing::TestClient)):
+    /// `target` is a path with an optional query, like `/users?page=2`.
+    ///
+    /// ```
+    /// use chirp::{Method, Request};
+    /// let req = Request::new(Method::Post, "/items?draft=1").with_body("hello");
+    /// assert_eq!(req.path(), "/items");
+    /// assert_eq!(req.query(), Some("draft=1"));
+    /// assert_eq!(req.body().as_ref(), b"hello");
+    /// ```
+    pub fn new(method: Method, target: &str) -> Request {
+        let buf = Bytes::copy_from_slice(target.as_bytes());
+        let headers = HeadersBuilder::new().finish(buf);
+        Request::from_parts(
+            method,
+            Version::Http11,
+            (0, target.len()),
+            headers,
+            Bytes::new(),
+            None,
+        )
+    }
+
+    /// Adds a header (builder style, for requests built in code).
+    pub fn with_header(mut self, name: &str, value: &str) -> Request {
+        self.headers = self.headers.appended(name, value);
+        self
+    }
+
+    /// Sets the body (builder style, for requests built in code).
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Request {
+        self.body = body.into();
+        self
+    }
+
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The HTTP version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The request target as sent (path and query, still percent-encoded).
+    pub fn target(&self) -> &str {
+        let raw = &self.headers.buffer()[self.target.0 as usize..self.target.1 as usize];
+        // The server only accepts targets of visible ASCII, so this never fails.
+        std::str::from_utf8(raw).unwrap_or("/")
+    }
+
+    /// The path (before `?`), still percent-encoded.
+    pub fn path(&self) -> &str {
+        let t = self.target();
+        t.split_once('?').map_or(t, |(p, _)| p)
+    }
+
+    /// The raw query string (after `?`), if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target().split_once('?').map(|(_, q)| q)
+    }
+
+    /// The query's decoded `key=value` pairs, in order.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        self.query().map(parse_urlencoded).unwrap_or_default()
+    }
+
+    /// The first decoded value of the query parameter `name`.
+    ///
+    /// ```
+    /// use chirp::{Method, Request};
+    /// let req = Request::new(Method::Get, "/search?q=rust+web&page=2");
+    /// assert_eq!(req.query_param("q").as_deref(), Some("rust web"));
+    /// assert_eq!(req.query_param("missing"), None);
+    /// ```
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query()?.split('&').find_map(|part| {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            (percent_decode(k, true) == name).then(|| percent_decode(v, true).into_owned())
+        })
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The first value of header `name` (case-insensitive), as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// The value of cookie `name`, read from the `Cookie` header(s) on demand.
+    ///
+    /// ```
+    /// use chirp::{Method, Request};
+    /// let req = Request::new(Method::Get, "/").with_header("Cookie", "a=1; theme=dark");
+    /// assert_eq!(req.cookie("theme"), Some("dark"));
+    /// ```
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// Every cookie the client sent, as `(name, value)`, parsed lazily.
+    pub fn cookies(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.get_all("cookie").flat_map(parse_cookie_header)
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Takes the body out.
+    pub fn into_body(self) -> Bytes {
+        self.body
+    }
+
+    /// The body as UTF-8 text; `400` if it is not UTF-8.
+    pub fn text(&self) -> Result<&str, HttpError> {
+        std::str::from_utf8(&self.body)
+            .map_err(|_| HttpError::bad_request("request body is not valid UTF-8"))
+    }
+
+    /// The body parsed as JSON; `400` with the parser's message when it does not fit `T`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| HttpError::bad_request(format!("invalid JSON body: {e}")))
+    }
+
+    /// The body parsed as `application/x-www-form-urlencoded` pairs; `400` if not UTF-8.
+    pub fn form(&self) -> Result<Vec<(String, String)>, HttpError> {
+        self.text().map(parse_urlencoded)
+    }
+
+    /// The decoded path parameter `name` from the matched route (`/users/{id}`).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The path parameter `name` parsed as `T`; `400` when absent or unparsable.
+    ///
+    /// ```no_run
+    /// # async fn handler(req: chirp::Request) -> Result<String, chirp::HttpError> {
+    /// let id: u64 = req.param_as("id")?;
+    /// # Ok(id.to_string()) }
+    /// ```
+    pub fn param_as<T: FromStr>(&self, name: &str) -> Result<T, HttpError> {
+        let raw = self
+            .param(name)
+            .ok_or_else(|| HttpError::bad_request(format!("missing path parameter {name:?}")))?;
+        raw.parse().map_err(|_| {
+            HttpError::bad_request(format!(
+                "path parameter {name:?} has an invalid value {raw:?}"
+            ))
+        })
+    }
+
+    /// Every path parameter, in pattern order.
+    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params.iter().map(|(n, v)| (&**n, v.as_str()))
+    }
+
+    pub(crate) fn set_params(&mut self, params: Vec<(Arc<str>, String)>) {
+        self.params = params;
+    }
+
+    /// Values that middleware attached to this request.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// Values that middleware attached to this request, mutably.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
+    /// The client's address (`None` for requests built in code).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer_addr
+    }
+
+    /// Sets the method (middleware may rewrite requests).
+    pub fn set_method(&mut self, method: Method) {
+        self.method = method;
+    }
+}

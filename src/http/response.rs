@@ -1,0 +1,379 @@
+//! The response a handler returns, and [`IntoResponse`] for everything that can become one.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::{Cookie, StatusCode};
+
+type HeaderPair = (Cow<'static, str>, Cow<'static, str>);
+
+/// An HTTP response: status, headers, body.
+///
+/// The server adds `Content-Length`, `Date` and, when it closes the connection,
+/// `Connection: close`; those three are not for handlers to set.
+///
+/// ```
+/// use chirp::{Response, StatusCode};
+/// let res = Response::text("created")
+///     .with_status(StatusCode::CREATED)
+///     .with_header("x-request-id", "42");
+/// assert_eq!(res.status(), StatusCode::CREATED);
+/// assert_eq!(res.header("X-Request-Id"), Some("42"));
+/// assert_eq!(res.body().as_ref(), b"created");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Response {
+    status: StatusCode,
+    content_type: Option<Cow<'static, str>>,
+    headers: Vec<HeaderPair>,
+    body: Bytes,
+    /// Set when a header with CR, LF or NUL was refused; the server then answers 500.
+    refused_header: Option<String>,
+}
+
+impl Default for Response {
+    fn default() -> Self {
+        Response::empty(StatusCode::OK)
+    }
+}
+
+/// A header name must be a token; a value must not hold CR, LF or NUL (response splitting).
+fn header_problem(name: &str, value: &str) -> Option<String> {
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !name_ok {
+        return Some(format!("invalid response header name {name:?}"));
+    }
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Some(format!(
+            "response header {name:?} has CR, LF or NUL in its value (response splitting)"
+        ));
+    }
+    None
+}
+
+impl Response {
+    /// An empty response with the given status.
+    pub fn empty(status: StatusCode) -> Response {
+        Response {
+            status,
+            content_type: None,
+            headers: Vec::new(),
+            body: Bytes::new(),
+            refused_header: None,
+        }
+    }
+
+    /// A status-only response (alias of [`Response::empty`]).
+    pub fn new(status: StatusCode) -> Response {
+        Response::empty(status)
+    }
+
+    fn with_body(content_type: &'static str, body: Bytes) -> Response {
+        Response {
+            status: StatusCode::OK,
+            content_type: Some(Cow::Borrowed(content_type)),
+            headers: Vec::new(),
+            body,
+            refused_header: None,
+        }
+    }
+
+    /// `200`, `text/plain; charset=utf-8`. A `&'static str` body is not copied.
+    pub fn text(body: impl Into<Bytes>) -> Response {
+        Response::with_body("text/plain; charset=utf-8", body.into())
+    }
+
+    /// `200`, `text/html; charset=utf-8`.
+    pub fn html(body: impl Into<Bytes>) -> Response {
+        Response::with_body("text/html; charset=utf-8", body.into())
+    }
+
+    /// `200`, `application/octet-stream`.
+    pub fn bytes(body: impl Into<Bytes>) -> Response {
+        Response::with_body("application/octet-stream", body.into())
+    }
+
+    /// `200`, `application/json`, the value serialized compactly. A value that cannot be
+    /// serialized (a map with non-string keys) gives a logged `500`.
+    ///
+    /// ```
+    /// let res = chirp::Response::json(&serde_json::json!({"ok": true}));
+    /// assert_eq!(res.body().as_ref(), br#"{"ok":true}"#);
+    /// ```
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Response {
+        match serde_json::to_vec(value) {
+            Ok(body) => Response::with_body("application/json", Bytes::from(body)),
+            Err(e) => {
+                tracing::error!(error = %e, "response value cannot be serialized to JSON");
+                Response::text("Internal Server Error")
+                    .with_status(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+
+    /// `302 Found` to `location`.
+    pub fn redirect(location: impl Into<Cow<'static, str>>) -> Response {
+        Response::empty(StatusCode::FOUND).with_header("location", location)
+    }
+
+    /// A redirect with another status (`301`, `303`, `307`, `308`).
+    pub fn redirect_with(status: StatusCode, location: impl Into<Cow<'static, str>>) -> Response {
+        Response::empty(status).with_header("location", location)
+    }
+
+    /// Replaces the status.
+    pub fn with_status(mut self, status: StatusCode) -> Response {
+        self.status = status;
+        self
+    }
+
+    /// Replaces the `Content-Type`.
+    pub fn with_content_type(mut self, content_type: impl Into<Cow<'static, str>>) -> Response {
+        let content_type = content_type.into();
+        if let Some(problem) = header_problem("content-type", &content_type) {
+            self.refuse(problem);
+        } else {
+            self.content_type = Some(content_type);
+        }
+        self
+    }
+
+    /// Appends a header. A name that is not a token or a value holding CR, LF or NUL is
+    /// refused: the server then answers `500` instead of sending a split response, and logs why.
+    pub fn with_header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Response {
+        self.append_header(name, value);
+        self
+    }
+
+    /// Appends a header (see [`Response::with_header`]).
+    pub fn append_header(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) {
+        let (name, value) = (name.into(), value.into());
+        if name.eq_ignore_ascii_case("content-type") {
+            self.content_type = None;
+            *self = std::mem::take(self).with_content_type(value);
+            return;
+        }
+        match header_problem(&name, &value) {
+            Some(problem) => self.refuse(problem),
+            None => self.headers.push((name, value)),
+        }
+    }
+
+    /// Replaces every header `name` with this one value.
+    pub fn set_header(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) {
+        let name = name.into();
+        self.remove_header(&name);
+        self.append_header(name, value);
+    }
+
+    /// Removes every header `name`.
+    pub fn remove_header(&mut self, name: &str) {
+        if name.eq_ignore_ascii_case("content-type") {
+            self.content_type = None;
+        }
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    /// Adds a `Set-Cookie` header. An invalid cookie is refused like an invalid header.
+    pub fn with_cookie(mut self, cookie: Cookie) -> Response {
+        match cookie.to_header_value() {
+            Ok(value) => self
+                .headers
+                .push((Cow::Borrowed("set-cookie"), Cow::Owned(value))),
+            Err(problem) => self.refuse(problem),
+        }
+        self
+    }
+
+    /// Adds a `Set-Cookie` that deletes cookie `name` (set at `path`) on the client.
+    pub fn without_cookie(self, name: &str, path: &str) -> Response {
+        self.with_cookie(
+            Cookie::new(name, "")
+                .max_age(std::time::Duration::ZERO)
+                .path(path),
+        )
+    }
+
+    /// Replaces the body (the content type stays).
+    pub fn with_body_bytes(mut self, body: impl Into<Bytes>) -> Response {
+        self.body = body.into();
+        self
+    }
+
+    fn refuse(&mut self, problem: String) {
+        self.refused_header.get_or_insert(problem);
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Sets the status.
+    pub fn set_status(&mut self, status: StatusCode) {
+        self.status = status;
+    }
+
+    /// The first value of header `name` (case-insensitive), `Content-Type` included.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        if name.eq_ignore_ascii_case("content-type") {
+            return self.content_type.as_deref();
+        }
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| &**v)
+    }
+
+    /// Every value of header `name`.
+    pub fn headers_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| &**v)
+    }
+
+    /// Every header but `Content-Type`, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (&**n, &**v))
+    }
+
+    /// The `Content-Type`, if any.
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type.as_deref()
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Why a header was refused, if one was: such a response is never sent as it is.
+    pub fn refused_header(&self) -> Option<&str> {
+        self.refused_header.as_deref()
+    }
+}
+
+/// Anything a handler may return.
+///
+/// Implemented for `&'static str` and `String` (text/plain), `Bytes` and `Vec<u8>`
+/// (application/octet-stream), `serde_json::Value` (application/json), `()` (empty 200),
+/// [`Response`], `(StatusCode, T)`, errors, and `Result<T, E>` where both sides are.
+pub trait IntoResponse {
+    /// Makes the response.
+    fn into_response(self) -> Response;
+}
+
+impl IntoResponse for Response {
+    fn into_response(self) -> Response {
+        self
+    }
+}
+
+impl IntoResponse for &'static str {
+    fn into_response(self) -> Response {
+        Response::text(self)
+    }
+}
+
+impl IntoResponse for String {
+    fn into_response(self) -> Response {
+        Response::text(self)
+    }
+}
+
+impl IntoResponse for Bytes {
+    fn into_response(self) -> Response {
+        Response::bytes(self)
+    }
+}
+
+impl IntoResponse for Vec<u8> {
+    fn into_response(self) -> Response {
+        Response::bytes(self)
+    }
+}
+
+impl IntoResponse for serde_json::Value {
+    fn into_response(self) -> Response {
+        Response::json(&self)
+    }
+}
+
+impl IntoResponse for () {
+    fn into_response(self) -> Response {
+        Response::empty(StatusCode::OK)
+    }
+}
+
+impl IntoResponse for StatusCode {
+    fn into_response(self) -> Response {
+        Response::empty(self)
+    }
+}
+
+impl<T: IntoResponse> IntoResponse for (StatusCode, T) {
+    fn into_response(self) -> Response {
+        self.1.into_response().with_status(self.0)
+    }
+}
+
+impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
+    fn into_response(self) -> Response {
+        match self {
+            Ok(v) => v.into_response(),
+            Err(e) => e.into_response(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_response_splitting() {
+        let r = Response::text("x").with_header("x-a", "ok\r\nSet-Cookie: evil=1");
+        assert!(r.refused_header().unwrap().contains("response splitting"));
+        assert!(r.header("x-a").is_none());
+        let r = Response::text("x").with_header("bad name", "v");
+        assert!(r.refused_header().is_some());
+    }
+
+    #[test]
+    fn content_type_is_one_header() {
+        let mut r = Response::text("x").with_header("Content-Type", "text/csv");
+        assert_eq!(r.header("content-type"), Some("text/csv"));
+        r.remove_header("content-type");
+        assert_eq!(r.content_type(), None);
+    }
+
+    #[test]
+    fn tuples_and_results_convert() {
+        let r = (StatusCode::CREATED, "made").into_response();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let r: Result<&'static str, crate::HttpError> = Err(crate::HttpError::not_found("gone"));
+        let r = r.into_response();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(r.body().as_ref(), b"gone");
+        let r = serde_json::json!({"a": 1}).into_response();
+        assert_eq!(r.content_type(), Some("application/json"));
+    }
+}

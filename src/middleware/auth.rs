@@ -1,0 +1,1 @@
+//! Authentication (next issue).

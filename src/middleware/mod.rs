@@ -1,0 +1,124 @@
+//! Middleware: code that runs around every request, as a chain.
+//!
+//! A middleware receives the request and a [`Next`]; calling `next.run(req).await` runs the rest
+//! of the chain and then the router, and gives back the response. A middleware may change the
+//! request before passing it on, change the response after, or answer by itself and never call
+//! `next` (short-circuit).
+//!
+//! **Order:** the first middleware added is the outermost: it sees the request first and the
+//! response last.
+//!
+//! ```
+//! use chirp::{App, Request, Response};
+//! use chirp::middleware::{from_fn, Next};
+//!
+//! let mut app = App::new();
+//! app.add_middleware(from_fn(|req: Request, next: Next| async move {
+//!     next.run(req).await.with_header("x-powered-by", "chirp")
+//! }));
+//! app.route("/", |_req: Request| async { "hi" });
+//! ```
+
+pub mod auth;
+pub mod sessions;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::http::{Request, Response};
+use crate::panic::catch_panic;
+use crate::routing::{BoxFuture, Router};
+
+/// A middleware. Implement it for a struct, or use any
+/// `Fn(Request, Next) -> impl Future<Output = Response>` (see [`from_fn`]).
+///
+/// ```
+/// use chirp::{Request, Response, StatusCode};
+/// use chirp::middleware::{Middleware, Next};
+/// use chirp::routing::BoxFuture;
+///
+/// /// Answers 503 to everything while `down` is set.
+/// struct Maintenance { down: bool }
+///
+/// impl Middleware for Maintenance {
+///     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
+///         Box::pin(async move {
+///             if self.down {
+///                 return Response::text("back soon").with_status(StatusCode::SERVICE_UNAVAILABLE);
+///             }
+///             next.run(req).await
+///         })
+///     }
+/// }
+/// ```
+pub trait Middleware: Send + Sync + 'static {
+    /// Handles `req`, usually by calling `next.run(req)`.
+    fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response>;
+}
+
+impl<F, Fut> Middleware for F
+where
+    F: Fn(Request, Next) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
+        Box::pin(self(req, next))
+    }
+}
+
+/// Wraps an async closure as a [`Middleware`]; unlike passing the closure directly, its
+/// argument types are inferred: `from_fn(|req, next| async move { next.run(req).await })`.
+pub fn from_fn<F, Fut>(f: F) -> FromFn<F>
+where
+    F: Fn(Request, Next) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    FromFn(f)
+}
+
+/// A closure made into a [`Middleware`] by [`from_fn`].
+pub struct FromFn<F>(F);
+
+impl<F, Fut> Middleware for FromFn<F>
+where
+    F: Fn(Request, Next) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
+        Box::pin((self.0)(req, next))
+    }
+}
+
+/// The built application: the middleware chain and the router at its end.
+pub(crate) struct Chain {
+    pub(crate) middleware: Vec<Box<dyn Middleware>>,
+    pub(crate) router: Router,
+}
+
+/// The rest of the chain after the current middleware. Owned and `'static`, so it can be moved
+/// into the middleware's future.
+pub struct Next {
+    chain: Arc<Chain>,
+    index: usize,
+}
+
+impl Next {
+    pub(crate) fn start(chain: Arc<Chain>) -> Next {
+        Next { chain, index: 0 }
+    }
+
+    /// Runs the rest of the chain, then the router, and returns the response. A panic in the
+    /// handler becomes a `500` here, so every middleware sees a response.
+    pub async fn run(self, req: Request) -> Response {
+        match self.chain.middleware.get(self.index) {
+            Some(middleware) => {
+                let next = Next {
+                    chain: self.chain.clone(),
+                    index: self.index + 1,
+                };
+                middleware.call(req, next).await
+            }
+            None => catch_panic(self.chain.router.dispatch(req)).await,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Sessions (next issue).

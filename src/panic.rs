@@ -1,0 +1,38 @@
+//! Turning a panic inside a request into a `500` for that request only.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::http::{Response, StatusCode};
+
+/// Runs `fut`; if it panics, logs the panic and answers `500 Internal Server Error`.
+///
+/// The future is dropped after a panic and never polled again, and nothing it touched is
+/// looked at afterwards, so the `AssertUnwindSafe` holds.
+pub(crate) async fn catch_panic<F: Future<Output = Response>>(fut: F) -> Response {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(move |cx: &mut Context<'_>| poll_caught(fut.as_mut(), cx)).await
+}
+
+fn poll_caught<F: Future<Output = Response>>(
+    fut: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<Response> {
+    match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+        Ok(poll) => poll,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".to_owned());
+            tracing::error!(panic = %message, "handler panicked; answered 500");
+            Poll::Ready(
+                Response::text("Internal Server Error")
+                    .with_status(StatusCode::INTERNAL_SERVER_ERROR),
+            )
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! One connection, top to bottom: read, parse every complete request in the buffer, answer
+//! each in order, write all those answers in one go, and wait for more.
+//!
+//! Buffers: one read buffer (its bytes become the requests' heads and bodies without copying)
+//! and one write buffer, both reused for the connection's life.
+//!
+//! Time limits use one timer per connection, armed once and moved only when it fires (or when
+//! a head starts arriving in pieces), so a keep-alive request costs no timer work:
+//! - waiting for the first byte of a request: `idle_timeout` since the last response
+//!   (`head_timeout` since connecting, for the first request);
+//! - a head that has started arriving: `head_timeout` since its first byte (slowloris);
+//! - a body: `body_timeout` for the whole body; writes: `write_timeout` per batch.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{sleep_until, timeout, timeout_at, Instant};
+
+use super::chunked::{ChunkedDecoder, ChunkedError};
+use super::encode::{encode, ConnectionHeader};
+use super::parse::{parse_head, Framing, Head, Reject};
+use super::{date, ServerConfig, Shutdown};
+use crate::app::Service;
+use crate::http::{Method, Request, Response, StatusCode, Version};
+
+/// Bodies at least this large are written straight from the response, not copied into the
+/// write buffer.
+const LARGE_BODY: usize = 16 * 1024;
+/// Buffers grown past this by one large request are given back afterwards.
+const SHRINK_ABOVE: usize = 64 * 1024;
+
+/// Serves one connection until it closes; errors only end this connection.
+pub(crate) async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: Service,
+    config: Arc<ServerConfig>,
+    shutdown: Arc<Shutdown>,
+) {
+    let mut conn = Connection {
+        read: BytesMut::with_capacity(config.read_buffer_size),
+        write: Vec::new(),
+        stream,
+        peer,
+        service,
+        config,
+    };
+    if let Err(e) = conn.run(&shutdown).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    read: BytesMut,
+    write: Vec<u8>,
+    service: Service,
+    config: Arc<ServerConfig>,
+}
+
+/// Why a body could not be read.
+enum BodyError {
+    /// Answer with this status, then close.
+    Reject(Reject),
+    /// The connection failed or the client went away.
+    Io(io::Error),
+}
+
+impl From<io::Error> for BodyError {
+    fn from(e: io::Error) -> Self {
+        BodyError::Io(e)
+    }
+}
+
+impl Connection {
+    async fn run(&mut self, shutdown: &Shutdown) -> io::Result<()> {
+        let mut stopping = std::pin::pin!(shutdown.notify.notified());
+        stopping.as_mut().enable();
+        let connected = Instant::now();
+        let timer = sleep_until(connected + self.config.head_timeout);
+        let mut timer = std::pin::pin!(timer);
+        let mut served_any = false;
+        let mut head_started = connected;
+        let mut idle_since = connected;
+        loop {
+            // Answer every complete request already in the buffer.
+            match parse_head(&self.read, &self.config) {
+                Ok(Some(head)) => {
+                    served_any = true;
+                    if !self.respond(head, shutdown).await? {
+                        return self.flush().await;
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(reject) => return self.refuse(reject).await,
+            }
+            // Need more bytes: first send what is ready, all in one write.
+            if !self.write.is_empty() {
+                self.flush().await?;
+                idle_since = Instant::now();
+            }
+            if self.read.is_empty() && shutdown.is_stopping() {
+                return Ok(());
+            }
+            self.reserve_read_space();
+            let was_empty = self.read.is_empty();
+            tokio::select! {
+                biased;
+                read = self.stream.read_buf(&mut self.read) => {
+                    if read? == 0 {
+                        return Ok(()); // the client closed (an unfinished request is dropped)
+                    }
+                    if was_empty {
+                        head_started = Instant::now();
+                        // A head arriving in pieces must not get more than head_timeout.
+                        let head_deadline = head_started + self.config.head_timeout;
+                        if timer.deadline() > head_deadline {
+                            timer.as_mut().reset(head_deadline);
+                        }
+                    }
+                }
+                () = &mut timer => {
+                    let deadline = if !self.read.is_empty() {
+                        head_started + self.config.head_timeout
+                    } else if served_any {
+                        idle_since + self.config.idle_timeout
+                    } else {
+                        connected + self.config.head_timeout
+                    };
+                    if Instant::now() >= deadline {
+                        if self.read.is_empty() {
+                            return Ok(()); // idle: close quietly
+                        }
+                        return self.refuse(Reject { status: StatusCode::REQUEST_TIMEOUT, reason: "request head not received in time" }).await;
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+                () = &mut stopping, if self.read.is_empty() => return Ok(()),
+            }
+        }
+    }
+
+    /// Reads the body of `head`, runs the app, and queues the response. Returns whether the
+    /// connection stays open.
+    async fn respond(&mut self, head: Head, shutdown: &Shutdown) -> io::Result<bool> {
+        let head_bytes = self.read.split_to(head.len).freeze();
+        let body = match self.read_body(&head).await {
+            Ok(body) => body,
+            Err(BodyError::Reject(reject)) => {
+                self.refuse(reject).await?;
+                return Ok(false);
+            }
+            Err(BodyError::Io(e)) => return Err(e),
+        };
+        let headers = head.headers.finish(head_bytes);
+        let req = Request::from_parts(
+            head.method,
+            head.version,
+            head.target,
+            headers,
+            body,
+            Some(self.peer),
+        );
+        let res = self.service.call(req).await;
+
+        let keep_alive = head.keep_alive && !shutdown.is_stopping();
+        let connection = match (keep_alive, head.version) {
+            (false, _) => ConnectionHeader::Close,
+            (true, Version::Http10) => ConnectionHeader::KeepAlive,
+            (true, Version::Http11) => ConnectionHeader::None,
+        };
+        let head_only = head.method == Method::Head;
+        let date = date::now();
+        if res.body().len() >= LARGE_BODY && !head_only {
+            encode(&mut self.write, &res, &date, true, connection);
+            self.flush().await?;
+            self.write_all_timed(res.body()).await?;
+        } else {
+            encode(&mut self.write, &res, &date, head_only, connection);
+        }
+        if self.read.is_empty() && self.read.capacity() > SHRINK_ABOVE {
+            self.read = BytesMut::with_capacity(self.config.read_buffer_size);
+        }
+        Ok(keep_alive)
+    }
+
+    async fn read_body(&mut self, head: &Head) -> Result<Bytes, BodyError> {
+        let deadline = Instant::now() + self.config.body_timeout;
+        match head.framing {
+            Framing::None => Ok(Bytes::new()),
+            Framing::Length(n) => {
+                if head.expect_continue && self.read.len() < n {
+                    self.send_continue().await?;
+                }
+                if self.read.len() < n {
+                    self.read.reserve(n - self.read.len());
+                }
+                while self.read.len() < n {
+                    self.read_more(deadline).await?;
+                }
+                Ok(self.read.split_to(n).freeze())
+            }
+            Framing::Chunked => {
+                if head.expect_continue && self.read.is_empty() {
+                    self.send_continue().await?;
+                }
+                let mut decoder = ChunkedDecoder::new(self.config.max_body_size);
+                let mut body = BytesMut::new();
+                loop {
+                    let used = decoder.decode(&self.read, &mut body).map_err(|e| {
+                        BodyError::Reject(match e {
+                            ChunkedError::TooLarge => Reject {
+                                status: StatusCode::PAYLOAD_TOO_LARGE,
+                                reason: "request body too large",
+                            },
+                            ChunkedError::Malformed(reason) => Reject {
+                                status: StatusCode::BAD_REQUEST,
+                                reason,
+                            },
+                        })
+                    })?;
+                    let _ = self.read.split_to(used);
+                    if decoder.is_done() {
+                        return Ok(body.freeze());
+                    }
+                    self.read_more(deadline).await?;
+                }
+            }
+        }
+    }
+
+    /// Reads at least one more byte before `deadline`.
+    async fn read_more(&mut self, deadline: Instant) -> Result<(), BodyError> {
+        self.reserve_read_space();
+        match timeout_at(deadline, self.stream.read_buf(&mut self.read)).await {
+            Err(_) => Err(BodyError::Reject(Reject {
+                status: StatusCode::REQUEST_TIMEOUT,
+                reason: "request body not received in time",
+            })),
+            Ok(Ok(0)) => Err(BodyError::Io(io::ErrorKind::UnexpectedEof.into())),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(BodyError::Io(e)),
+        }
+    }
+
+    fn reserve_read_space(&mut self) {
+        // Reclaims the front of the buffer once earlier requests are dropped: no allocation.
+        if self.read.capacity() - self.read.len() < 1024 {
+            self.read.reserve(self.config.read_buffer_size);
+        }
+    }
+
+    async fn send_continue(&mut self) -> io::Result<()> {
+        self.flush().await?;
+        self.write_all_timed(b"HTTP/1.1 100 Continue\r\n\r\n").await
+    }
+
+    /// Answers a refused request and closes: the framing of anything after it is unknown.
+    async fn refuse(&mut self, reject: Reject) -> io::Result<()> {
+        tracing::debug!(peer = %self.peer, status = reject.status.as_u16(), reason = reject.reason, "request refused");
+        let res = Response::text(reject.reason).with_status(reject.status);
+        encode(
+            &mut self.write,
+            &res,
+            &date::now(),
+            false,
+            ConnectionHeader::Close,
+        );
+        self.flush().await?;
+        self.linger().await;
+        Ok(())
+    }
+
+    /// Half-closes and drains what the client still sends (for a short while), so that
+    /// closing with unread data does not reset the connection before the client has read our
+    /// last response.
+    async fn linger(&mut self) {
+        let _ = self.stream.shutdown().await;
+        let mut scratch = [0u8; 4096];
+        let mut budget: usize = 256 * 1024;
+        let deadline = Instant::now() + std::time::Duration::from_secs(1);
+        while budget > 0 {
+            match timeout_at(deadline, self.stream.read(&mut scratch)).await {
+                Ok(Ok(n)) if n > 0 => budget = budget.saturating_sub(n),
+                _ => break,
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.write.is_empty() {
+            return Ok(());
+        }
+        let result = timeout(
+            self.config.write_timeout,
+            self.stream.write_all(&self.write),
+        )
+        .await;
+        self.write.clear();
+        if self.write.capacity() > SHRINK_ABOVE {
+            self.write = Vec::new();
+        }
+        result.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
+    }
+
+    async fn write_all_timed(&mut self, bytes: &[u8]) -> io::Result<()> {
+        timeout(self.config.write_timeout, self.stream.write_all(bytes))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
+    }
+}

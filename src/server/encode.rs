@@ -1,0 +1,180 @@
+//! Responses to bytes: status line, headers, the server's framing headers, body. Appends to the
+//! connection's write buffer; formats no strings.
+
+use crate::http::{Response, StatusCode};
+
+/// What the connection will do after this response, as far as the `Connection` header goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnectionHeader {
+    /// HTTP/1.1 keep-alive: no header.
+    None,
+    /// HTTP/1.0 keep-alive: `Connection: keep-alive`.
+    KeepAlive,
+    /// `Connection: close`.
+    Close,
+}
+
+/// Headers that only the server writes: a handler's copy is dropped.
+fn is_framing_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case("content-length")
+        || name.eq_ignore_ascii_case("transfer-encoding")
+        || name.eq_ignore_ascii_case("connection")
+        || name.eq_ignore_ascii_case("date")
+}
+
+/// Writes `n` in decimal.
+pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+fn push_status_line(out: &mut Vec<u8>, status: StatusCode) {
+    let line: &[u8] = match status.as_u16() {
+        200 => b"HTTP/1.1 200 OK\r\n",
+        204 => b"HTTP/1.1 204 No Content\r\n",
+        302 => b"HTTP/1.1 302 Found\r\n",
+        304 => b"HTTP/1.1 304 Not Modified\r\n",
+        400 => b"HTTP/1.1 400 Bad Request\r\n",
+        404 => b"HTTP/1.1 404 Not Found\r\n",
+        500 => b"HTTP/1.1 500 Internal Server Error\r\n",
+        _ => {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            push_decimal(out, u64::from(status.as_u16()));
+            out.push(b' ');
+            out.extend_from_slice(status.reason().as_bytes());
+            out.extend_from_slice(b"\r\n");
+            return;
+        }
+    };
+    out.extend_from_slice(line);
+}
+
+/// Appends `res` to `out`. `head_only`: a HEAD request (headers as for GET, no body).
+/// A response carrying a refused header is replaced by a `500` (the refusal is logged).
+pub(crate) fn encode(
+    out: &mut Vec<u8>,
+    res: &Response,
+    date: &[u8],
+    head_only: bool,
+    connection: ConnectionHeader,
+) {
+    if let Some(problem) = res.refused_header() {
+        tracing::error!(problem, "response refused: answered 500 instead");
+        let fallback =
+            Response::text("Internal Server Error").with_status(StatusCode::INTERNAL_SERVER_ERROR);
+        return encode(out, &fallback, date, head_only, connection);
+    }
+    let status = res.status();
+    push_status_line(out, status);
+    if let Some(ct) = res.content_type() {
+        out.extend_from_slice(b"content-type: ");
+        out.extend_from_slice(ct.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in res.headers() {
+        if is_framing_header(name) {
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let no_body = status.forbids_body();
+    if !no_body {
+        out.extend_from_slice(b"content-length: ");
+        push_decimal(out, res.body().len() as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"date: ");
+    out.extend_from_slice(date);
+    match connection {
+        ConnectionHeader::None => out.extend_from_slice(b"\r\n\r\n"),
+        ConnectionHeader::KeepAlive => out.extend_from_slice(b"\r\nconnection: keep-alive\r\n\r\n"),
+        ConnectionHeader::Close => out.extend_from_slice(b"\r\nconnection: close\r\n\r\n"),
+    }
+    if !head_only && !no_body {
+        out.extend_from_slice(res.body());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &[u8] = b"Thu, 01 Jan 1970 00:00:00 GMT";
+
+    fn encoded(res: &Response, head_only: bool, conn: ConnectionHeader) -> String {
+        let mut out = Vec::new();
+        encode(&mut out, res, DATE, head_only, conn);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn encodes_a_text_response() {
+        let s = encoded(&Response::text("Hello"), false, ConnectionHeader::None);
+        assert_eq!(
+            s,
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 5\r\ndate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\nHello"
+        );
+    }
+
+    #[test]
+    fn head_keeps_the_length_and_drops_the_body() {
+        let s = encoded(&Response::text("Hello"), true, ConnectionHeader::Close);
+        assert!(s.contains("content-length: 5\r\n"));
+        assert!(s.ends_with("connection: close\r\n\r\n"));
+    }
+
+    #[test]
+    fn handler_framing_headers_are_dropped() {
+        let res = Response::text("abc")
+            .with_header("Content-Length", "999")
+            .with_header("x-a", "1");
+        let s = encoded(&res, false, ConnectionHeader::None);
+        assert!(s.contains("content-length: 3\r\n"));
+        assert!(!s.contains("999"));
+        assert!(s.contains("x-a: 1\r\n"));
+    }
+
+    #[test]
+    fn no_length_for_204_and_rare_statuses_are_spelled_out() {
+        let s = encoded(
+            &Response::empty(StatusCode::NO_CONTENT),
+            false,
+            ConnectionHeader::None,
+        );
+        assert!(!s.contains("content-length"));
+        let s = encoded(
+            &Response::empty(StatusCode::IM_A_TEAPOT),
+            false,
+            ConnectionHeader::KeepAlive,
+        );
+        assert!(s.starts_with("HTTP/1.1 418 I'm a teapot\r\n"));
+        assert!(s.contains("connection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn refused_headers_become_500() {
+        let res = Response::text("x").with_header("x-a", "a\r\nb");
+        assert!(encoded(&res, false, ConnectionHeader::None).starts_with("HTTP/1.1 500 "));
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0u64, 7, 10, 12345, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+    }
+}

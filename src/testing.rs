@@ -1,0 +1,176 @@
+//! [`TestClient`]: drive an [`App`] in-process, with no socket, keeping cookies between
+//! requests like a browser. The way to write an app's tests.
+//!
+//! ```
+//! use chirp::{App, Request, StatusCode};
+//! use chirp::testing::TestClient;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let mut app = App::new();
+//! app.route("/", |_req: Request| async { "Hello, World!" });
+//! let client = TestClient::new(app);
+//!
+//! let res = client.get("/").await;
+//! assert_eq!(res.status(), StatusCode::OK);
+//! assert_eq!(res.text(), "Hello, World!");
+//! assert_eq!(client.get("/nope").await.status(), StatusCode::NOT_FOUND);
+//! # }
+//! ```
+//!
+//! The client calls the app's middleware chain and router directly: what the server adds on
+//! the wire (`Content-Length`, `Date`, HEAD without a body) is not part of its responses.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::app::{App, Service};
+use crate::http::{Method, Request, Response, StatusCode};
+
+/// An in-process client with a cookie jar.
+pub struct TestClient {
+    service: Service,
+    jar: Mutex<Vec<(String, String)>>,
+}
+
+impl TestClient {
+    /// Builds `app` and wraps it.
+    ///
+    /// # Panics
+    /// If the app's configuration is invalid (the panic message is the
+    /// [`ConfigurationError`](crate::ConfigurationError)); use [`TestClient::from_service`]
+    /// with [`App::build`] to get the error instead.
+    pub fn new(app: App) -> TestClient {
+        match app.build() {
+            Ok(service) => TestClient::from_service(service),
+            Err(e) => panic!("TestClient::new: {e}"),
+        }
+    }
+
+    /// Wraps an already built service.
+    pub fn from_service(service: Service) -> TestClient {
+        TestClient {
+            service,
+            jar: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.send(Request::new(Method::Get, path)).await
+    }
+
+    /// `POST path` with a body.
+    pub async fn post(&self, path: &str, body: impl Into<Bytes>) -> TestResponse {
+        self.send(Request::new(Method::Post, path).with_body(body))
+            .await
+    }
+
+    /// Sends any request; the jar's cookies are added unless it already has a `Cookie` header.
+    pub async fn send(&self, mut req: Request) -> TestResponse {
+        if !req.headers().contains("cookie") {
+            let cookies = self.cookie_header();
+            if !cookies.is_empty() {
+                req = req.with_header("cookie", &cookies);
+            }
+        }
+        let response = self.service.call(req).await;
+        self.store_cookies(&response);
+        TestResponse { response }
+    }
+
+    fn cookie_header(&self) -> String {
+        let jar = self.jar.lock().unwrap_or_else(|e| e.into_inner());
+        jar.iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn store_cookies(&self, response: &Response) {
+        let mut jar = self.jar.lock().unwrap_or_else(|e| e.into_inner());
+        for set_cookie in response.headers_all("set-cookie") {
+            let mut parts = set_cookie.split(';');
+            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
+            let expired = parts.any(|attr| attr.trim().eq_ignore_ascii_case("max-age=0"));
+            jar.retain(|(n, _)| *n != name);
+            if !expired {
+                jar.push((name, value));
+            }
+        }
+    }
+
+    /// The jar's value of cookie `name`.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let jar = self.jar.lock().unwrap_or_else(|e| e.into_inner());
+        jar.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+
+    /// Puts a cookie in the jar (replacing one of the same name).
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        let mut jar = self.jar.lock().unwrap_or_else(|e| e.into_inner());
+        jar.retain(|(n, _)| n != name);
+        jar.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// Empties the jar.
+    pub fn clear_cookies(&self) {
+        self.jar.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// A response seen by [`TestClient`].
+#[derive(Debug)]
+pub struct TestResponse {
+    response: Response,
+}
+
+impl TestResponse {
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.response.header(name)
+    }
+
+    /// The body as text (lossy for non-UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(self.response.body()).into_owned()
+    }
+
+    /// The body as bytes.
+    pub fn bytes(&self) -> &Bytes {
+        self.response.body()
+    }
+
+    /// The body parsed as JSON.
+    ///
+    /// # Panics
+    /// If the body is not JSON of type `T` (this is a test helper: the panic is the test
+    /// failure, with the body in the message).
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(self.response.body()).unwrap_or_else(|e| {
+            panic!(
+                "response body is not the expected JSON ({e}): {}",
+                self.text()
+            )
+        })
+    }
+
+    /// Every `Set-Cookie` value, in order.
+    pub fn set_cookies(&self) -> Vec<&str> {
+        self.response.headers_all("set-cookie").collect()
+    }
+
+    /// The whole response.
+    pub fn response(&self) -> &Response {
+        &self.response
+    }
+}

@@ -1,0 +1,334 @@
+//! API tests through TestClient: requests, responses, errors, routing, middleware.
+
+use std::sync::{Arc, Mutex};
+
+use chirp::middleware::{from_fn, Next};
+use chirp::testing::TestClient;
+use chirp::{App, Cookie, Error, HttpError, Method, Request, Response, SameSite, StatusCode};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Item {
+    name: String,
+    qty: u32,
+}
+
+#[tokio::test]
+async fn request_accessors() {
+    let mut app = App::new();
+    app.route_with(
+        "/items/{id:int}",
+        &[Method::Post],
+        |req: Request| async move {
+            let item: Item = req.json()?;
+            let id: u64 = req.param_as("id")?;
+            Ok::<_, Error>(Response::json(&serde_json::json!({
+                "id": id,
+                "item": item,
+                "q": req.query_param("q"),
+                "pairs": req.query_pairs(),
+                "theme": req.cookie("theme"),
+                "ua": req.header("user-agent"),
+            })))
+        },
+    );
+    let client = TestClient::new(app);
+    let req = Request::new(Method::Post, "/items/42?q=a+b&x=%2F")
+        .with_header("User-Agent", "test/1")
+        .with_header("Cookie", "theme=dark; other=1")
+        .with_body(r#"{"name":"pen","qty":3}"#);
+    let res = client.send(req).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: serde_json::Value = res.json();
+    assert_eq!(v["id"], 42);
+    assert_eq!(v["item"]["name"], "pen");
+    assert_eq!(v["q"], "a b");
+    assert_eq!(v["pairs"], serde_json::json!([["q", "a b"], ["x", "/"]]));
+    assert_eq!(v["theme"], "dark");
+    assert_eq!(v["ua"], "test/1");
+}
+
+#[tokio::test]
+async fn bad_json_and_forms() {
+    let mut app = App::new();
+    app.post("/json", |req: Request| async move {
+        req.json::<Item>().map(|i| i.name)
+    });
+    app.post("/form", |req: Request| async move {
+        let form = req.form()?;
+        Ok::<_, HttpError>(
+            form.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    });
+    let client = TestClient::new(app);
+    let res = client.post("/json", "{not json").await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        res.text().starts_with("invalid JSON body"),
+        "{}",
+        res.text()
+    );
+    let res = client.post("/form", "a=1&b=x+y&c=%26").await;
+    assert_eq!(res.text(), "a=1,b=x y,c=&");
+    let res = client.post("/form", vec![0xff, 0xfe]).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn response_kinds() {
+    let mut app = App::new();
+    app.route("/html", |_r: Request| async { Response::html("<p>hi</p>") });
+    app.route("/bytes", |_r: Request| async { vec![1u8, 2, 3] });
+    app.route("/value", |_r: Request| async {
+        serde_json::json!({"a": [1, 2]})
+    });
+    app.route("/created", |_r: Request| async {
+        (StatusCode::CREATED, "made")
+    });
+    app.route("/redirect", |_r: Request| async {
+        Response::redirect("/html")
+    });
+    app.route("/cookie", |_r: Request| async {
+        Response::text("c")
+            .with_cookie(
+                Cookie::new("a", "1")
+                    .path("/")
+                    .http_only(true)
+                    .same_site(SameSite::Strict),
+            )
+            .without_cookie("old", "/")
+    });
+    app.route("/empty", |_r: Request| async {});
+    let client = TestClient::new(app);
+    let res = client.get("/html").await;
+    assert_eq!(res.header("content-type"), Some("text/html; charset=utf-8"));
+    let res = client.get("/bytes").await;
+    assert_eq!(res.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(res.bytes().as_ref(), &[1, 2, 3]);
+    assert_eq!(client.get("/value").await.text(), r#"{"a":[1,2]}"#);
+    let res = client.get("/created").await;
+    assert_eq!(
+        (res.status(), res.text()),
+        (StatusCode::CREATED, "made".to_owned())
+    );
+    let res = client.get("/redirect").await;
+    assert_eq!(
+        (res.status(), res.header("location")),
+        (StatusCode::FOUND, Some("/html"))
+    );
+    let res = client.get("/cookie").await;
+    assert_eq!(
+        res.set_cookies(),
+        [
+            "a=1; Path=/; HttpOnly; SameSite=strict",
+            "old=; Max-Age=0; Path=/"
+        ]
+    );
+    assert_eq!(client.cookie("a").as_deref(), Some("1"));
+    assert_eq!(client.get("/empty").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn errors_convert_with_question_mark() {
+    let mut app = App::new();
+    app.route("/missing", |_r: Request| async {
+        Err::<String, _>(HttpError::not_found("no such thing"))
+    });
+    app.route("/io", |_r: Request| async {
+        std::fs::read_to_string("/definitely/not/here")?;
+        Ok::<_, Error>("read")
+    });
+    let client = TestClient::new(app);
+    let res = client.get("/missing").await;
+    assert_eq!(
+        (res.status(), res.text()),
+        (StatusCode::NOT_FOUND, "no such thing".to_owned())
+    );
+    let res = client.get("/io").await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        !res.text().contains("definitely"),
+        "internal details must not leak"
+    );
+}
+
+#[tokio::test]
+async fn first_middleware_added_is_outermost() {
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut app = App::new();
+    for name in ["outer", "inner"] {
+        let log = log.clone();
+        app.add_middleware(from_fn(move |req: Request, next: Next| {
+            let log = log.clone();
+            async move {
+                log.lock().unwrap().push(format!("{name} in"));
+                let res = next.run(req).await;
+                log.lock().unwrap().push(format!("{name} out"));
+                res
+            }
+        }));
+    }
+    let handler_log = log.clone();
+    app.route("/", move |_r: Request| {
+        let log = handler_log.clone();
+        async move {
+            log.lock().unwrap().push("handler".into());
+            "ok"
+        }
+    });
+    let client = TestClient::new(app);
+    client.get("/").await;
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["outer in", "inner in", "handler", "inner out", "outer out"]
+    );
+}
+
+#[tokio::test]
+async fn middleware_short_circuits_and_rewrites() {
+    let mut app = App::new();
+    // A plain closure works too, with its argument types written out.
+    app.add_middleware(|req: Request, next: Next| async move {
+        if req.header("x-block").is_some() {
+            return Response::text("blocked").with_status(StatusCode::FORBIDDEN);
+        }
+        next.run(req).await.with_header("x-seen", "yes")
+    });
+    app.add_middleware(from_fn(|mut req, next| async move {
+        req.extensions_mut().insert(String::from("from middleware"));
+        if req.header("x-as-post").is_some() {
+            req.set_method(Method::Post);
+        }
+        next.run(req).await
+    }));
+    app.route_with(
+        "/",
+        &[Method::Get, Method::Post],
+        |req: Request| async move {
+            format!(
+                "{} {}",
+                req.method(),
+                req.extensions().get::<String>().unwrap()
+            )
+        },
+    );
+    let client = TestClient::new(app);
+    let res = client.get("/").await;
+    assert_eq!(res.text(), "GET from middleware");
+    assert_eq!(res.header("x-seen"), Some("yes"));
+    let res = client
+        .send(Request::new(Method::Get, "/").with_header("x-as-post", "1"))
+        .await;
+    assert_eq!(res.text(), "POST from middleware");
+    let res = client
+        .send(Request::new(Method::Get, "/").with_header("x-block", "1"))
+        .await;
+    assert_eq!(
+        (res.status(), res.text()),
+        (StatusCode::FORBIDDEN, "blocked".to_owned())
+    );
+    assert_eq!(res.header("x-seen"), None);
+}
+
+#[tokio::test]
+async fn middleware_sees_a_500_when_the_handler_panics() {
+    let seen = Arc::new(Mutex::new(None));
+    let mut app = App::new();
+    let seen2 = seen.clone();
+    app.add_middleware(from_fn(move |req, next| {
+        let seen = seen2.clone();
+        async move {
+            let res = next.run(req).await;
+            *seen.lock().unwrap() = Some(res.status());
+            res
+        }
+    }));
+    app.route("/", |_r: Request| async {
+        if true {
+            panic!("handler bug");
+        }
+    });
+    let client = TestClient::new(app);
+    assert_eq!(
+        client.get("/").await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(StatusCode::INTERNAL_SERVER_ERROR)
+    );
+}
+
+#[tokio::test]
+async fn routes_lists_the_table_and_methods_dispatch() {
+    let mut app = App::new();
+    app.get("/a", |_r: Request| async { "get" });
+    app.post("/a", |_r: Request| async { "post" });
+    app.put("/a", |_r: Request| async { "put" });
+    app.delete("/a", |_r: Request| async { "delete" });
+    app.patch("/a", |_r: Request| async { "patch" });
+    app.route("/files/{p:path}", |r: Request| async move {
+        r.param("p").unwrap().to_owned()
+    });
+    assert_eq!(
+        app.routes(),
+        vec![
+            (Method::Get, "/a".to_owned()),
+            (Method::Post, "/a".to_owned()),
+            (Method::Put, "/a".to_owned()),
+            (Method::Delete, "/a".to_owned()),
+            (Method::Patch, "/a".to_owned()),
+            (Method::Get, "/files/{p:path}".to_owned()),
+        ]
+    );
+    let client = TestClient::new(app);
+    for m in [
+        Method::Get,
+        Method::Post,
+        Method::Put,
+        Method::Delete,
+        Method::Patch,
+    ] {
+        assert_eq!(
+            client.send(Request::new(m, "/a")).await.text(),
+            m.as_str().to_lowercase()
+        );
+    }
+    assert_eq!(client.get("/files/x/y.txt").await.text(), "x/y.txt");
+}
+
+#[tokio::test]
+async fn conflicting_and_duplicate_routes_fail_at_build() {
+    let mut app = App::new();
+    app.route("/u/{id}", |_r: Request| async { "" });
+    app.route("/u/{name}/x", |_r: Request| async { "" });
+    app.route("/u/{id}", |_r: Request| async { "" });
+    let err = app.build().err().unwrap();
+    assert!(err.message().starts_with("2 errors"), "{err}");
+    assert!(
+        err.message().contains("/u/{name}/x") && err.message().contains("registered twice"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn test_client_keeps_and_drops_cookies() {
+    let mut app = App::new();
+    app.route("/set", |_r: Request| async {
+        Response::text("").with_cookie(Cookie::new("k", "v1"))
+    });
+    app.route("/del", |_r: Request| async {
+        Response::text("").without_cookie("k", "/")
+    });
+    app.route("/show", |r: Request| async move {
+        r.cookie("k").unwrap_or("none").to_owned()
+    });
+    let client = TestClient::new(app);
+    client.get("/set").await;
+    assert_eq!(client.get("/show").await.text(), "v1");
+    client.get("/del").await;
+    assert_eq!(client.get("/show").await.text(), "none");
+}
