@@ -244,3 +244,15 @@ impl IntoResponse for Error {
         }
     }
 }
+
+impl IntoResponse for LookupError {
+    fn into_response(self) -> Response {
+        Error::Lookup(self).into_response()
+    }
+}
+
+impl IntoResponse for ConfigurationError {
+    fn into_response(self) -> Response {
+        Error::Configuration(self).into_response()
+    }
+}

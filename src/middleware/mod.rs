@@ -54,6 +54,13 @@ use crate::routing::{BoxFuture, Router};
 pub trait Middleware: Send + Sync + 'static {
     /// Handles `req`, usually by calling `next.run(req)`.
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response>;
+
+    /// Whether this middleware wants `req` at all; when not, the chain goes straight on to
+    /// the next one (at no cost). Everything, by default; see [`scoped`].
+    fn applies_to(&self, req: &Request) -> bool {
+        let _ = req;
+        true
+    }
 }
 
 impl<F, Fut> Middleware for F
@@ -86,6 +93,45 @@ where
 {
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
         Box::pin((self.0)(req, next))
+    }
+}
+
+/// Limits `middleware` to requests whose path is `prefix` or below it (`/admin` covers
+/// `/admin` and `/admin/users`, not `/administrator`).
+///
+/// ```
+/// use chirp::middleware::scoped;
+/// use chirp::middleware::sessions::{SessionConfig, SessionMiddleware};
+/// # fn main() -> Result<(), chirp::ConfigurationError> {
+/// let mut app = chirp::App::new();
+/// app.add_middleware(scoped("/dashboard", SessionMiddleware::new(SessionConfig::new("my-secret-key"))?));
+/// # Ok(()) }
+/// ```
+pub fn scoped<M: Middleware>(prefix: impl Into<String>, middleware: M) -> Scoped<M> {
+    let prefix = prefix.into().trim_end_matches('/').to_owned();
+    Scoped {
+        prefix,
+        inner: middleware,
+    }
+}
+
+/// A middleware limited to a path prefix, made by [`scoped`].
+pub struct Scoped<M> {
+    prefix: String,
+    inner: M,
+}
+
+impl<M: Middleware> Middleware for Scoped<M> {
+    fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
+        self.inner.call(req, next)
+    }
+
+    fn applies_to(&self, req: &Request) -> bool {
+        let in_scope = match req.path().strip_prefix(self.prefix.as_str()) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        };
+        in_scope && self.inner.applies_to(req)
     }
 }
 

@@ -1,1 +1,333 @@
-//! Sessions (next issue).
+//! Signed-cookie sessions, after the Python framework's `chirp.middleware.sessions`.
+//!
+//! | Python | Rust |
+//! | --- | --- |
+//! | `SessionConfig(secret_key=..., ...)` | [`SessionConfig::new`]`(secret)` and its public fields |
+//! | `SessionMiddleware(config)` | [`SessionMiddleware::new`]`(config)?` |
+//! | `get_session()` | [`get_session`]`()?` → [`Session`] |
+//! | `regenerate_session()` | [`regenerate_session`]`()?` |
+//! | `LookupError` outside a request | [`LookupError`] |
+//!
+//! The middleware loads the session from the cookie, runs the rest of the chain inside a
+//! `tokio::task_local!` scope holding it, then saves it into a `Set-Cookie` on the way out.
+//! Every handler and every middleware added after it reach it with [`get_session`]. A task
+//! spawned with `tokio::spawn` from a handler runs outside that scope: pass it the
+//! [`Session`] handle (changes made after the response has gone are not saved).
+//!
+//! A missing, malformed, tampered, expired or foreign cookie is never an error: the request
+//! gets an empty session and is served normally. When the handler fails (a 5xx, or a panic),
+//! its session changes are discarded and no cookie is sent.
+//!
+//! ```
+//! use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
+//! use chirp::testing::TestClient;
+//! use chirp::{App, Request};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), chirp::Error> {
+//! let mut app = App::new();
+//! app.add_middleware(SessionMiddleware::new(SessionConfig::new("my-secret-key"))?);
+//! app.route("/dashboard", |_req: Request| async {
+//!     let session = get_session()?;
+//!     let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
+//!     session.insert("visits", visits);
+//!     Ok::<_, chirp::Error>(format!("Visits: {visits}"))
+//! });
+//!
+//! let client = TestClient::new(app);
+//! assert_eq!(client.get("/dashboard").await.text(), "Visits: 1");
+//! assert_eq!(client.get("/dashboard").await.text(), "Visits: 2");
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod session;
+mod signer;
+mod store;
+
+pub use config::{Clock, ManualClock, SaveMode, SessionConfig, SystemClock};
+pub use session::Session;
+pub use signer::{CookieError, Digest, Signer};
+pub use store::{CookieStore, SessionRecord, SessionStore};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use self::session::SessionState;
+use crate::error::{ConfigurationError, LookupError};
+use crate::http::{is_valid_cookie_name, Cookie, Request, Response, SameSite, StatusCode};
+use crate::middleware::{Middleware, Next};
+use crate::routing::BoxFuture;
+
+/// The reserved session key that holds the creation time when `absolute_timeout` is set.
+pub const CREATED_KEY: &str = "_created";
+
+tokio::task_local! {
+    static CURRENT: Session;
+}
+
+fn no_session() -> LookupError {
+    LookupError::new(
+        "No active session. Ensure SessionMiddleware is added to the app before accessing the session.",
+    )
+}
+
+/// The current request's session.
+///
+/// # Errors
+/// [`LookupError`] outside a request handled by [`SessionMiddleware`] (or in a spawned task).
+///
+/// ```
+/// let err = chirp::middleware::sessions::get_session().unwrap_err();
+/// assert!(err.message().starts_with("No active session"));
+/// ```
+pub fn get_session() -> Result<Session, LookupError> {
+    CURRENT.try_with(Session::clone).map_err(|_| no_session())
+}
+
+/// Clears the current session and forces a freshly signed cookie, different from the one the
+/// request came with (session-fixation defence; [`login`](crate::middleware::auth::login) and
+/// [`logout`](crate::middleware::auth::logout) call it).
+///
+/// # Errors
+/// [`LookupError`] outside a session scope.
+pub fn regenerate_session() -> Result<Session, LookupError> {
+    let session = get_session()?;
+    session.regenerate();
+    Ok(session)
+}
+
+/// The session middleware. See the [module docs](self).
+pub struct SessionMiddleware<S: SessionStore = CookieStore> {
+    config: SessionConfig,
+    store: S,
+    /// `; Max-Age=..; Path=..; ...`: the cookie's attributes, formatted once.
+    attributes: String,
+}
+
+impl SessionMiddleware<CookieStore> {
+    /// The middleware with the signed-cookie store.
+    ///
+    /// # Errors
+    /// [`ConfigurationError`] for an empty secret, `SameSite=None` without `secure`, an
+    /// invalid cookie name, or a path or domain that cannot go in a cookie. A secret shorter
+    /// than 32 bytes is accepted with a logged warning.
+    pub fn new(config: SessionConfig) -> Result<Self, ConfigurationError> {
+        let signer = Signer::new(
+            &config.secret_key,
+            &config.fallback_secret_keys,
+            config.digest,
+            &config.salt,
+        );
+        SessionMiddleware::with_store(config, CookieStore::new(signer))
+    }
+}
+
+impl<S: SessionStore> SessionMiddleware<S> {
+    /// The middleware with another store.
+    ///
+    /// # Errors
+    /// As [`SessionMiddleware::new`].
+    pub fn with_store(config: SessionConfig, store: S) -> Result<Self, ConfigurationError> {
+        if config.secret_key.is_empty() {
+            return Err(ConfigurationError::new("secret_key must not be empty"));
+        }
+        if config.samesite == SameSite::None && !config.secure {
+            return Err(ConfigurationError::new(
+                "samesite=None requires secure=true: browsers drop SameSite=None cookies that are not Secure",
+            ));
+        }
+        if !is_valid_cookie_name(&config.cookie_name) {
+            return Err(ConfigurationError::new(format!(
+                "cookie_name {:?} is not a valid cookie name: use letters, digits and !#$%&'*+-.^_`|~",
+                config.cookie_name
+            )));
+        }
+        if config.secret_key.len() < 32 {
+            tracing::warn!(
+                len = config.secret_key.len(),
+                "session secret_key is shorter than 32 bytes: use a long random secret in production"
+            );
+        }
+        let mut cookie = Cookie::new(config.cookie_name.clone(), "")
+            .max_age(config.max_age)
+            .path(config.path.clone())
+            .secure(config.secure)
+            .http_only(config.httponly)
+            .same_site(config.samesite);
+        if let Some(domain) = &config.domain {
+            cookie = cookie.domain(domain.clone());
+        }
+        let header = cookie.to_header_value().map_err(ConfigurationError::new)?;
+        let attributes = header[config.cookie_name.len() + 1..].to_owned();
+        Ok(SessionMiddleware {
+            config,
+            store,
+            attributes,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Whether a record signed at `issued_at` (and created at `created`) is still valid at `now`.
+    fn is_fresh(&self, issued_at: u64, created: u64, now: u64) -> bool {
+        if issued_at > now {
+            return false; // signed in the future: a forged or badly skewed clock
+        }
+        let age = now - issued_at;
+        let within =
+            |limit: Option<std::time::Duration>, age: u64| limit.is_none_or(|l| age <= l.as_secs());
+        within(Some(self.config.max_age), age)
+            && within(self.config.idle_timeout, age)
+            && within(self.config.absolute_timeout, now.saturating_sub(created))
+    }
+
+    async fn load(&self, cookie: Option<&str>, now: u64) -> SessionState {
+        let Some(cookie) = cookie else {
+            return SessionState::default();
+        };
+        let Some(mut record) = self.store.load(cookie).await else {
+            return SessionState::default();
+        };
+        let created = match record.data.shift_remove(CREATED_KEY) {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(record.issued_at),
+            _ => record.issued_at,
+        };
+        if !self.is_fresh(record.issued_at, created, now) {
+            tracing::debug!("session cookie expired; starting an empty session");
+            return SessionState::default();
+        }
+        SessionState {
+            data: record.data,
+            created: Some(created),
+            ..SessionState::default()
+        }
+    }
+
+    /// Writes the session into `res` (or not, per the save mode and the handler's outcome).
+    async fn save(
+        &self,
+        mut res: Response,
+        session: &Session,
+        incoming: Option<&str>,
+        now: u64,
+    ) -> Response {
+        if res.status().is_server_error() {
+            return res; // the handler failed: its half-made changes are not persisted
+        }
+        let (mut data, modified, regenerated, created) = {
+            let mut state = session.lock();
+            (
+                std::mem::take(&mut state.data),
+                state.modified,
+                state.regenerated,
+                state.created,
+            )
+        };
+        if self.config.save_mode == SaveMode::OnChange && !modified && !regenerated {
+            return res;
+        }
+        let mut previous = incoming;
+        if regenerated {
+            if let Some(old) = incoming {
+                self.store.regenerate(old).await;
+            }
+            previous = None;
+        }
+        if self.config.absolute_timeout.is_some() {
+            data.insert(CREATED_KEY.to_owned(), Value::from(created.unwrap_or(now)));
+        }
+        let mut value = self.store.save(&data, now, previous).await;
+        if regenerated && value.as_deref().ok() == incoming {
+            // Same data in the same second as the old cookie: sign one second earlier so the
+            // new cookie differs, as a regeneration promises.
+            value = self
+                .store
+                .save(&data, now.saturating_sub(1), previous)
+                .await;
+        }
+        let value = match value {
+            Ok(value) => value,
+            Err(e) => {
+                tracing::error!(error = %e, "session store failed to save the session");
+                return Response::text("Internal Server Error")
+                    .with_status(StatusCode::INTERNAL_SERVER_ERROR);
+            }
+        };
+        let name = &self.config.cookie_name;
+        let size = name.len() + 1 + value.len() + self.attributes.len();
+        if size > self.config.max_cookie_size {
+            let limit = self.config.max_cookie_size;
+            tracing::error!(
+                size,
+                limit,
+                "session cookie too large: not sent; the client keeps its previous cookie"
+            );
+            return Response::text(format!(
+                "Internal Server Error: the session cookie would be {size} bytes, over the {limit}-byte limit browsers keep; store less in the session"
+            ))
+            .with_status(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        let mut set_cookie = String::with_capacity(size);
+        set_cookie.push_str(name);
+        set_cookie.push('=');
+        set_cookie.push_str(&value);
+        set_cookie.push_str(&self.attributes);
+        res.append_header("set-cookie", set_cookie);
+        add_vary_cookie(&mut res);
+        res
+    }
+}
+
+/// Adds `Cookie` to `Vary`, so no shared cache serves one user's cookie to another.
+fn add_vary_cookie(res: &mut Response) {
+    match res.header("vary") {
+        None => res.append_header("vary", "Cookie"),
+        Some(v)
+            if v.split(',')
+                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("cookie")) => {}
+        Some(v) => {
+            let merged = format!("{v}, Cookie");
+            res.set_header("vary", merged);
+        }
+    }
+}
+
+/// The request's session cookie, kept without copying: a handle on the request's head buffer
+/// and where the value sits in it.
+struct IncomingCookie {
+    buf: Bytes,
+    at: (usize, usize),
+}
+
+impl IncomingCookie {
+    fn of(req: &Request, name: &str) -> Option<IncomingCookie> {
+        let value = req.cookie(name)?;
+        let buf = req.headers().buffer().clone();
+        let start = value.as_ptr() as usize - buf.as_ptr() as usize;
+        Some(IncomingCookie {
+            buf,
+            at: (start, start + value.len()),
+        })
+    }
+
+    fn as_str(&self) -> &str {
+        // The range came from a &str into this very buffer.
+        std::str::from_utf8(&self.buf[self.at.0..self.at.1]).unwrap_or("")
+    }
+}
+
+impl<S: SessionStore> Middleware for SessionMiddleware<S> {
+    fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
+        Box::pin(async move {
+            let now = self.config.clock.now();
+            let incoming = IncomingCookie::of(&req, &self.config.cookie_name);
+            let incoming = incoming.as_ref().map(IncomingCookie::as_str);
+            let session = Session::from_state(self.load(incoming, now).await);
+            let res = CURRENT.scope(session.clone(), next.run(req)).await;
+            self.save(res, &session, incoming, now).await
+        })
+    }
+}

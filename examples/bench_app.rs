@@ -1,0 +1,67 @@
+//! The benchmark app: exactly the peers' routes (../shared/peers), for side-by-side runs.
+//!
+//! - `GET /`          → `Hello, World!` (text/plain)
+//! - `GET /json`      → `{"message":"Hello, World!"}` (application/json)
+//! - `GET /dashboard` → `Visits: N`, from a signed-cookie session (the session covers
+//!   `/dashboard` only, as in the peers)
+//!
+//! Listens on `CHIRP_ADDR` (default 127.0.0.1:8000), or on `127.0.0.1:<port>` given as the
+//! first argument or in `PORT` (how the benchmark scripts start servers). Worker threads:
+//! `CHIRP_WORKERS`, default one per CPU it may run on.
+
+use chirp::middleware::scoped;
+use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
+use chirp::{App, Request, Response};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Message {
+    message: &'static str,
+}
+
+/// The peers' fixed 64-byte benchmark key (never for real use).
+const SECRET_KEY: &str = "peer-bench-fixed-secret-key-0123456789abcdefghijklmnopqrstuvwxyz";
+
+fn app() -> Result<App, chirp::Error> {
+    let mut app = App::new();
+    app.add_middleware(scoped(
+        "/dashboard",
+        SessionMiddleware::new(SessionConfig::new(SECRET_KEY))?,
+    ));
+    app.route("/", |_req: Request| async { "Hello, World!" });
+    app.route("/json", |_req: Request| async {
+        Response::json(&Message {
+            message: "Hello, World!",
+        })
+    });
+    app.route("/dashboard", |_req: Request| async {
+        let session = get_session()?;
+        let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
+        session.insert("visits", visits);
+        Ok::<_, chirp::Error>(format!("Visits: {visits}"))
+    });
+    Ok(app)
+}
+
+fn main() -> Result<(), chirp::Error> {
+    let addr = match std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("PORT").ok())
+    {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => std::env::var("CHIRP_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".to_owned()),
+    };
+    let workers = std::env::var("CHIRP_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let app = app()?;
+        eprintln!("chirp bench_app listening on http://{addr} ({workers} workers)");
+        app.run(addr).await
+    })
+}

@@ -1,0 +1,138 @@
+//! [`Session`]: a cheap handle onto the request's session map.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The session of one request, shared by every clone of its [`Session`] handles.
+#[derive(Debug, Default)]
+pub(crate) struct SessionState {
+    pub(crate) data: Map<String, Value>,
+    /// Changed by the handler (insert, remove, clear, regenerate).
+    pub(crate) modified: bool,
+    /// `regenerate_session()` was called: a fresh cookie must be issued.
+    pub(crate) regenerated: bool,
+    /// When the session was first created (for the absolute timeout).
+    pub(crate) created: Option<u64>,
+}
+
+/// A handle onto the current request's session: a JSON object whose values are typed on the
+/// way in and out. Cloning is cheap; every clone sees the same data. The lock inside is never
+/// held across an `.await`, so the handle may be used freely in async code.
+///
+/// ```
+/// # use chirp::middleware::sessions::Session;
+/// let session = Session::detached();
+/// session.insert("visits", 1u64);
+/// session.insert("user", serde_json::json!({"name": "alice"}));
+/// assert_eq!(session.get::<u64>("visits"), Some(1));
+/// assert_eq!(session.get::<String>("visits"), None); // wrong type
+/// assert_eq!(session.keys(), ["visits", "user"]);
+/// session.remove("visits");
+/// assert!(!session.contains_key("visits"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    state: Arc<Mutex<SessionState>>,
+}
+
+impl Session {
+    pub(crate) fn from_state(state: SessionState) -> Session {
+        Session {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// A session attached to no request (for unit tests of code that takes a `Session`).
+    pub fn detached() -> Session {
+        Session::default()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SessionState> {
+        // A panic while the lock is held cannot leave the map half-written (every method is a
+        // single map operation), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The value under `key` as `T`; `None` when absent or of another type.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let state = self.lock();
+        T::deserialize(state.data.get(key)?).ok()
+    }
+
+    /// The raw JSON value under `key`.
+    pub fn get_value(&self, key: &str) -> Option<Value> {
+        self.lock().data.get(key).cloned()
+    }
+
+    /// Stores `value` under `key`.
+    ///
+    /// # Panics
+    /// If `value` cannot be represented as JSON (a map with non-string keys, a float NaN, ...):
+    /// that is a bug in the calling code, and the server turns the panic into a 500 with the
+    /// session left unchanged. Use [`Session::try_insert`] to handle it instead.
+    pub fn insert<T: Serialize>(&self, key: impl Into<String>, value: T) {
+        if let Err(e) = self.try_insert(key, value) {
+            panic!("Session::insert: {e}");
+        }
+    }
+
+    /// Stores `value` under `key`, or says why it cannot be represented as JSON.
+    pub fn try_insert<T: Serialize>(
+        &self,
+        key: impl Into<String>,
+        value: T,
+    ) -> Result<(), serde_json::Error> {
+        let value = serde_json::to_value(value)?;
+        let mut state = self.lock();
+        state.data.insert(key.into(), value);
+        state.modified = true;
+        Ok(())
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&self, key: &str) -> Option<Value> {
+        let mut state = self.lock();
+        let old = state.data.shift_remove(key);
+        state.modified |= old.is_some();
+        old
+    }
+
+    /// Removes everything.
+    pub fn clear(&self) {
+        let mut state = self.lock();
+        state.modified |= !state.data.is_empty();
+        state.data.clear();
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.lock().data.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.lock().data.is_empty()
+    }
+
+    /// The keys, in insertion order.
+    pub fn keys(&self) -> Vec<String> {
+        self.lock().data.keys().cloned().collect()
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.lock().data.contains_key(key)
+    }
+
+    /// Clears the data and marks the session for a freshly signed cookie.
+    pub(crate) fn regenerate(&self) {
+        let mut state = self.lock();
+        state.data.clear();
+        state.created = None;
+        state.modified = true;
+        state.regenerated = true;
+    }
+}

@@ -1,0 +1,341 @@
+//! The session cookie's format: Python `itsdangerous`' URL-safe timed serializer, byte for
+//! byte, so a cookie made by a Python app with the same secret is read here and the other way
+//! round.
+//!
+//! ```text
+//! cookie    = payload "." timestamp "." signature         (each base64url, no padding)
+//! payload   = compact JSON                                 ("." + zlib(JSON) when that is shorter)
+//! timestamp = seconds since the epoch, big-endian, leading zero bytes stripped
+//! key       = DIGEST(salt + "signer" + secret)
+//! signature = HMAC-DIGEST(key, payload "." timestamp)
+//! ```
+//!
+//! The keyed HMAC state is computed once per key and cloned per cookie, which halves the
+//! hashing per request compared with keying every time. Signatures are checked with the `hmac`
+//! crate's constant-time `verify_slice`.
+
+use std::cell::RefCell;
+use std::io::Read;
+
+use base64::alphabet::URL_SAFE;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use flate2::{Compress, Compression, FlushCompress, Status};
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value};
+use sha1::Sha1;
+use sha2::{Digest as _, Sha256};
+
+/// base64url without padding on output; padding optional on input (as Python's decoder).
+const B64: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Payloads shorter than this are never compressed: zlib's 6-byte frame plus deflate's block
+/// header leave nothing to win on them. Cookies stay valid either way: the reader takes both.
+const COMPRESS_FROM: usize = 64;
+/// Most bytes a compressed payload may expand to (a zlib bomb in a cookie is refused).
+const MAX_INFLATED: u64 = 256 * 1024;
+
+/// The hash behind the HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Digest {
+    /// SHA-256: the default here.
+    #[default]
+    Sha256,
+    /// SHA-1: `itsdangerous`' own default, to share sessions with an existing Python app.
+    Sha1,
+}
+
+/// A keyed HMAC state, ready to be cloned for one signature.
+#[derive(Clone)]
+enum KeyedMac {
+    Sha256(Hmac<Sha256>),
+    Sha1(Hmac<Sha1>),
+}
+
+impl KeyedMac {
+    fn new(digest: Digest, salt: &str, secret: &str) -> KeyedMac {
+        let material = [salt.as_bytes(), b"signer", secret.as_bytes()].concat();
+        match digest {
+            Digest::Sha256 => {
+                let key = Sha256::digest(&material);
+                KeyedMac::Sha256(
+                    Hmac::new_from_slice(&key).expect("HMAC takes a key of any length"),
+                )
+            }
+            Digest::Sha1 => {
+                let key = Sha1::digest(&material);
+                KeyedMac::Sha1(Hmac::new_from_slice(&key).expect("HMAC takes a key of any length"))
+            }
+        }
+    }
+
+    /// The raw signature of `signed` (32 bytes for SHA-256, 20 for SHA-1).
+    fn sign(&self, signed: &[u8]) -> ([u8; 32], usize) {
+        let mut raw = [0u8; 32];
+        let len = match self.clone() {
+            KeyedMac::Sha256(mut m) => {
+                m.update(signed);
+                raw.copy_from_slice(&m.finalize().into_bytes());
+                32
+            }
+            KeyedMac::Sha1(mut m) => {
+                m.update(signed);
+                raw[..20].copy_from_slice(&m.finalize().into_bytes());
+                20
+            }
+        };
+        (raw, len)
+    }
+
+    /// Constant-time check of `signature` over `signed`.
+    fn verify(&self, signed: &[u8], signature: &[u8]) -> bool {
+        match self.clone() {
+            KeyedMac::Sha256(mut m) => {
+                m.update(signed);
+                m.verify_slice(signature).is_ok()
+            }
+            KeyedMac::Sha1(mut m) => {
+                m.update(signed);
+                m.verify_slice(signature).is_ok()
+            }
+        }
+    }
+}
+
+/// Why a cookie was not accepted. The middleware treats every one the same way (an empty
+/// session); the distinction is for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieError {
+    /// Not three base64 parts.
+    Malformed,
+    /// The signature does not match any key.
+    BadSignature,
+    /// Signed but the payload is not a JSON object (or does not inflate).
+    BadPayload,
+}
+
+/// Signs and verifies session cookies with a current key and any number of fallback keys
+/// (key rotation: verify with any, sign with the current one).
+///
+/// ```
+/// use chirp::middleware::sessions::{Digest, Signer};
+/// let signer = Signer::new("my-secret-key", &[], Digest::Sha256, "itsdangerous");
+/// let mut data = serde_json::Map::new();
+/// data.insert("visits".into(), 1.into());
+/// let cookie = signer.dumps(&data, 1764000000);
+/// assert_eq!(cookie, "eyJ2aXNpdHMiOjF9.aSSBAA.fpjhVsd7jfz22gZDECldJRfN_1HGA9trV7yldcnWo1c");
+/// let (back, ts) = signer.loads(&cookie).unwrap();
+/// assert_eq!((back, ts), (data, 1764000000));
+/// ```
+#[derive(Clone)]
+pub struct Signer {
+    /// `keys[0]` signs; all verify.
+    keys: Vec<KeyedMac>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signer({} keys, secrets hidden)", self.keys.len())
+    }
+}
+
+thread_local! {
+    /// One zlib compressor per thread, reset between uses: deflate's state is large, so making
+    /// one per cookie would cost more than the compression.
+    static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(6), true));
+}
+
+impl Signer {
+    /// A signer for `secret` (signing) and `fallbacks` (verification only).
+    pub fn new(secret: &str, fallbacks: &[String], digest: Digest, salt: &str) -> Signer {
+        let keys = std::iter::once(secret)
+            .chain(fallbacks.iter().map(String::as_str))
+            .map(|s| KeyedMac::new(digest, salt, s))
+            .collect();
+        Signer { keys }
+    }
+
+    /// The cookie value for `data`, signed at `timestamp`.
+    pub fn dumps(&self, data: &Map<String, Value>, timestamp: u64) -> String {
+        let json = serde_json::to_vec(data).expect("a JSON map always serializes");
+        self.sign_payload(&json, timestamp)
+    }
+
+    /// Signs an already serialized JSON payload (compressing it when that is shorter).
+    pub(crate) fn sign_payload(&self, json: &[u8], timestamp: u64) -> String {
+        let compressed = if json.len() >= COMPRESS_FROM {
+            deflate_if_shorter(json)
+        } else {
+            None
+        };
+        let mut out = String::with_capacity(json.len() * 4 / 3 + 64);
+        match &compressed {
+            Some(z) => {
+                out.push('.');
+                B64.encode_string(z, &mut out);
+            }
+            None => B64.encode_string(json, &mut out),
+        }
+        out.push('.');
+        let ts = timestamp.to_be_bytes();
+        let first = ts.iter().position(|&b| b != 0).unwrap_or(ts.len() - 1);
+        B64.encode_string(&ts[first..], &mut out);
+        // Sign what is there so far, then append "." and the signature to the same string.
+        let (signature, len) = self.keys[0].sign(out.as_bytes());
+        out.push('.');
+        B64.encode_string(&signature[..len], &mut out);
+        out
+    }
+
+    /// Verifies `cookie` and decodes it: the data and the timestamp it was signed at. Checks
+    /// no age: that is the caller's business (it knows the clock and the limits).
+    pub fn loads(&self, cookie: &str) -> Result<(Map<String, Value>, u64), CookieError> {
+        let (payload, timestamp) = self.verify(cookie)?;
+        let json = decode_payload(payload).ok_or(CookieError::BadPayload)?;
+        let data = serde_json::from_slice::<Map<String, Value>>(&json)
+            .map_err(|_| CookieError::BadPayload)?;
+        Ok((data, timestamp))
+    }
+
+    /// Checks the signature; returns the payload part and the timestamp.
+    fn verify<'c>(&self, cookie: &'c str) -> Result<(&'c str, u64), CookieError> {
+        let (signed, signature) = cookie.rsplit_once('.').ok_or(CookieError::Malformed)?;
+        let (payload, ts) = signed.rsplit_once('.').ok_or(CookieError::Malformed)?;
+        if payload.is_empty() || ts.is_empty() || signature.len() > 128 {
+            return Err(CookieError::Malformed);
+        }
+        let mut sig = [0u8; 96];
+        let n = B64
+            .decode_slice(signature, &mut sig)
+            .map_err(|_| CookieError::Malformed)?;
+        if !self
+            .keys
+            .iter()
+            .any(|k| k.verify(signed.as_bytes(), &sig[..n]))
+        {
+            return Err(CookieError::BadSignature);
+        }
+        let mut ts_bytes = [0u8; 16];
+        let n = B64
+            .decode_slice(ts, &mut ts_bytes)
+            .map_err(|_| CookieError::Malformed)?;
+        if n > 8 {
+            return Err(CookieError::Malformed);
+        }
+        let timestamp = ts_bytes[..n]
+            .iter()
+            .fold(0u64, |acc, &b| acc << 8 | u64::from(b));
+        Ok((payload, timestamp))
+    }
+}
+
+/// base64-decodes the payload and inflates it if it is marked compressed.
+fn decode_payload(payload: &str) -> Option<Vec<u8>> {
+    match payload.strip_prefix('.') {
+        None => B64.decode(payload).ok(),
+        Some(z) => {
+            let z = B64.decode(z).ok()?;
+            let mut json = Vec::with_capacity(z.len() * 4);
+            flate2::read::ZlibDecoder::new(&z[..])
+                .take(MAX_INFLATED + 1)
+                .read_to_end(&mut json)
+                .ok()?;
+            (json.len() as u64 <= MAX_INFLATED).then_some(json)
+        }
+    }
+}
+
+/// zlib-compresses `json`; `Some` only when that is shorter by more than one byte (the `.`
+/// marker), as itsdangerous decides.
+fn deflate_if_shorter(json: &[u8]) -> Option<Vec<u8>> {
+    DEFLATE.with(|cell| {
+        let mut z = cell.borrow_mut();
+        z.reset();
+        let mut out = Vec::with_capacity(json.len());
+        match z.compress_vec(json, &mut out, FlushCompress::Finish) {
+            Ok(Status::StreamEnd) if out.len() < json.len() - 1 => Some(out),
+            _ => None, // did not fit in json.len() bytes, or not worth it
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> Signer {
+        Signer::new("my-secret-key", &[], Digest::Sha256, "itsdangerous")
+    }
+
+    #[test]
+    fn round_trips_and_compresses_big_payloads() {
+        let mut data = Map::new();
+        data.insert("big".into(), Value::String("x".repeat(500)));
+        let cookie = signer().dumps(&data, 1_700_000_000);
+        assert!(
+            cookie.starts_with('.'),
+            "compressed payloads start with '.'"
+        );
+        assert!(cookie.len() < 200);
+        assert_eq!(signer().loads(&cookie).unwrap(), (data, 1_700_000_000));
+    }
+
+    #[test]
+    fn rejects_tampering() {
+        let mut data = Map::new();
+        data.insert("user".into(), "alice".into());
+        let cookie = signer().dumps(&data, 1_700_000_000);
+        let (payload, rest) = cookie.split_once('.').unwrap();
+        let forged_payload = B64.encode(br#"{"user":"admin"}"#);
+        assert_eq!(
+            signer().loads(&format!("{forged_payload}.{rest}")),
+            Err(CookieError::BadSignature)
+        );
+        let mut flipped = cookie.clone().into_bytes();
+        let last = flipped.len() - 1;
+        flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+        assert!(signer()
+            .loads(std::str::from_utf8(&flipped).unwrap())
+            .is_err());
+        assert_eq!(signer().loads(payload), Err(CookieError::Malformed));
+        assert_eq!(signer().loads("a.b"), Err(CookieError::Malformed));
+        assert_eq!(signer().loads("..."), Err(CookieError::Malformed));
+        assert!(signer().loads("!!!.###.$$$").is_err());
+        let other = Signer::new("other", &[], Digest::Sha256, "itsdangerous");
+        assert_eq!(other.loads(&cookie), Err(CookieError::BadSignature));
+    }
+
+    #[test]
+    fn signed_non_objects_are_bad_payloads() {
+        let cookie = signer().sign_payload(b"[1,2]", 1);
+        assert_eq!(signer().loads(&cookie), Err(CookieError::BadPayload));
+    }
+
+    #[test]
+    fn refuses_zlib_bombs() {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), Compression::best());
+        std::io::Write::write_all(&mut z, &vec![b' '; 2 * 1024 * 1024]).unwrap();
+        let bomb = z.finish().unwrap();
+        let mut payload = String::from(".");
+        B64.encode_string(&bomb, &mut payload);
+        let signed = format!("{payload}.AQ");
+        let (sig, len) = signer().keys[0].sign(signed.as_bytes());
+        let cookie = format!("{signed}.{}", B64.encode(&sig[..len]));
+        assert_eq!(signer().loads(&cookie), Err(CookieError::BadPayload));
+    }
+
+    #[test]
+    fn timestamps_strip_leading_zero_bytes() {
+        let cookie = signer().sign_payload(b"{}", 1);
+        assert_eq!(cookie.split('.').nth(1), Some("AQ"));
+        let cookie = signer().sign_payload(b"{}", 0);
+        assert_eq!(cookie.split('.').nth(1), Some("AA"));
+        assert_eq!(signer().loads(&cookie).unwrap().1, 0);
+    }
+}

@@ -1,0 +1,84 @@
+//! Where session data lives. [`CookieStore`], the default, keeps it all in the signed cookie;
+//! a server-side store (Redis, a database) implements [`SessionStore`] and keeps only an id in
+//! the cookie, with no change to handlers.
+
+use std::future::Future;
+
+use serde_json::{Map, Value};
+
+use super::signer::Signer;
+use crate::error::Error;
+
+/// A session as a store hands it back: its data and when its cookie was issued (seconds
+/// since the epoch). The middleware checks the age limits from `issued_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    /// The session's key/value map.
+    pub data: Map<String, Value>,
+    /// When the cookie (or the server-side record) was last written.
+    pub issued_at: u64,
+}
+
+/// A session backend.
+pub trait SessionStore: Send + Sync + 'static {
+    /// The session that `cookie_value` names, or `None` when the cookie is not valid (bad
+    /// signature, unknown id, ...): the request then gets a fresh, empty session.
+    fn load(&self, cookie_value: &str) -> impl Future<Output = Option<SessionRecord>> + Send;
+
+    /// Writes `data`, issued at `now`, and returns the cookie value to send. `previous` is the
+    /// cookie the request came with, if any (a server-side store reuses its id).
+    fn save(
+        &self,
+        data: &Map<String, Value>,
+        now: u64,
+        previous: Option<&str>,
+    ) -> impl Future<Output = Result<String, Error>> + Send;
+
+    /// The session was regenerated (login, logout): forget `previous` for good, so the old
+    /// cookie can never be used again. `save` follows with `previous = None`. The cookie store
+    /// has nothing to forget.
+    fn regenerate(&self, previous: &str) -> impl Future<Output = ()> + Send {
+        let _ = previous;
+        async {}
+    }
+}
+
+/// The default store: the whole session, signed, in the cookie (itsdangerous format).
+#[derive(Debug, Clone)]
+pub struct CookieStore {
+    signer: Signer,
+}
+
+impl CookieStore {
+    /// A store that signs with `signer`.
+    pub fn new(signer: Signer) -> CookieStore {
+        CookieStore { signer }
+    }
+
+    /// The signer.
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+}
+
+impl SessionStore for CookieStore {
+    fn load(&self, cookie_value: &str) -> impl Future<Output = Option<SessionRecord>> + Send {
+        let record = match self.signer.loads(cookie_value) {
+            Ok((data, issued_at)) => Some(SessionRecord { data, issued_at }),
+            Err(e) => {
+                tracing::debug!(reason = ?e, "session cookie refused; starting an empty session");
+                None
+            }
+        };
+        std::future::ready(record)
+    }
+
+    fn save(
+        &self,
+        data: &Map<String, Value>,
+        now: u64,
+        _previous: Option<&str>,
+    ) -> impl Future<Output = Result<String, Error>> + Send {
+        std::future::ready(Ok(self.signer.dumps(data, now)))
+    }
+}
