@@ -332,3 +332,23 @@ async fn test_client_keeps_and_drops_cookies() {
     client.get("/del").await;
     assert_eq!(client.get("/show").await.text(), "none");
 }
+
+#[tokio::test]
+async fn scoped_middleware_runs_only_under_its_prefix() {
+    let mut app = App::new();
+    app.add_middleware(chirp::middleware::scoped(
+        "/admin/",
+        from_fn(|req, next| async move { next.run(req).await.with_header("x-admin", "1") }),
+    ));
+    app.route("/admin", |_r: Request| async { "a" });
+    app.route("/admin/users", |_r: Request| async { "u" });
+    app.route("/administrator", |_r: Request| async { "x" });
+    let client = TestClient::new(app);
+    assert_eq!(client.get("/admin").await.header("x-admin"), Some("1"));
+    assert_eq!(
+        client.get("/admin/users").await.header("x-admin"),
+        Some("1")
+    );
+    assert_eq!(client.get("/administrator").await.header("x-admin"), None);
+    assert_eq!(client.get("/nope").await.header("x-admin"), None);
+}

@@ -44,7 +44,6 @@ pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, for use as a query value.
-#[allow(dead_code)] // used by middleware::auth (next step)
 pub(crate) fn percent_encode(s: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len());

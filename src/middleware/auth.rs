@@ -1,1 +1,371 @@
-//! Authentication (next issue).
+//! Authentication on top of sessions, after the Python framework's `chirp.middleware.auth`.
+//!
+//! [`AuthMiddleware`] finds the current user on every request: from a `Bearer` token when
+//! [`AuthConfig::verify_token`] is set and the request carries one, else from the id stored in
+//! the session (with [`AuthConfig::load_user`]). Handlers read it with [`get_user`] /
+//! [`current_user`], sign users in and out with [`login`] / [`logout`] (both regenerate the
+//! session: the session-fixation defence), and guard routes with [`login_required`].
+//!
+//! Add it after [`SessionMiddleware`](crate::middleware::sessions::SessionMiddleware), so that it
+//! runs inside the session's scope.
+//!
+//! ```
+//! use chirp::middleware::auth::{get_user, login, login_required, AuthConfig, AuthMiddleware, AuthUser};
+//! use chirp::middleware::sessions::{SessionConfig, SessionMiddleware};
+//! use chirp::testing::TestClient;
+//! use chirp::{App, Error, Request, Response};
+//!
+//! #[derive(Clone)]
+//! struct User { id: u32, name: String }
+//! impl AuthUser for User {
+//!     fn id(&self) -> String { self.id.to_string() }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Error> {
+//! let mut app = App::new();
+//! app.add_middleware(SessionMiddleware::new(SessionConfig::new("my-secret-key"))?);
+//! app.add_middleware(AuthMiddleware::new(AuthConfig::new().load_user(|id: String| async move {
+//!     (id == "1").then(|| User { id: 1, name: "alice".into() })
+//! }))?);
+//! app.post("/login", |_req: Request| async {
+//!     login(&User { id: 1, name: "alice".into() })?;
+//!     Ok::<_, Error>(Response::redirect("/me"))
+//! });
+//! app.route("/me", login_required(|_req: Request| async {
+//!     let user = get_user::<User>()?.expect("login_required let us in");
+//!     Ok::<_, Error>(format!("hello {}", user.name))
+//! }));
+//!
+//! let client = TestClient::new(app);
+//! assert_eq!(client.get("/me").await.header("location"), Some("/login?next=%2Fme"));
+//! client.post("/login", "").await;
+//! assert_eq!(client.get("/me").await.text(), "hello alice");
+//! # Ok(()) }
+//! ```
+
+use std::any::Any;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::error::{ConfigurationError, Error, HttpError, LookupError};
+use crate::http::encoding::percent_encode;
+use crate::http::{Request, Response, StatusCode};
+use crate::middleware::sessions::{get_session, regenerate_session};
+use crate::middleware::{Middleware, Next};
+use crate::routing::{BoxFuture, Handler};
+
+/// The session key that holds the user's session version (see [`AuthConfig::session_version`]).
+pub const VERSION_KEY: &str = "_auth_version";
+
+/// A user type that can be signed in.
+pub trait AuthUser: Clone + Send + Sync + 'static {
+    /// The id stored in the session and handed back to [`AuthConfig::load_user`].
+    fn id(&self) -> String;
+}
+
+type Loader<U> = Arc<dyn Fn(String) -> BoxFuture<'static, Option<U>> + Send + Sync>;
+type Versioner<U> = Arc<dyn Fn(&U) -> String + Send + Sync>;
+
+/// Authentication settings. At least one of [`load_user`](AuthConfig::load_user) and
+/// [`verify_token`](AuthConfig::verify_token) must be set.
+pub struct AuthConfig<U> {
+    /// Session key holding the signed-in user's id. Default `user_id`.
+    pub session_key: String,
+    /// Where [`login_required`] sends anonymous browsers. Default `/login`.
+    pub login_url: String,
+    /// Paths (and everything below them) the middleware skips, e.g. `/static`.
+    pub exclude_paths: Vec<String>,
+    load_user: Option<Loader<U>>,
+    verify_token: Option<Loader<U>>,
+    session_version: Option<Versioner<U>>,
+}
+
+impl<U: AuthUser> Default for AuthConfig<U> {
+    fn default() -> Self {
+        AuthConfig {
+            session_key: "user_id".to_owned(),
+            login_url: "/login".to_owned(),
+            exclude_paths: Vec::new(),
+            load_user: None,
+            verify_token: None,
+            session_version: None,
+        }
+    }
+}
+
+impl<U: AuthUser> AuthConfig<U> {
+    /// The defaults, with no callbacks yet.
+    pub fn new() -> Self {
+        AuthConfig::default()
+    }
+
+    /// Loads a user from the id stored in the session (`None`: no such user any more).
+    pub fn load_user<F, Fut>(mut self, load: F) -> Self
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<U>> + Send + 'static,
+    {
+        self.load_user = Some(Arc::new(move |id| Box::pin(load(id))));
+        self
+    }
+
+    /// Verifies an `Authorization: Bearer <token>` and returns its user.
+    pub fn verify_token<F, Fut>(mut self, verify: F) -> Self
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<U>> + Send + 'static,
+    {
+        self.verify_token = Some(Arc::new(move |token| Box::pin(verify(token))));
+        self
+    }
+
+    /// A value that changes when the user's credentials do (a password hash's fingerprint, a
+    /// counter). Stored at login and compared on every request: a mismatch makes the request
+    /// anonymous, which revokes every older session of that user.
+    pub fn session_version<F>(mut self, version: F) -> Self
+    where
+        F: Fn(&U) -> String + Send + Sync + 'static,
+    {
+        self.session_version = Some(Arc::new(version));
+        self
+    }
+
+    /// Sets [`login_url`](AuthConfig::login_url).
+    pub fn login_url(mut self, url: impl Into<String>) -> Self {
+        self.login_url = url.into();
+        self
+    }
+
+    /// Adds an excluded path prefix.
+    pub fn exclude_path(mut self, path: impl Into<String>) -> Self {
+        self.exclude_paths.push(path.into());
+        self
+    }
+}
+
+/// What a request's handlers can reach: the user (type-erased) and the typed settings.
+struct AuthContext {
+    user: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
+    settings: Arc<dyn Any + Send + Sync>,
+    login_url: Arc<str>,
+}
+
+/// The parts of [`AuthConfig`] that [`login`] needs, shared with every request.
+struct Settings<U> {
+    session_key: String,
+    session_version: Option<Versioner<U>>,
+}
+
+tokio::task_local! {
+    static AUTH: Arc<AuthContext>;
+}
+
+fn no_auth() -> LookupError {
+    LookupError::new("No active authentication. Ensure AuthMiddleware is added to the app (after SessionMiddleware).")
+}
+
+fn context() -> Result<Arc<AuthContext>, LookupError> {
+    AUTH.try_with(Arc::clone).map_err(|_| no_auth())
+}
+
+/// The authentication middleware. See the [module docs](self).
+pub struct AuthMiddleware<U: AuthUser> {
+    load_user: Option<Loader<U>>,
+    verify_token: Option<Loader<U>>,
+    exclude_paths: Vec<String>,
+    settings: Arc<Settings<U>>,
+    login_url: Arc<str>,
+}
+
+impl<U: AuthUser> AuthMiddleware<U> {
+    /// The middleware.
+    ///
+    /// # Errors
+    /// [`ConfigurationError`] when neither `load_user` nor `verify_token` is set.
+    pub fn new(config: AuthConfig<U>) -> Result<Self, ConfigurationError> {
+        if config.load_user.is_none() && config.verify_token.is_none() {
+            return Err(ConfigurationError::new(
+                "AuthConfig needs load_user (session logins) or verify_token (Bearer tokens), or both",
+            ));
+        }
+        Ok(AuthMiddleware {
+            load_user: config.load_user,
+            verify_token: config.verify_token,
+            exclude_paths: config
+                .exclude_paths
+                .into_iter()
+                .map(|p| p.trim_end_matches('/').to_owned())
+                .collect(),
+            settings: Arc::new(Settings {
+                session_key: config.session_key,
+                session_version: config.session_version,
+            }),
+            login_url: Arc::from(config.login_url),
+        })
+    }
+
+    async fn find_user(&self, req: &Request) -> Option<U> {
+        if let (Some(verify), Some(token)) = (&self.verify_token, bearer_token(req)) {
+            return verify(token.to_owned()).await;
+        }
+        let load = self.load_user.as_ref()?;
+        let session = get_session().ok()?;
+        let id = match session.get_value(&self.settings.session_key)? {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        let user = load(id).await?;
+        if let Some(version) = &self.settings.session_version {
+            if session.get::<String>(VERSION_KEY).as_deref() != Some(version(&user).as_str()) {
+                tracing::info!("session version mismatch: treating the request as anonymous");
+                return None;
+            }
+        }
+        Some(user)
+    }
+}
+
+fn bearer_token(req: &Request) -> Option<&str> {
+    let value = req.header("authorization")?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl<U: AuthUser> Middleware for AuthMiddleware<U> {
+    fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
+        Box::pin(async move {
+            let user = self
+                .find_user(&req)
+                .await
+                .map(|u| Arc::new(u) as Arc<dyn Any + Send + Sync>);
+            let ctx = Arc::new(AuthContext {
+                user: Mutex::new(user),
+                settings: self.settings.clone(),
+                login_url: self.login_url.clone(),
+            });
+            AUTH.scope(ctx, next.run(req)).await
+        })
+    }
+
+    fn applies_to(&self, req: &Request) -> bool {
+        let path = req.path();
+        !self.exclude_paths.iter().any(|p| {
+            path.strip_prefix(p.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+}
+
+/// The signed-in user, `None` when anonymous.
+///
+/// # Errors
+/// [`LookupError`] outside [`AuthMiddleware`]'s scope, or when `U` is not the middleware's user
+/// type.
+pub fn get_user<U: AuthUser>() -> Result<Option<U>, LookupError> {
+    let ctx = context()?;
+    let user = ctx.user.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match user {
+        None => Ok(None),
+        Some(any) => any.downcast_ref::<U>().cloned().map(Some).ok_or_else(|| {
+            LookupError::new("get_user: the requested type is not AuthMiddleware's user type")
+        }),
+    }
+}
+
+/// The signed-in user, or a `401` error for `?` in handlers.
+pub fn current_user<U: AuthUser>() -> Result<U, Error> {
+    get_user::<U>()?.ok_or_else(|| HttpError::unauthorized("authentication required").into())
+}
+
+/// Signs `user` in: regenerates the session (a new cookie, old data gone), stores the user's
+/// id (and session version), and makes the user visible to [`get_user`] at once.
+///
+/// # Errors
+/// [`LookupError`] without [`AuthMiddleware`] or a session, or for a user of another type.
+pub fn login<U: AuthUser>(user: &U) -> Result<(), LookupError> {
+    let ctx = context()?;
+    let settings = ctx.settings.downcast_ref::<Settings<U>>().ok_or_else(|| {
+        LookupError::new("login: the user type is not AuthMiddleware's user type")
+    })?;
+    let session = regenerate_session()?;
+    session.insert(settings.session_key.clone(), user.id());
+    if let Some(version) = &settings.session_version {
+        session.insert(VERSION_KEY, version(user));
+    }
+    *ctx.user.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(user.clone()));
+    Ok(())
+}
+
+/// Signs the user out: regenerates the session (everything in it is cleared).
+///
+/// # Errors
+/// [`LookupError`] without [`AuthMiddleware`] or a session.
+pub fn logout() -> Result<(), LookupError> {
+    let ctx = context()?;
+    regenerate_session()?;
+    *ctx.user.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    Ok(())
+}
+
+/// Guards a handler: anonymous browsers are redirected (302) to the login URL with
+/// `?next=<the original URL>`; API clients (an `Authorization` header, or an `Accept` that asks
+/// for JSON and not HTML) get `401`. Outside [`AuthMiddleware`] every request is refused (500,
+/// logged), never let through.
+pub fn login_required<H: Handler>(handler: H) -> LoginRequired<H> {
+    LoginRequired { handler }
+}
+
+/// A handler guarded by [`login_required`].
+pub struct LoginRequired<H> {
+    handler: H,
+}
+
+fn wants_json(req: &Request) -> bool {
+    if req.headers().contains("authorization") {
+        return true;
+    }
+    let accept = req.header("accept").unwrap_or("");
+    accept.contains("json") && !accept.contains("html")
+}
+
+impl<H: Handler> Handler for LoginRequired<H> {
+    fn call(&self, req: Request) -> BoxFuture<'static, Response> {
+        let ctx = match context() {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                tracing::error!(error = %e, "login_required used without AuthMiddleware");
+                return Box::pin(std::future::ready(
+                    Response::text("Internal Server Error")
+                        .with_status(StatusCode::INTERNAL_SERVER_ERROR),
+                ));
+            }
+        };
+        let signed_in = ctx.user.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+        if signed_in {
+            return self.handler.call(req);
+        }
+        let res = if wants_json(&req) {
+            Response::json(&serde_json::json!({"error": "authentication required"}))
+                .with_status(StatusCode::UNAUTHORIZED)
+                .with_header("www-authenticate", "Bearer")
+        } else {
+            let sep = if ctx.login_url.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
+            Response::redirect(format!(
+                "{}{sep}next={}",
+                ctx.login_url,
+                percent_encode(req.target())
+            ))
+        };
+        Box::pin(std::future::ready(res))
+    }
+}

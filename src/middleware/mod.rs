@@ -156,13 +156,14 @@ impl Next {
     /// Runs the rest of the chain, then the router, and returns the response. A panic in the
     /// handler becomes a `500` here, so every middleware sees a response.
     pub async fn run(self, req: Request) -> Response {
-        match self.chain.middleware.get(self.index) {
-            Some(middleware) => {
+        let rest = &self.chain.middleware[self.index..];
+        match rest.iter().position(|m| m.applies_to(&req)) {
+            Some(skip) => {
                 let next = Next {
                     chain: self.chain.clone(),
-                    index: self.index + 1,
+                    index: self.index + skip + 1,
                 };
-                middleware.call(req, next).await
+                rest[skip].call(req, next).await
             }
             None => catch_panic(self.chain.router.dispatch(req)).await,
         }

@@ -1,0 +1,210 @@
+//! Auth middleware: login/logout regenerate the session, login_required, tokens, versions.
+
+use std::sync::{Arc, Mutex};
+
+use chirp::middleware::auth::{
+    current_user, get_user, login, login_required, logout, AuthConfig, AuthMiddleware, AuthUser,
+};
+use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
+use chirp::testing::TestClient;
+use chirp::{App, Error, Method, Request, Response, StatusCode};
+
+#[derive(Clone, Debug, PartialEq)]
+struct User {
+    id: u32,
+    name: String,
+}
+
+impl AuthUser for User {
+    fn id(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+fn users() -> Vec<User> {
+    vec![
+        User {
+            id: 1,
+            name: "alice".into(),
+        },
+        User {
+            id: 2,
+            name: "bob".into(),
+        },
+    ]
+}
+
+/// Password "versions" per user id: bumping one revokes that user's sessions.
+type Versions = Arc<Mutex<Vec<u32>>>;
+
+fn app(versions: Versions) -> App {
+    let mut app = App::new();
+    app.add_middleware(
+        SessionMiddleware::new(SessionConfig::new("auth-test-secret-0123456789abcdef0123"))
+            .unwrap(),
+    );
+    let config = AuthConfig::new()
+        .load_user(|id: String| async move { users().into_iter().find(|u| u.id.to_string() == id) })
+        .verify_token(|token: String| async move {
+            (token == "secret-token").then(|| users()[1].clone())
+        })
+        .session_version(move |u: &User| versions.lock().unwrap()[u.id as usize].to_string())
+        .exclude_path("/static");
+    app.add_middleware(AuthMiddleware::new(config).unwrap());
+    app.route_with(
+        "/login/{id:int}",
+        &[Method::Post],
+        |req: Request| async move {
+            let id: u32 = req.param_as("id")?;
+            let user = users().into_iter().find(|u| u.id == id).unwrap();
+            login(&user)?;
+            let seen = get_user::<User>()?.map(|u| u.name).unwrap_or_default();
+            Ok::<_, Error>(Response::redirect("/me").with_header("x-user", seen))
+        },
+    );
+    app.route_with("/logout", &[Method::Post], |_req: Request| async {
+        logout()?;
+        Ok::<_, Error>(Response::redirect("/"))
+    });
+    app.route(
+        "/me",
+        login_required(|_req: Request| async { current_user::<User>().map(|u| u.name) }),
+    );
+    app.route("/whoami", |_req: Request| async {
+        Ok::<_, Error>(get_user::<User>()?.map_or("anonymous".to_owned(), |u| u.name))
+    });
+    app.route("/note", |_req: Request| async {
+        get_session()?.insert("note", "pre-login");
+        Ok::<_, Error>("noted")
+    });
+    app.route("/keys", |_req: Request| async {
+        Ok::<_, Error>(Response::json(&get_session()?.keys()))
+    });
+    app.route("/static/app.js", |_req: Request| async {
+        match get_user::<User>() {
+            Err(_) => "auth skipped",
+            Ok(_) => "auth ran",
+        }
+    });
+    app
+}
+
+fn versions() -> Versions {
+    Arc::new(Mutex::new(vec![0, 0, 0]))
+}
+
+#[tokio::test]
+async fn login_regenerates_and_the_user_is_visible_at_once() {
+    let c = TestClient::new(app(versions()));
+    c.get("/note").await;
+    let before = c.cookie("chirp_session").unwrap();
+    let res = c.post("/login/1", "").await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(
+        res.header("x-user"),
+        Some("alice"),
+        "get_user sees the login in the same handler"
+    );
+    let after = c.cookie("chirp_session").unwrap();
+    assert_ne!(before, after, "login issues a new cookie");
+    let keys: Vec<String> = c.get("/keys").await.json();
+    assert_eq!(keys, ["user_id", "_auth_version"], "pre-login data is gone");
+    assert_eq!(c.get("/whoami").await.text(), "alice");
+    assert_eq!(c.get("/me").await.text(), "alice");
+}
+
+#[tokio::test]
+async fn logout_clears_everything() {
+    let c = TestClient::new(app(versions()));
+    c.post("/login/2", "").await;
+    let logged_in = c.cookie("chirp_session").unwrap();
+    c.post("/logout", "").await;
+    assert_ne!(c.cookie("chirp_session").unwrap(), logged_in);
+    assert_eq!(c.get("/whoami").await.text(), "anonymous");
+    let keys: Vec<String> = c.get("/keys").await.json();
+    assert!(keys.is_empty());
+}
+
+#[tokio::test]
+async fn login_required_redirects_browsers_and_refuses_api_clients() {
+    let c = TestClient::new(app(versions()));
+    let res = c.get("/me?tab=a&b=c d").await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(
+        res.header("location"),
+        Some("/login?next=%2Fme%3Ftab%3Da%26b%3Dc%20d")
+    );
+
+    let api = Request::new(Method::Get, "/me").with_header("Accept", "application/json");
+    let res = c.send(api).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let both = Request::new(Method::Get, "/me").with_header("Accept", "text/html,application/json");
+    assert_eq!(c.send(both).await.status(), StatusCode::FOUND);
+    let bad_token = Request::new(Method::Get, "/me").with_header("Authorization", "Bearer wrong");
+    assert_eq!(c.send(bad_token).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn bearer_tokens_authenticate_without_a_session() {
+    let c = TestClient::new(app(versions()));
+    let req = Request::new(Method::Get, "/me").with_header("Authorization", "Bearer secret-token");
+    assert_eq!(c.send(req).await.text(), "bob");
+}
+
+#[tokio::test]
+async fn a_changed_session_version_revokes_old_sessions() {
+    let v = versions();
+    let c = TestClient::new(app(v.clone()));
+    c.post("/login/1", "").await;
+    assert_eq!(c.get("/whoami").await.text(), "alice");
+    v.lock().unwrap()[1] += 1; // alice changed her password
+    assert_eq!(c.get("/whoami").await.text(), "anonymous");
+    assert_eq!(c.get("/me").await.status(), StatusCode::FOUND);
+    c.post("/login/1", "").await;
+    assert_eq!(c.get("/whoami").await.text(), "alice");
+}
+
+#[tokio::test]
+async fn excluded_paths_skip_the_middleware() {
+    let c = TestClient::new(app(versions()));
+    assert_eq!(c.get("/static/app.js").await.text(), "auth skipped");
+    assert_eq!(c.get("/whoami").await.text(), "anonymous");
+}
+
+#[tokio::test]
+async fn configuration_and_lookup_errors() {
+    let err = AuthMiddleware::<User>::new(AuthConfig::new())
+        .err()
+        .unwrap();
+    assert!(err.message().contains("load_user"), "{err}");
+
+    let mut app = App::new();
+    app.add_middleware(
+        SessionMiddleware::new(SessionConfig::new("auth-test-secret-0123456789abcdef0123"))
+            .unwrap(),
+    );
+    app.route("/login", |_req: Request| async {
+        match login(&users()[0]) {
+            Err(e) => e.message().to_owned(),
+            Ok(()) => "logged in".to_owned(),
+        }
+    });
+    app.route("/logout", |_req: Request| async {
+        logout().map(|_| "out").unwrap_or("lookup error")
+    });
+    app.route(
+        "/guarded",
+        login_required(|_req: Request| async { "secret" }),
+    );
+    let c = TestClient::new(app);
+    assert!(c
+        .get("/login")
+        .await
+        .text()
+        .starts_with("No active authentication"));
+    assert_eq!(c.get("/logout").await.text(), "lookup error");
+    assert_eq!(
+        c.get("/guarded").await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+}
