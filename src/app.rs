@@ -178,6 +178,11 @@ impl Service {
     /// Runs `req` through the middleware chain and the router. A panic anywhere in them
     /// becomes a `500` for this request only.
     pub async fn call(&self, req: Request) -> Response {
+        if !self.chain.middleware.iter().any(|m| m.applies_to(&req)) {
+            // No middleware for this request: straight to the router (which catches handler
+            // panics), with no chain to walk.
+            return self.chain.router.dispatch(req).await;
+        }
         catch_panic(Next::start(self.chain.clone()).run(req)).await
     }
 }

@@ -1,5 +1,6 @@
 //! Turning a panic inside a request into a `500` for that request only.
 
+use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -22,17 +23,17 @@ fn poll_caught<F: Future<Output = Response>>(
 ) -> Poll<Response> {
     match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
         Ok(poll) => poll,
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic payload".to_owned());
-            tracing::error!(panic = %message, "handler panicked; answered 500");
-            Poll::Ready(
-                Response::text("Internal Server Error")
-                    .with_status(StatusCode::INTERNAL_SERVER_ERROR),
-            )
-        }
+        Err(payload) => Poll::Ready(panic_response(payload)),
     }
+}
+
+/// Logs a caught panic and makes the 500 that answers it.
+pub(crate) fn panic_response(payload: Box<dyn Any + Send>) -> Response {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    tracing::error!(panic = %message, "panic while handling a request; answered 500");
+    Response::text("Internal Server Error").with_status(StatusCode::INTERNAL_SERVER_ERROR)
 }

@@ -1,21 +1,24 @@
 //! Request headers, zero-copy: the names and values stay in the request's head buffer (a
-//! [`Bytes`] shared with the connection's read buffer); [`Headers`] holds only their offsets.
-//! Up to [`INLINE`] headers need no heap allocation at all.
+//! [`Bytes`] shared with the connection's read buffer); [`Headers`] holds only their 16-bit
+//! offsets (a head is at most 64 KiB). Up to [`INLINE`] headers need no heap allocation.
 
 use bytes::Bytes;
 
 /// How many header offsets live inline, without a heap allocation.
-const INLINE: usize = 24;
+const INLINE: usize = 16;
+
+/// Largest head buffer the offsets can address.
+pub(crate) const MAX_HEAD: usize = u16::MAX as usize;
 
 /// Where one header's name and value sit in the head buffer.
 #[derive(Debug, Clone, Copy, Default)]
 struct Span {
-    name: (u32, u32),
-    value: (u32, u32),
+    name: (u16, u16),
+    value: (u16, u16),
 }
 
 /// The header list's storage: inline while it fits, on the heap after.
-// Inline on purpose: up to 24 headers cost no allocation; the enum is moved rarely.
+// Inline on purpose: up to 16 headers cost no allocation; the enum is moved rarely.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum Spans {
@@ -148,9 +151,13 @@ impl Headers {
         let value_at = (buf.len(), buf.len() + value.len());
         buf.extend_from_slice(value.as_bytes());
         let mut spans = self.spans.clone();
+        assert!(
+            buf.len() <= MAX_HEAD,
+            "a request built in code is limited to 64 KiB of headers"
+        );
         spans.push(Span {
-            name: (name_at.0 as u32, name_at.1 as u32),
-            value: (value_at.0 as u32, value_at.1 as u32),
+            name: (name_at.0 as u16, name_at.1 as u16),
+            value: (value_at.0 as u16, value_at.1 as u16),
         });
         Headers {
             buf: Bytes::from(buf),
@@ -174,11 +181,13 @@ impl HeadersBuilder {
         }
     }
 
-    /// Records a header whose name and value are at these byte ranges of the buffer.
+    /// Records a header whose name and value are at these byte ranges of the buffer (which
+    /// is at most [`MAX_HEAD`] long: the server caps heads at that).
     pub(crate) fn push(&mut self, name: (usize, usize), value: (usize, usize)) {
+        debug_assert!(name.1 <= MAX_HEAD && value.1 <= MAX_HEAD);
         self.spans.push(Span {
-            name: (name.0 as u32, name.1 as u32),
-            value: (value.0 as u32, value.1 as u32),
+            name: (name.0 as u16, name.1 as u16),
+            value: (value.0 as u16, value.1 as u16),
         });
     }
 

@@ -13,7 +13,7 @@ pub(crate) mod encoding;
 pub(crate) use cookies::parse_cookie_header;
 pub use cookies::{is_valid_cookie_name, Cookie, SameSite};
 pub use headers::Headers;
-pub(crate) use headers::HeadersBuilder;
+pub(crate) use headers::{HeadersBuilder, MAX_HEAD};
 pub use method::Method;
 pub use request::{Extensions, Request, Version};
 pub use response::{IntoResponse, Response};

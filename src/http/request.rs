@@ -86,7 +86,10 @@ impl std::fmt::Debug for Extensions {
 pub struct Request {
     method: Method,
     version: Version,
-    target: (u32, u32), // origin-form target, as a range of `headers.buffer()`
+    // The origin-form target as a range of `headers.buffer()`, and where its path ends (at
+    // the `?`, or the end), found once.
+    target: (u32, u32),
+    path_end: u32,
     headers: Headers,
     body: Bytes,
     params: Vec<(Arc<str>, String)>,
@@ -108,6 +111,10 @@ impl Request {
             method,
             version,
             target: (target.0 as u32, target.1 as u32),
+            path_end: headers.buffer()[target.0..target.1]
+                .iter()
+                .position(|&b| b == b'?')
+                .map_or(target.1, |i| target.0 + i) as u32,
             headers,
             body,
             params: Vec::new(),
@@ -163,20 +170,23 @@ impl Request {
 
     /// The request target as sent (path and query, still percent-encoded).
     pub fn target(&self) -> &str {
-        let raw = &self.headers.buffer()[self.target.0 as usize..self.target.1 as usize];
-        // The server only accepts targets of visible ASCII, so this never fails.
-        std::str::from_utf8(raw).unwrap_or("/")
+        self.head_str(self.target.0, self.target.1)
     }
 
     /// The path (before `?`), still percent-encoded.
     pub fn path(&self) -> &str {
-        let t = self.target();
-        t.split_once('?').map_or(t, |(p, _)| p)
+        self.head_str(self.target.0, self.path_end)
     }
 
     /// The raw query string (after `?`), if any.
     pub fn query(&self) -> Option<&str> {
-        self.target().split_once('?').map(|(_, q)| q)
+        (self.path_end < self.target.1).then(|| self.head_str(self.path_end + 1, self.target.1))
+    }
+
+    fn head_str(&self, start: u32, end: u32) -> &str {
+        let raw = &self.headers.buffer()[start as usize..end as usize];
+        // httparse accepts only visible ASCII in a target, so this never fails.
+        std::str::from_utf8(raw).unwrap_or("/")
     }
 
     /// The query's decoded `key=value` pairs, in order.

@@ -172,6 +172,16 @@ impl Response {
         }
     }
 
+    /// Appends a header that the framework itself made valid (a token name; no CR, LF or NUL
+    /// in the value), skipping the checks.
+    pub(crate) fn append_trusted_header(
+        &mut self,
+        name: &'static str,
+        value: impl Into<Cow<'static, str>>,
+    ) {
+        self.headers.push((Cow::Borrowed(name), value.into()));
+    }
+
     /// Replaces every header `name` with this one value.
     pub fn set_header(
         &mut self,

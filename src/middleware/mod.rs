@@ -26,7 +26,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::http::{Request, Response};
-use crate::panic::catch_panic;
 use crate::routing::{BoxFuture, Router};
 
 /// A middleware. Implement it for a struct, or use any
@@ -165,7 +164,7 @@ impl Next {
                 };
                 rest[skip].call(req, next).await
             }
-            None => catch_panic(self.chain.router.dispatch(req)).await,
+            None => self.chain.router.dispatch(req).await,
         }
     }
 }

@@ -9,10 +9,13 @@
 
 use std::sync::Arc;
 
-use super::handler::Handler;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::handler::{BoxFuture, Handler};
 use crate::error::ConfigurationError;
 use crate::http::encoding::percent_decode;
 use crate::http::{Method, Request, Response, StatusCode};
+use crate::panic::{catch_panic, panic_response};
 
 type Params = Vec<(Arc<str>, String)>;
 
@@ -276,26 +279,51 @@ impl Router {
         &self.table
     }
 
-    /// Finds the handler for `req` and runs it; 404, 405 (+`Allow`) or an OPTIONS answer when
-    /// there is none.
-    pub(crate) async fn dispatch(&self, mut req: Request) -> Response {
+    /// Finds the handler for `req` and starts it, or answers 404, 405 (+`Allow`) or OPTIONS
+    /// itself. Not async: the handler's future is handed back boxed, so callers await it
+    /// without carrying the request through more future state.
+    pub(crate) fn route(&self, mut req: Request) -> Routed {
         let mut params = Params::new();
         let Some(endpoints) = self.root.find(req.path(), &mut params) else {
-            return Response::text("Not Found").with_status(StatusCode::NOT_FOUND);
+            return Routed::Respond(Response::text("Not Found").with_status(StatusCode::NOT_FOUND));
         };
         let method = req.method();
-        match endpoints.handler(method) {
+        let allow = || endpoints.allow.clone();
+        Routed::Respond(match endpoints.handler(method) {
             Some(handler) => {
                 req.set_params(params);
-                handler.call(req).await
+                return Routed::Call(handler.call(req));
             }
-            None if method == Method::Options => Response::empty(StatusCode::NO_CONTENT)
-                .with_header("allow", endpoints.allow.clone()),
-            None => Response::text("Method Not Allowed")
-                .with_status(StatusCode::METHOD_NOT_ALLOWED)
-                .with_header("allow", endpoints.allow.clone()),
+            None if method == Method::Options => {
+                let mut res = Response::empty(StatusCode::NO_CONTENT);
+                res.append_trusted_header("allow", allow());
+                res
+            }
+            None => {
+                let mut res = Response::text("Method Not Allowed")
+                    .with_status(StatusCode::METHOD_NOT_ALLOWED);
+                res.append_trusted_header("allow", allow());
+                res
+            }
+        })
+    }
+
+    /// Routes `req` and runs its handler: a panic in the handler is a 500 here.
+    pub(crate) async fn dispatch(&self, req: Request) -> Response {
+        match catch_unwind(AssertUnwindSafe(|| self.route(req))) {
+            Ok(Routed::Respond(res)) => res,
+            Ok(Routed::Call(handler)) => catch_panic(handler).await,
+            Err(payload) => panic_response(payload),
         }
     }
+}
+
+/// What routing decided.
+pub(crate) enum Routed {
+    /// The router answers by itself (404, 405, OPTIONS).
+    Respond(Response),
+    /// The handler's future.
+    Call(BoxFuture<'static, Response>),
 }
 
 #[cfg(test)]

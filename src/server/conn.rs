@@ -82,23 +82,36 @@ impl Connection {
         let mut stopping = std::pin::pin!(shutdown.notify.notified());
         stopping.as_mut().enable();
         let connected = Instant::now();
-        let timer = sleep_until(connected + self.config.head_timeout);
-        let mut timer = std::pin::pin!(timer);
+        let mut timer = std::pin::pin!(sleep_until(connected + self.config.head_timeout));
         let mut served_any = false;
-        let mut head_started = connected;
         let mut idle_since = connected;
+        // When the first bytes of a still-incomplete head were seen (None: no partial head).
+        let mut head_started: Option<Instant> = None;
         loop {
             // Answer every complete request already in the buffer.
-            match parse_head(&self.read, &self.config) {
-                Ok(Some(head)) => {
-                    served_any = true;
-                    if !self.respond(head, shutdown).await? {
-                        return self.flush().await;
+            if !self.read.is_empty() {
+                match parse_head(&self.read, &self.config) {
+                    Ok(Some(head)) => {
+                        served_any = true;
+                        head_started = None;
+                        if !self.respond(head, shutdown).await? {
+                            return self.flush().await;
+                        }
+                        continue;
                     }
-                    continue;
+                    Ok(None) => {
+                        if head_started.is_none() {
+                            // A head arriving in pieces gets head_timeout, not idle_timeout.
+                            let now = Instant::now();
+                            head_started = Some(now);
+                            let deadline = now + self.config.head_timeout;
+                            if timer.deadline() > deadline {
+                                timer.as_mut().reset(deadline);
+                            }
+                        }
+                    }
+                    Err(reject) => return self.refuse(reject).await,
                 }
-                Ok(None) => {}
-                Err(reject) => return self.refuse(reject).await,
             }
             // Need more bytes: first send what is ready, all in one write.
             if !self.write.is_empty() {
@@ -109,37 +122,27 @@ impl Connection {
                 return Ok(());
             }
             self.reserve_read_space();
-            let was_empty = self.read.is_empty();
             tokio::select! {
                 biased;
                 read = self.stream.read_buf(&mut self.read) => {
                     if read? == 0 {
                         return Ok(()); // the client closed (an unfinished request is dropped)
                     }
-                    if was_empty {
-                        head_started = Instant::now();
-                        // A head arriving in pieces must not get more than head_timeout.
-                        let head_deadline = head_started + self.config.head_timeout;
-                        if timer.deadline() > head_deadline {
-                            timer.as_mut().reset(head_deadline);
-                        }
-                    }
                 }
                 () = &mut timer => {
-                    let deadline = if !self.read.is_empty() {
-                        head_started + self.config.head_timeout
-                    } else if served_any {
-                        idle_since + self.config.idle_timeout
-                    } else {
-                        connected + self.config.head_timeout
+                    let deadline = match head_started {
+                        Some(started) => started + self.config.head_timeout,
+                        None if served_any => idle_since + self.config.idle_timeout,
+                        None => connected + self.config.head_timeout,
                     };
-                    if Instant::now() >= deadline {
-                        if self.read.is_empty() {
-                            return Ok(()); // idle: close quietly
-                        }
-                        return self.refuse(Reject { status: StatusCode::REQUEST_TIMEOUT, reason: "request head not received in time" }).await;
+                    if Instant::now() < deadline {
+                        timer.as_mut().reset(deadline);
+                    } else if self.read.is_empty() {
+                        return Ok(()); // idle: close quietly
+                    } else {
+                        let reason = "request head not received in time";
+                        return self.refuse(Reject { status: StatusCode::REQUEST_TIMEOUT, reason }).await;
                     }
-                    timer.as_mut().reset(deadline);
                 }
                 () = &mut stopping, if self.read.is_empty() => return Ok(()),
             }
@@ -189,8 +192,10 @@ impl Connection {
         }
         Ok(keep_alive)
     }
-
     async fn read_body(&mut self, head: &Head) -> Result<Bytes, BodyError> {
+        if head.framing == Framing::None {
+            return Ok(Bytes::new());
+        }
         let deadline = Instant::now() + self.config.body_timeout;
         match head.framing {
             Framing::None => Ok(Bytes::new()),
@@ -293,25 +298,40 @@ impl Connection {
         }
     }
 
+    /// Writes out the write buffer.
     async fn flush(&mut self) -> io::Result<()> {
         if self.write.is_empty() {
             return Ok(());
         }
-        let result = timeout(
-            self.config.write_timeout,
-            self.stream.write_all(&self.write),
-        )
-        .await;
+        let result = write_timed(&mut self.stream, &self.write, self.config.write_timeout).await;
         self.write.clear();
         if self.write.capacity() > SHRINK_ABOVE {
             self.write = Vec::new();
         }
-        result.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
+        result
     }
 
     async fn write_all_timed(&mut self, bytes: &[u8]) -> io::Result<()> {
-        timeout(self.config.write_timeout, self.stream.write_all(bytes))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
+        write_timed(&mut self.stream, bytes, self.config.write_timeout).await
     }
+}
+
+/// Writes all of `bytes`. Most writes go out at once with no waiting; only a client that
+/// stops reading costs a timer (and is cut off after `limit`).
+async fn write_timed(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    limit: std::time::Duration,
+) -> io::Result<()> {
+    let written = match stream.try_write(bytes) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    if written == bytes.len() {
+        return Ok(());
+    }
+    timeout(limit, stream.write_all(&bytes[written..]))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
 }

@@ -35,7 +35,8 @@ use crate::app::Service;
 /// ```
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Largest request head (request line and headers). Over it: `431`. Default 16 KiB.
+    /// Largest request head (request line and headers), at most 64 KiB. Over it: `431`.
+    /// Default 16 KiB.
     pub max_head_size: usize,
     /// Longest request target. Over it: `414`. Default 8 KiB.
     pub max_uri_len: usize,

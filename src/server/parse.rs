@@ -6,7 +6,7 @@
 
 use std::mem::MaybeUninit;
 
-use crate::http::{HeadersBuilder, Method, StatusCode, Version};
+use crate::http::{HeadersBuilder, Method, StatusCode, Version, MAX_HEAD};
 use crate::server::ServerConfig;
 
 /// Hard cap on header lines per request (the stack array httparse fills).
@@ -53,6 +53,8 @@ const fn reject(status: StatusCode, reason: &'static str) -> Reject {
 /// Parses the head at the start of `buf`. `Ok(None)`: incomplete, read more (the size limits
 /// are already checked against what is there).
 pub(crate) fn parse_head(buf: &[u8], config: &ServerConfig) -> Result<Option<Head>, Reject> {
+    // Header offsets are 16-bit: parse at most MAX_HEAD bytes (max_head_size is capped there).
+    let buf = &buf[..buf.len().min(MAX_HEAD)];
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
     let max_headers = config.max_headers.min(MAX_HEADERS_CAP);
     let mut req = httparse::Request::new(&mut []);
@@ -78,7 +80,7 @@ pub(crate) fn parse_head(buf: &[u8], config: &ServerConfig) -> Result<Option<Hea
             ))
         }
     };
-    if len > config.max_head_size {
+    if len > config.max_head_size.min(MAX_HEAD) {
         return Err(reject(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "request head too large",
@@ -255,7 +257,7 @@ fn check_partial(buf: &[u8], config: &ServerConfig) -> Result<(), Reject> {
             return Err(reject(StatusCode::URI_TOO_LONG, "request target too long"));
         }
     }
-    if buf.len() > config.max_head_size {
+    if buf.len() >= config.max_head_size.min(MAX_HEAD) {
         return Err(reject(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "request head too large",

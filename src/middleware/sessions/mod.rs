@@ -275,7 +275,9 @@ impl<S: SessionStore> SessionMiddleware<S> {
         set_cookie.push('=');
         set_cookie.push_str(&value);
         set_cookie.push_str(&self.attributes);
-        res.append_header("set-cookie", set_cookie);
+        // The name was checked at start-up, the value is base64url and dots, the attributes
+        // were checked at start-up: nothing to re-check per response.
+        res.append_trusted_header("set-cookie", set_cookie);
         add_vary_cookie(&mut res);
         res
     }
@@ -284,7 +286,7 @@ impl<S: SessionStore> SessionMiddleware<S> {
 /// Adds `Cookie` to `Vary`, so no shared cache serves one user's cookie to another.
 fn add_vary_cookie(res: &mut Response) {
     match res.header("vary") {
-        None => res.append_header("vary", "Cookie"),
+        None => res.append_trusted_header("vary", "Cookie"),
         Some(v)
             if v.split(',')
                 .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("cookie")) => {}
