@@ -18,6 +18,20 @@ pub(crate) fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &
     })
 }
 
+/// Finds cookie `name` in one `Cookie` header value, working on bytes: only the value found
+/// is checked to be UTF-8 (the session cookie is looked up on every request).
+pub(crate) fn find_cookie<'h>(header: &'h [u8], name: &[u8]) -> Option<&'h str> {
+    header.split(|&b| b == b';').find_map(|pair| {
+        let pair = pair.trim_ascii_start();
+        let value = pair.strip_prefix(name)?.strip_prefix(b"=")?.trim_ascii();
+        let value = value
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(value);
+        std::str::from_utf8(value).ok()
+    })
+}
+
 /// Whether `name` is a valid cookie name: an RFC 7230 token.
 ///
 /// ```
@@ -216,6 +230,17 @@ mod tests {
     fn parses_pairs_lazily() {
         let pairs: Vec<_> = parse_cookie_header("a=1; b=two;c=\"q\"; broken; =x; d=").collect();
         assert_eq!(pairs, vec![("a", "1"), ("b", "two"), ("c", "q"), ("d", "")]);
+    }
+
+    #[test]
+    fn finds_one_cookie_by_name() {
+        let h = b"a=1; session=abc.def; other=\"q\"; sess=no";
+        assert_eq!(find_cookie(h, b"session"), Some("abc.def"));
+        assert_eq!(find_cookie(h, b"other"), Some("q"));
+        assert_eq!(find_cookie(h, b"sess"), Some("no"));
+        assert_eq!(find_cookie(h, b"a"), Some("1"));
+        assert_eq!(find_cookie(h, b"missing"), None);
+        assert_eq!(find_cookie(b"x=\xff", b"x"), None);
     }
 
     #[test]

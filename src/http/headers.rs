@@ -113,6 +113,18 @@ impl Headers {
             .filter_map(move |s| std::str::from_utf8(self.value_at(s)).ok())
     }
 
+    /// Every value of `name`, as raw bytes.
+    pub(crate) fn get_all_bytes<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.spans
+            .as_slice()
+            .iter()
+            .filter(move |s| self.name_at(s).eq_ignore_ascii_case(name))
+            .map(move |s| self.value_at(s))
+    }
+
     /// Whether `name` is present.
     pub fn contains(&self, name: &str) -> bool {
         self.get_bytes(name).is_some()

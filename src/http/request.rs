@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::encoding::{parse_urlencoded, percent_decode};
-use super::{parse_cookie_header, Headers, HeadersBuilder, Method};
+use super::{find_cookie, parse_cookie_header, Headers, HeadersBuilder, Method};
 use crate::error::HttpError;
 
 /// The HTTP version of a request.
@@ -227,7 +227,9 @@ impl Request {
     /// assert_eq!(req.cookie("theme"), Some("dark"));
     /// ```
     pub fn cookie(&self, name: &str) -> Option<&str> {
-        self.cookies().find(|(n, _)| *n == name).map(|(_, v)| v)
+        self.headers
+            .get_all_bytes("cookie")
+            .find_map(|header| find_cookie(header, name.as_bytes()))
     }
 
     /// Every cookie the client sent, as `(name, value)`, parsed lazily.

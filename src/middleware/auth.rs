@@ -294,7 +294,7 @@ pub fn login<U: AuthUser>(user: &U) -> Result<(), LookupError> {
         LookupError::new("login: the user type is not AuthMiddleware's user type")
     })?;
     let session = regenerate_session()?;
-    session.insert(settings.session_key.clone(), user.id());
+    session.insert(&settings.session_key, user.id());
     if let Some(version) = &settings.session_version {
         session.insert(VERSION_KEY, version(user));
     }

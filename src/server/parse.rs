@@ -119,13 +119,8 @@ pub(crate) fn parse_head(buf: &[u8], config: &ServerConfig) -> Result<Option<Hea
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         let value = h.value;
-        // httparse lets obs-text and HTAB through; NUL and bare CR must never reach a handler.
-        if value.iter().any(|&b| b == 0 || b == b'\r') {
-            return Err(reject(
-                StatusCode::BAD_REQUEST,
-                "NUL or CR in a header value",
-            ));
-        }
+        // httparse has already refused NUL, bare CR and other control bytes in values (the
+        // tests below hold it to that).
         let name_at = offset(name);
         let value_at = offset(value);
         headers.push(
@@ -336,6 +331,10 @@ mod tests {
 
     #[test]
     fn bad_bytes_are_refused() {
+        for value in ["a\x01b", "a\x7fb", "a\rb", "a\0b", "\x1b[31m"] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {value}\r\n\r\n");
+            assert_eq!(status(&raw), StatusCode::BAD_REQUEST, "{value:?}");
+        }
         assert_eq!(
             status("GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n"),
             StatusCode::BAD_REQUEST

@@ -239,25 +239,30 @@ impl<S: SessionStore> SessionMiddleware<S> {
         if self.config.absolute_timeout.is_some() {
             data.insert(CREATED_KEY.to_owned(), Value::from(created.unwrap_or(now)));
         }
-        let mut value = self.store.save(&data, now, previous).await;
-        if regenerated && value.as_deref().ok() == incoming {
+        // The Set-Cookie value is built in one string: name, value (the store appends it),
+        // attributes.
+        let name = &self.config.cookie_name;
+        let mut set_cookie = String::with_capacity(name.len() + 1 + 128 + self.attributes.len());
+        set_cookie.push_str(name);
+        set_cookie.push('=');
+        let value_at = set_cookie.len();
+        let mut saved = self.store.save(&data, now, previous, &mut set_cookie).await;
+        if saved.is_ok() && regenerated && Some(&set_cookie[value_at..]) == incoming {
             // Same data in the same second as the old cookie: sign one second earlier so the
             // new cookie differs, as a regeneration promises.
-            value = self
+            set_cookie.truncate(value_at);
+            saved = self
                 .store
-                .save(&data, now.saturating_sub(1), previous)
+                .save(&data, now.saturating_sub(1), previous, &mut set_cookie)
                 .await;
         }
-        let value = match value {
-            Ok(value) => value,
-            Err(e) => {
-                tracing::error!(error = %e, "session store failed to save the session");
-                return Response::text("Internal Server Error")
-                    .with_status(StatusCode::INTERNAL_SERVER_ERROR);
-            }
-        };
-        let name = &self.config.cookie_name;
-        let size = name.len() + 1 + value.len() + self.attributes.len();
+        if let Err(e) = saved {
+            tracing::error!(error = %e, "session store failed to save the session");
+            return Response::text("Internal Server Error")
+                .with_status(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        set_cookie.push_str(&self.attributes);
+        let size = set_cookie.len();
         if size > self.config.max_cookie_size {
             let limit = self.config.max_cookie_size;
             tracing::error!(
@@ -270,13 +275,8 @@ impl<S: SessionStore> SessionMiddleware<S> {
             ))
             .with_status(StatusCode::INTERNAL_SERVER_ERROR);
         }
-        let mut set_cookie = String::with_capacity(size);
-        set_cookie.push_str(name);
-        set_cookie.push('=');
-        set_cookie.push_str(&value);
-        set_cookie.push_str(&self.attributes);
-        // The name was checked at start-up, the value is base64url and dots, the attributes
-        // were checked at start-up: nothing to re-check per response.
+        // The name and attributes were checked at start-up and the value is base64url and
+        // dots: nothing to re-check per response.
         res.append_trusted_header("set-cookie", set_cookie);
         add_vary_cookie(&mut res);
         res

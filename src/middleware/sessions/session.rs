@@ -73,21 +73,23 @@ impl Session {
     /// If `value` cannot be represented as JSON (a map with non-string keys, a float NaN, ...):
     /// that is a bug in the calling code, and the server turns the panic into a 500 with the
     /// session left unchanged. Use [`Session::try_insert`] to handle it instead.
-    pub fn insert<T: Serialize>(&self, key: impl Into<String>, value: T) {
+    pub fn insert<T: Serialize>(&self, key: &str, value: T) {
         if let Err(e) = self.try_insert(key, value) {
             panic!("Session::insert: {e}");
         }
     }
 
     /// Stores `value` under `key`, or says why it cannot be represented as JSON.
-    pub fn try_insert<T: Serialize>(
-        &self,
-        key: impl Into<String>,
-        value: T,
-    ) -> Result<(), serde_json::Error> {
+    pub fn try_insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), serde_json::Error> {
         let value = serde_json::to_value(value)?;
         let mut state = self.lock();
-        state.data.insert(key.into(), value);
+        // Replace in place when the key exists: no new key string.
+        match state.data.get_mut(key) {
+            Some(slot) => *slot = value,
+            None => {
+                state.data.insert(key.to_owned(), value);
+            }
+        }
         state.modified = true;
         Ok(())
     }

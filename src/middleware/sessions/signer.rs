@@ -146,6 +146,9 @@ impl std::fmt::Debug for Signer {
 }
 
 thread_local! {
+    /// The JSON of the session being signed, reused from cookie to cookie.
+    static JSON_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+
     /// One zlib compressor per thread, reset between uses: deflate's state is large, so making
     /// one per cookie would cost more than the compression.
     static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(6), true));
@@ -163,43 +166,60 @@ impl Signer {
 
     /// The cookie value for `data`, signed at `timestamp`.
     pub fn dumps(&self, data: &Map<String, Value>, timestamp: u64) -> String {
-        let json = serde_json::to_vec(data).expect("a JSON map always serializes");
-        self.sign_payload(&json, timestamp)
+        let mut out = String::new();
+        self.dumps_into(data, timestamp, &mut out);
+        out
     }
 
-    /// Signs an already serialized JSON payload (compressing it when that is shorter).
-    pub(crate) fn sign_payload(&self, json: &[u8], timestamp: u64) -> String {
+    /// Appends the cookie value for `data`, signed at `timestamp`, to `out` (which may already
+    /// hold `name=`: only what this call appends is signed).
+    pub fn dumps_into(&self, data: &Map<String, Value>, timestamp: u64, out: &mut String) {
+        JSON_BUF.with(|buf| {
+            let mut json = buf.borrow_mut();
+            json.clear();
+            serde_json::to_writer(&mut *json, data).expect("a JSON map always serializes");
+            self.sign_payload_into(&json, timestamp, out);
+            if json.capacity() > 64 * 1024 {
+                *json = Vec::new(); // a huge session passed through: give the memory back
+            }
+        });
+    }
+
+    /// Signs an already serialized JSON payload (compressing it when that is shorter),
+    /// appending the cookie value to `out`.
+    pub(crate) fn sign_payload_into(&self, json: &[u8], timestamp: u64, out: &mut String) {
+        let start = out.len();
         let compressed = if json.len() >= COMPRESS_FROM {
             deflate_if_shorter(json)
         } else {
             None
         };
-        let mut out = String::with_capacity(json.len() * 4 / 3 + 64);
+        out.reserve(json.len() * 4 / 3 + 64);
         match &compressed {
             Some(z) => {
                 out.push('.');
-                B64.encode_string(z, &mut out);
+                push_base64(out, z);
             }
-            None => B64.encode_string(json, &mut out),
+            None => push_base64(out, json),
         }
         out.push('.');
         let ts = timestamp.to_be_bytes();
         let first = ts.iter().position(|&b| b != 0).unwrap_or(ts.len() - 1);
-        B64.encode_string(&ts[first..], &mut out);
-        // Sign what is there so far, then append "." and the signature to the same string.
-        let (signature, len) = self.keys[0].sign(out.as_bytes());
+        push_base64(out, &ts[first..]);
+        // Sign what this call wrote so far, then append "." and the signature.
+        let (signature, len) = self.keys[0].sign(&out.as_bytes()[start..]);
         out.push('.');
-        B64.encode_string(&signature[..len], &mut out);
-        out
+        push_base64(out, &signature[..len]);
     }
 
     /// Verifies `cookie` and decodes it: the data and the timestamp it was signed at. Checks
     /// no age: that is the caller's business (it knows the clock and the limits).
     pub fn loads(&self, cookie: &str) -> Result<(Map<String, Value>, u64), CookieError> {
         let (payload, timestamp) = self.verify(cookie)?;
-        let json = decode_payload(payload).ok_or(CookieError::BadPayload)?;
-        let data = serde_json::from_slice::<Map<String, Value>>(&json)
-            .map_err(|_| CookieError::BadPayload)?;
+        let data = with_payload(payload, |json| {
+            serde_json::from_slice::<Map<String, Value>>(json).ok()
+        })
+        .ok_or(CookieError::BadPayload)?;
         Ok((data, timestamp))
     }
 
@@ -235,10 +255,19 @@ impl Signer {
     }
 }
 
-/// base64-decodes the payload and inflates it if it is marked compressed.
-fn decode_payload(payload: &str) -> Option<Vec<u8>> {
+/// base64-decodes the payload (into a stack buffer when it is small, as sessions usually
+/// are), inflates it if it is marked compressed, and hands the JSON bytes to `f`.
+fn with_payload<R>(payload: &str, f: impl FnOnce(&[u8]) -> Option<R>) -> Option<R> {
     match payload.strip_prefix('.') {
-        None => B64.decode(payload).ok(),
+        None => {
+            let mut small = [0u8; 512];
+            if payload.len() / 4 * 3 + 3 <= small.len() {
+                let n = B64.decode_slice(payload, &mut small).ok()?;
+                f(&small[..n])
+            } else {
+                f(&B64.decode(payload).ok()?)
+            }
+        }
         Some(z) => {
             let z = B64.decode(z).ok()?;
             let mut json = Vec::with_capacity(z.len() * 4);
@@ -246,8 +275,22 @@ fn decode_payload(payload: &str) -> Option<Vec<u8>> {
                 .take(MAX_INFLATED + 1)
                 .read_to_end(&mut json)
                 .ok()?;
-            (json.len() as u64 <= MAX_INFLATED).then_some(json)
+            if json.len() as u64 > MAX_INFLATED {
+                return None;
+            }
+            f(&json)
         }
+    }
+}
+
+/// Appends the base64url of `bytes` to `out`, through a stack buffer.
+fn push_base64(out: &mut String, bytes: &[u8]) {
+    let mut buf = [0u8; 1024];
+    for chunk in bytes.chunks(768) {
+        let n = B64
+            .encode_slice(chunk, &mut buf)
+            .expect("1024 bytes hold 768 bytes encoded");
+        out.push_str(std::str::from_utf8(&buf[..n]).expect("base64 is ASCII"));
     }
 }
 
@@ -313,7 +356,8 @@ mod tests {
 
     #[test]
     fn signed_non_objects_are_bad_payloads() {
-        let cookie = signer().sign_payload(b"[1,2]", 1);
+        let mut cookie = String::new();
+        signer().sign_payload_into(b"[1,2]", 1, &mut cookie);
         assert_eq!(signer().loads(&cookie), Err(CookieError::BadPayload));
     }
 
@@ -332,10 +376,17 @@ mod tests {
 
     #[test]
     fn timestamps_strip_leading_zero_bytes() {
-        let cookie = signer().sign_payload(b"{}", 1);
+        let mut cookie = String::new();
+        signer().sign_payload_into(b"{}", 1, &mut cookie);
         assert_eq!(cookie.split('.').nth(1), Some("AQ"));
-        let cookie = signer().sign_payload(b"{}", 0);
+        let mut cookie = String::from("name=");
+        signer().sign_payload_into(b"{}", 0, &mut cookie);
+        let cookie = cookie.strip_prefix("name=").unwrap();
         assert_eq!(cookie.split('.').nth(1), Some("AA"));
-        assert_eq!(signer().loads(&cookie).unwrap().1, 0);
+        assert_eq!(
+            signer().loads(cookie).unwrap().1,
+            0,
+            "the prefix is not signed"
+        );
     }
 }

@@ -25,14 +25,16 @@ pub trait SessionStore: Send + Sync + 'static {
     /// signature, unknown id, ...): the request then gets a fresh, empty session.
     fn load(&self, cookie_value: &str) -> impl Future<Output = Option<SessionRecord>> + Send;
 
-    /// Writes `data`, issued at `now`, and returns the cookie value to send. `previous` is the
-    /// cookie the request came with, if any (a server-side store reuses its id).
+    /// Writes `data`, issued at `now`, and appends the cookie value to send to `out`.
+    /// `previous` is the cookie the request came with, if any (a server-side store reuses its
+    /// id).
     fn save(
         &self,
         data: &Map<String, Value>,
         now: u64,
         previous: Option<&str>,
-    ) -> impl Future<Output = Result<String, Error>> + Send;
+        out: &mut String,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// The session was regenerated (login, logout): forget `previous` for good, so the old
     /// cookie can never be used again. `save` follows with `previous = None`. The cookie store
@@ -78,7 +80,9 @@ impl SessionStore for CookieStore {
         data: &Map<String, Value>,
         now: u64,
         _previous: Option<&str>,
-    ) -> impl Future<Output = Result<String, Error>> + Send {
-        std::future::ready(Ok(self.signer.dumps(data, now)))
+        out: &mut String,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        self.signer.dumps_into(data, now, out);
+        std::future::ready(Ok(()))
     }
 }
