@@ -178,11 +178,11 @@ impl Service {
     /// Runs `req` through the middleware chain and the router. A panic anywhere in them
     /// becomes a `500` for this request only.
     pub async fn call(&self, req: Request) -> Response {
-        if !self.chain.middleware.iter().any(|m| m.applies_to(&req)) {
+        match self.chain.first_applicable(0, &req) {
+            Some(index) => catch_panic(Next::call_at(self.chain.clone(), index, req)).await,
             // No middleware for this request: straight to the router (which catches handler
             // panics), with no chain to walk.
-            return self.chain.router.dispatch(req).await;
+            None => self.chain.router.dispatch(req).await,
         }
-        catch_panic(Next::start(self.chain.clone()).run(req)).await
     }
 }

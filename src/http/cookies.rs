@@ -21,15 +21,21 @@ pub(crate) fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &
 /// Finds cookie `name` in one `Cookie` header value, working on bytes: only the value found
 /// is checked to be UTF-8 (the session cookie is looked up on every request).
 pub(crate) fn find_cookie<'h>(header: &'h [u8], name: &[u8]) -> Option<&'h str> {
-    header.split(|&b| b == b';').find_map(|pair| {
-        let pair = pair.trim_ascii_start();
-        let value = pair.strip_prefix(name)?.strip_prefix(b"=")?.trim_ascii();
-        let value = value
-            .strip_prefix(b"\"")
-            .and_then(|v| v.strip_suffix(b"\""))
-            .unwrap_or(value);
-        std::str::from_utf8(value).ok()
-    })
+    let mut rest = header;
+    loop {
+        rest = rest.trim_ascii_start();
+        let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+        let pair = &rest[..end];
+        if pair.len() > name.len() && pair[name.len()] == b'=' && pair.starts_with(name) {
+            let value = pair[name.len() + 1..].trim_ascii();
+            let value = value
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(value);
+            return std::str::from_utf8(value).ok();
+        }
+        rest = rest.get(end + 1..)?;
+    }
 }
 
 /// Whether `name` is a valid cookie name: an RFC 7230 token.

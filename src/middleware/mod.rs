@@ -140,6 +140,16 @@ pub(crate) struct Chain {
     pub(crate) router: Router,
 }
 
+impl Chain {
+    /// The first middleware from `from` on that wants `req`.
+    pub(crate) fn first_applicable(&self, from: usize, req: &Request) -> Option<usize> {
+        self.middleware[from..]
+            .iter()
+            .position(|m| m.applies_to(req))
+            .map(|i| from + i)
+    }
+}
+
 /// The rest of the chain after the current middleware. Owned and `'static`, so it can be moved
 /// into the middleware's future.
 pub struct Next {
@@ -148,22 +158,20 @@ pub struct Next {
 }
 
 impl Next {
-    pub(crate) fn start(chain: Arc<Chain>) -> Next {
-        Next { chain, index: 0 }
+    /// Runs middleware `index` (which applies to `req`), with the rest of the chain after it.
+    pub(crate) async fn call_at(chain: Arc<Chain>, index: usize, req: Request) -> Response {
+        let next = Next {
+            chain: chain.clone(),
+            index: index + 1,
+        };
+        chain.middleware[index].call(req, next).await
     }
 
     /// Runs the rest of the chain, then the router, and returns the response. A panic in the
     /// handler becomes a `500` here, so every middleware sees a response.
     pub async fn run(self, req: Request) -> Response {
-        let rest = &self.chain.middleware[self.index..];
-        match rest.iter().position(|m| m.applies_to(&req)) {
-            Some(skip) => {
-                let next = Next {
-                    chain: self.chain.clone(),
-                    index: self.index + skip + 1,
-                };
-                rest[skip].call(req, next).await
-            }
+        match self.chain.first_applicable(self.index, &req) {
+            Some(index) => Next::call_at(self.chain, index, req).await,
             None => self.chain.router.dispatch(req).await,
         }
     }
