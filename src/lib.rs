@@ -43,3 +43,40 @@ pub use error::{ConfigurationError, Error, HttpError, LookupError};
 pub use http::{Cookie, IntoResponse, Method, Request, Response, SameSite, StatusCode};
 pub use middleware::{Middleware, Next};
 pub use server::ServerConfig;
+
+/// Entry points for the benchmarks in `benches/` (not a stable API: hidden from the docs).
+#[doc(hidden)]
+pub mod __bench {
+    use std::sync::Arc;
+
+    use crate::http::{Method, Request};
+    use crate::routing::Router;
+    use crate::server::ServerConfig;
+
+    /// Parses one request head with the default limits; its length, if complete and valid.
+    pub fn parse_head(buf: &[u8]) -> Option<usize> {
+        crate::server::parse_head(buf, &ServerConfig::default())
+            .ok()
+            .flatten()
+            .map(|h| h.len)
+    }
+
+    /// A route table on its own, for routing benchmarks.
+    #[derive(Default)]
+    pub struct RouteTable(Router);
+
+    impl RouteTable {
+        /// Adds a GET route answering "ok".
+        pub fn add(&mut self, pattern: &str) {
+            let handler = Arc::new(|_req: Request| async { "ok" });
+            self.0
+                .insert(pattern, &[Method::Get], handler)
+                .expect("valid pattern");
+        }
+
+        /// Whether `path` finds a route (the handler is not run).
+        pub fn lookup(&self, path: &str) -> bool {
+            self.0.has_route(path)
+        }
+    }
+}

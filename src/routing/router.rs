@@ -274,6 +274,11 @@ impl Router {
         Ok(())
     }
 
+    /// Whether `path` matches a pattern (any method); for benchmarks.
+    pub(crate) fn has_route(&self, path: &str) -> bool {
+        self.root.find(path, &mut Params::new()).is_some()
+    }
+
     /// The table, in registration order.
     pub(crate) fn routes(&self) -> &[(Method, String)] {
         &self.table

@@ -8,6 +8,8 @@ pub(crate) mod date;
 mod encode;
 mod parse;
 
+pub(crate) use parse::parse_head;
+
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
