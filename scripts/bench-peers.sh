@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# chirp beside its peers (../shared/peers: axum, actix-web, and the raw tokio floor), measured
+# with the shared scripts in ../shared/bench, then written up as docs/benchmarks.md and
+# docs/benchmarks.svg (make bench-peers). Loopback only; takes about 25 minutes.
+#
+#   instructions.sh  callgrind instructions per request (deterministic: the code-cost figure)
+#   alternate.sh     interleaved wrk slices, within-round throughput ratios (plaintext, json,
+#                    dashboard, pipeline), servers pinned to one core, wrk to the other
+#   peers.sh         memory per idle keep-alive connection (10 000) and peak RSS
+#   allocations      heap allocations per request (cargo bench --bench allocations)
+#
+# Environment: BENCH_DIR [../shared/bench], OUT [bench-out], SLICES [20], SKIP [] (any of
+# "instructions alternate peers allocations", to reuse an earlier run's output).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BENCH_DIR=${BENCH_DIR:-../shared/bench}
+OUT=${OUT:-bench-out}
+SLICES=${SLICES:-20}
+SKIP=${SKIP:-}
+[[ -x $BENCH_DIR/instructions.sh ]] || { echo "no benchmark scripts at $BENCH_DIR" >&2; exit 1; }
+command -v valgrind >/dev/null || apt-get install -y valgrind >&2
+
+cargo build --release --example bench_app
+APP=$PWD/target/release/examples/bench_app
+SERVERS=("chirp=$APP" 'axum={peers}/axum-peer' 'actix={peers}/actix-peer' 'raw={peers}/raw-peer')
+mkdir -p "$OUT"/instructions "$OUT"/alternate "$OUT"/peers
+skip() { [[ " $SKIP " == *" $1 "* ]]; }
+
+skip instructions || BENCH_OUT=$OUT/instructions REPEAT="chirp:plaintext chirp:dashboard" \
+    "$BENCH_DIR"/instructions.sh "${SERVERS[@]}" > "$OUT"/instructions.txt
+skip alternate || BENCH_OUT=$OUT/alternate PIN=1 SLICES=$SLICES REF=chirp \
+    SCENARIOS="plaintext json dashboard pipeline" \
+    "$BENCH_DIR"/alternate.sh "${SERVERS[@]}" > "$OUT"/alternate.txt
+skip peers || BENCH_OUT=$OUT/peers PIN=1 SCENARIOS="plaintext idle" \
+    "$BENCH_DIR"/peers.sh "${SERVERS[@]}" > "$OUT"/peers.txt
+skip allocations || cargo bench --bench allocations > "$OUT"/allocations.txt
+
+python3 scripts/report.py "$OUT" docs
+echo "wrote docs/benchmarks.md and docs/benchmarks.svg" >&2
