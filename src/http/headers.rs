@@ -82,7 +82,16 @@ impl Default for Headers {
 impl Headers {
     fn name_at(&self, s: &Span) -> &str {
         // Names are checked to be tokens (ASCII) when the list is built.
-        std::str::from_utf8(&self.buf[s.name.0 as usize..s.name.1 as usize]).unwrap_or("")
+        std::str::from_utf8(self.name_bytes(s)).unwrap_or("")
+    }
+
+    fn name_bytes(&self, s: &Span) -> &[u8] {
+        &self.buf[s.name.0 as usize..s.name.1 as usize]
+    }
+
+    /// Whether the header at `s` is called `name` (ASCII case-insensitive), on bytes.
+    fn is_named(&self, s: &Span, name: &str) -> bool {
+        self.name_bytes(s).eq_ignore_ascii_case(name.as_bytes())
     }
 
     fn value_at(&self, s: &Span) -> &[u8] {
@@ -100,7 +109,7 @@ impl Headers {
         self.spans
             .as_slice()
             .iter()
-            .find(|s| self.name_at(s).eq_ignore_ascii_case(name))
+            .find(|s| self.is_named(s, name))
             .map(|s| self.value_at(s))
     }
 
@@ -109,7 +118,7 @@ impl Headers {
         self.spans
             .as_slice()
             .iter()
-            .filter(move |s| self.name_at(s).eq_ignore_ascii_case(name))
+            .filter(move |s| self.is_named(s, name))
             .filter_map(move |s| std::str::from_utf8(self.value_at(s)).ok())
     }
 
@@ -121,7 +130,7 @@ impl Headers {
         self.spans
             .as_slice()
             .iter()
-            .filter(move |s| self.name_at(s).eq_ignore_ascii_case(name))
+            .filter(move |s| self.is_named(s, name))
             .map(move |s| self.value_at(s))
     }
 
