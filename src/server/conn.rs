@@ -192,6 +192,9 @@ impl Connection {
         }
         Ok(keep_alive)
     }
+
+    /// Reads the body that `head` announces: by Content-Length (a slice of the read buffer,
+    /// no copy) or chunked (decoded into a buffer of its own), within `body_timeout`.
     async fn read_body(&mut self, head: &Head) -> Result<Bytes, BodyError> {
         if head.framing == Framing::None {
             return Ok(Bytes::new());
@@ -240,8 +243,10 @@ impl Connection {
         }
     }
 
-    /// Reads at least one more byte before `deadline`.
+    /// Reads at least one more byte before `deadline`. Responses still queued for earlier
+    /// pipelined requests go out first: the client may be waiting for them.
     async fn read_more(&mut self, deadline: Instant) -> Result<(), BodyError> {
+        self.flush().await?;
         self.reserve_read_space();
         match timeout_at(deadline, self.stream.read_buf(&mut self.read)).await {
             Err(_) => Err(BodyError::Reject(Reject {
