@@ -1,6 +1,7 @@
 //! The application: routes and middleware, built once into a [`Service`] and served.
 
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, ToSocketAddrs};
@@ -8,7 +9,7 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use crate::error::{ConfigurationError, Error};
 use crate::http::{Method, Request, Response};
 use crate::middleware::{Chain, Middleware, Next};
-use crate::panic::catch_panic;
+use crate::panic::{catch_panic, panic_response};
 use crate::routing::{Handler, Router};
 use crate::server::{self, ServerConfig};
 
@@ -179,7 +180,14 @@ impl Service {
     /// becomes a `500` for this request only.
     pub async fn call(&self, req: Request) -> Response {
         match self.chain.first_applicable(0, &req) {
-            Some(index) => catch_panic(Next::call_at(self.chain.clone(), index, req)).await,
+            Some(index) => {
+                // A panic while the middleware builds its future is caught here, one while
+                // it runs by catch_panic.
+                match catch_unwind(AssertUnwindSafe(|| Next::start_at(&self.chain, index, req))) {
+                    Ok(fut) => catch_panic(fut).await,
+                    Err(payload) => panic_response(payload),
+                }
+            }
             // No middleware for this request: straight to the router (which catches handler
             // panics), with no chain to walk.
             None => self.chain.router.dispatch(req).await,

@@ -158,20 +158,25 @@ pub struct Next {
 }
 
 impl Next {
-    /// Runs middleware `index` (which applies to `req`), with the rest of the chain after it.
-    pub(crate) async fn call_at(chain: Arc<Chain>, index: usize, req: Request) -> Response {
+    /// Starts middleware `index` (which applies to `req`), with the rest of the chain after it.
+    /// Not async: the middleware's own boxed future is all there is to await.
+    pub(crate) fn start_at(
+        chain: &Arc<Chain>,
+        index: usize,
+        req: Request,
+    ) -> BoxFuture<'_, Response> {
         let next = Next {
             chain: chain.clone(),
             index: index + 1,
         };
-        chain.middleware[index].call(req, next).await
+        chain.middleware[index].call(req, next)
     }
 
     /// Runs the rest of the chain, then the router, and returns the response. A panic in the
     /// handler becomes a `500` here, so every middleware sees a response.
     pub async fn run(self, req: Request) -> Response {
         match self.chain.first_applicable(self.index, &req) {
-            Some(index) => Next::call_at(self.chain, index, req).await,
+            Some(index) => Next::start_at(&self.chain, index, req).await,
             None => self.chain.router.dispatch(req).await,
         }
     }
