@@ -1,7 +1,7 @@
 //! Heap allocations per request, counted by a counting global allocator, over a real
 //! loopback connection: `cargo bench --bench allocations`.
 //!
-//! The server (the bench_app's routes) runs on a current-thread tokio runtime on its own
+//! The server (examples/bench_app.rs itself) runs on a current-thread tokio runtime on its own
 //! thread, and only that thread's allocations are counted; the client is plain blocking
 //! std::net on the main thread. After a warm-up, N sequential keep-alive requests are sent and
 //! the count is divided by N.
@@ -11,10 +11,6 @@ use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use chirp::middleware::scoped;
-use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
-use chirp::{App, Request, Response};
 
 struct Counting;
 
@@ -57,35 +53,13 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-#[derive(serde::Serialize)]
-struct Message {
-    message: &'static str,
-}
+// The very app that the peers are measured against (its `main` goes unused here).
+#[allow(dead_code)]
+#[path = "../examples/bench_app.rs"]
+mod bench_app;
 
-const SECRET: &str = "peer-bench-fixed-secret-key-0123456789abcdefghijklmnopqrstuvwxyz";
 const WARM: usize = 1_000;
 const N: usize = 10_000;
-
-fn app() -> App {
-    let mut app = App::new();
-    app.add_middleware(scoped(
-        "/dashboard",
-        SessionMiddleware::new(SessionConfig::new(SECRET)).unwrap(),
-    ));
-    app.route("/", |_req: Request| async { "Hello, World!" });
-    app.route("/json", |_req: Request| async {
-        Response::json(&Message {
-            message: "Hello, World!",
-        })
-    });
-    app.route("/dashboard", |_req: Request| async {
-        let session = get_session()?;
-        let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
-        session.insert("visits", visits);
-        Ok::<_, chirp::Error>(format!("Visits: {visits}"))
-    });
-    app
-}
 
 /// Sends one request and reads one whole response; returns the head.
 fn round_trip(conn: &mut TcpStream, request: &[u8], buf: &mut Vec<u8>) -> String {
@@ -123,7 +97,8 @@ fn main() {
             .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            app()
+            bench_app::app()
+                .unwrap()
                 .serve_with_shutdown(listener, std::future::pending())
                 .await
                 .unwrap();

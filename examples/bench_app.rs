@@ -22,7 +22,7 @@ struct Message {
 /// The peers' fixed 64-byte benchmark key (never for real use).
 const SECRET_KEY: &str = "peer-bench-fixed-secret-key-0123456789abcdefghijklmnopqrstuvwxyz";
 
-fn app() -> Result<App, chirp::Error> {
+pub fn app() -> Result<App, chirp::Error> {
     let mut app = App::new();
     app.add_middleware(scoped(
         "/dashboard",
