@@ -10,7 +10,7 @@ use crate::error::{ConfigurationError, Error};
 use crate::http::{Method, Request, Response};
 use crate::middleware::{Chain, Middleware, Next};
 use crate::panic::{catch_panic, panic_response};
-use crate::routing::{Handler, Router};
+use crate::routing::{BoxFuture, Handler, Routed, Router};
 use crate::server::{self, ServerConfig};
 
 /// A chirp application: register routes and middleware, then [`run`](App::run) it.
@@ -179,18 +179,33 @@ impl Service {
     /// Runs `req` through the middleware chain and the router. A panic anywhere in them
     /// becomes a `500` for this request only.
     pub async fn call(&self, req: Request) -> Response {
-        match self.chain.first_applicable(0, &req) {
-            Some(index) => {
-                // A panic while the middleware builds its future is caught here, one while
-                // it runs by catch_panic.
-                match catch_unwind(AssertUnwindSafe(|| Next::start_at(&self.chain, index, req))) {
-                    Ok(fut) => catch_panic(fut).await,
-                    Err(payload) => panic_response(payload),
-                }
-            }
-            // No middleware for this request: straight to the router (which catches handler
-            // panics), with no chain to walk.
-            None => self.chain.router.dispatch(req).await,
+        match self.start(req) {
+            Started::Answered(res) => res,
+            Started::Running(fut) => catch_panic(fut).await,
         }
     }
+
+    /// Starts `req` without awaiting anything: either it is answered at once (404, 405, a
+    /// panic) or there is one boxed future to await, the first middleware's or the handler's.
+    /// The server awaits that future itself, so a request is not moved through layers of
+    /// async state on its way in.
+    pub(crate) fn start(&self, req: Request) -> Started<'_> {
+        let started = catch_unwind(AssertUnwindSafe(|| match self.chain.first_applicable(0, &req) {
+            Some(index) => Started::Running(Next::start_at(&self.chain, index, req)),
+            // No middleware for this request: straight to the router, no chain to walk.
+            None => match self.chain.router.route(req) {
+                Routed::Respond(res) => Started::Answered(res),
+                Routed::Call(handler) => Started::Running(handler),
+            },
+        }));
+        started.unwrap_or_else(|payload| Started::Answered(panic_response(payload)))
+    }
+}
+
+/// A request as [`Service::start`] leaves it.
+pub(crate) enum Started<'a> {
+    /// Answered already.
+    Answered(Response),
+    /// To be awaited (inside `catch_panic`).
+    Running(BoxFuture<'a, Response>),
 }

@@ -4,4 +4,4 @@ mod handler;
 mod router;
 
 pub use handler::{BoxFuture, Handler};
-pub(crate) use router::Router;
+pub(crate) use router::{Routed, Router};

@@ -24,7 +24,8 @@ use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::encode::{encode, ConnectionHeader};
 use super::parse::{parse_head, Framing, Head, Reject};
 use super::{date, ServerConfig, Shutdown};
-use crate::app::Service;
+use crate::app::{Service, Started};
+use crate::panic::catch_panic;
 use crate::http::{Method, Request, Response, StatusCode, Version};
 
 /// Bodies at least this large are written straight from the response, not copied into the
@@ -170,7 +171,10 @@ impl Connection {
             body,
             Some(self.peer),
         );
-        let res = self.service.call(req).await;
+        let res = match self.service.start(req) {
+            Started::Answered(res) => res,
+            Started::Running(fut) => catch_panic(fut).await,
+        };
 
         let keep_alive = head.keep_alive && !shutdown.is_stopping();
         let connection = match (keep_alive, head.version) {
