@@ -190,13 +190,15 @@ impl Service {
     /// The server awaits that future itself, so a request is not moved through layers of
     /// async state on its way in.
     pub(crate) fn start(&self, req: Request) -> Started<'_> {
-        let started = catch_unwind(AssertUnwindSafe(|| match self.chain.first_applicable(0, &req) {
-            Some(index) => Started::Running(Next::start_at(&self.chain, index, req)),
-            // No middleware for this request: straight to the router, no chain to walk.
-            None => match self.chain.router.route(req) {
-                Routed::Respond(res) => Started::Answered(res),
-                Routed::Call(handler) => Started::Running(handler),
-            },
+        let started = catch_unwind(AssertUnwindSafe(|| {
+            match self.chain.first_applicable(0, &req) {
+                Some(index) => Started::Running(Next::start_at(&self.chain, index, req)),
+                // No middleware for this request: straight to the router, no chain to walk.
+                None => match self.chain.router.route(req) {
+                    Routed::Respond(res) => Started::Answered(res),
+                    Routed::Call(handler) => Started::Running(handler),
+                },
+            }
         }));
         started.unwrap_or_else(|payload| Started::Answered(panic_response(payload)))
     }

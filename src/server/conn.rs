@@ -25,8 +25,8 @@ use super::encode::{encode, ConnectionHeader};
 use super::parse::{parse_head, Framing, Head, Reject};
 use super::{date, ServerConfig, Shutdown};
 use crate::app::{Service, Started};
-use crate::panic::catch_panic;
 use crate::http::{Method, Request, Response, StatusCode, Version};
+use crate::panic::catch_panic;
 
 /// Bodies at least this large are written straight from the response, not copied into the
 /// write buffer.
