@@ -1,21 +1,39 @@
-//! The `Date` header value (IMF-fixdate, RFC 9110 §5.6.7), formatted at most once a second per
-//! worker thread: each thread keeps the last second it formatted and reuses the bytes.
+//! The `Date` header value (IMF-fixdate, RFC 9110 §5.6.7), refreshed once a second.
+//!
+//! A ticker task, run by each server, stores the current second in [`SECONDS`]; every worker
+//! thread formats that second once and copies the bytes after that. Reading the date is then
+//! an atomic load and a thread-local compare: no clock call per response. Without a ticker
+//! (outside a server, or between two servers' lifetimes) the clock is read directly.
 
 use std::cell::Cell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub(crate) const DATE_LEN: usize = 29;
+
+/// The second the tickers last stored.
+static SECONDS: AtomicU64 = AtomicU64::new(0);
+/// How many tickers run (servers serving); 0 means `SECONDS` may be stale.
+static TICKERS: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     static CACHE: Cell<(u64, [u8; DATE_LEN])> = const { Cell::new((u64::MAX, [b' '; DATE_LEN])) };
 }
 
+fn clock_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The current date, from this thread's cache.
 pub(crate) fn now() -> [u8; DATE_LEN] {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = if TICKERS.load(Ordering::Acquire) > 0 {
+        SECONDS.load(Ordering::Relaxed)
+    } else {
+        clock_seconds()
+    };
     CACHE.with(|cache| {
         let (cached_secs, bytes) = cache.get();
         if cached_secs == secs {
@@ -25,6 +43,34 @@ pub(crate) fn now() -> [u8; DATE_LEN] {
         cache.set((secs, bytes));
         bytes
     })
+}
+
+/// Keeps [`SECONDS`] current while the returned guard lives (a server's lifetime): a task
+/// that wakes at each second boundary.
+pub(crate) fn start_ticker() -> TickerGuard {
+    SECONDS.store(clock_seconds(), Ordering::Relaxed);
+    TICKERS.fetch_add(1, Ordering::AcqRel);
+    let task = tokio::spawn(async {
+        loop {
+            let into_second = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let to_next = Duration::from_nanos(1_000_000_000 - u64::from(into_second));
+            tokio::time::sleep(to_next).await;
+            SECONDS.store(clock_seconds(), Ordering::Relaxed);
+        }
+    });
+    TickerGuard(task)
+}
+
+/// Stops a ticker when dropped.
+pub(crate) struct TickerGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for TickerGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+        TICKERS.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Formats `secs` since the epoch as an IMF-fixdate.
@@ -85,5 +131,18 @@ mod tests {
         let d = now();
         assert_eq!(&d[25..], b" GMT");
         assert_eq!(d[3], b',');
+    }
+
+    #[tokio::test]
+    async fn the_ticker_keeps_the_date_current() {
+        let _ticker = start_ticker();
+        let expected = format(clock_seconds());
+        let got = now();
+        // The second may roll over between the two reads.
+        assert!(
+            got == expected || got == format(clock_seconds()),
+            "{:?}",
+            String::from_utf8_lossy(&got)
+        );
     }
 }

@@ -37,21 +37,22 @@ pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// The status line, without its CRLF: every header line below starts with the CRLF that ends
+/// the line before it, so the common lines are one copy each.
 fn push_status_line(out: &mut Vec<u8>, status: StatusCode) {
     let line: &[u8] = match status.as_u16() {
-        200 => b"HTTP/1.1 200 OK\r\n",
-        204 => b"HTTP/1.1 204 No Content\r\n",
-        302 => b"HTTP/1.1 302 Found\r\n",
-        304 => b"HTTP/1.1 304 Not Modified\r\n",
-        400 => b"HTTP/1.1 400 Bad Request\r\n",
-        404 => b"HTTP/1.1 404 Not Found\r\n",
-        500 => b"HTTP/1.1 500 Internal Server Error\r\n",
+        200 => b"HTTP/1.1 200 OK",
+        204 => b"HTTP/1.1 204 No Content",
+        302 => b"HTTP/1.1 302 Found",
+        304 => b"HTTP/1.1 304 Not Modified",
+        400 => b"HTTP/1.1 400 Bad Request",
+        404 => b"HTTP/1.1 404 Not Found",
+        500 => b"HTTP/1.1 500 Internal Server Error",
         _ => {
             out.extend_from_slice(b"HTTP/1.1 ");
             push_decimal(out, u64::from(status.as_u16()));
             out.push(b' ');
             out.extend_from_slice(status.reason().as_bytes());
-            out.extend_from_slice(b"\r\n");
             return;
         }
     };
@@ -76,32 +77,30 @@ pub(crate) fn encode(
     let status = res.status();
     push_status_line(out, status);
     if let Some(ct) = res.content_type() {
-        out.extend_from_slice(b"content-type: ");
+        out.extend_from_slice(b"\r\ncontent-type: ");
         out.extend_from_slice(ct.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
     for (name, value) in res.headers() {
         if is_framing_header(name) {
             continue;
         }
+        out.extend_from_slice(b"\r\n");
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
     let no_body = status.forbids_body();
     if !no_body {
-        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(b"\r\ncontent-length: ");
         push_decimal(out, res.body().len() as u64);
-        out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"date: ");
+    out.extend_from_slice(b"\r\ndate: ");
     out.extend_from_slice(date);
-    match connection {
-        ConnectionHeader::None => out.extend_from_slice(b"\r\n\r\n"),
-        ConnectionHeader::KeepAlive => out.extend_from_slice(b"\r\nconnection: keep-alive\r\n\r\n"),
-        ConnectionHeader::Close => out.extend_from_slice(b"\r\nconnection: close\r\n\r\n"),
-    }
+    out.extend_from_slice(match connection {
+        ConnectionHeader::None => b"\r\n\r\n",
+        ConnectionHeader::KeepAlive => b"\r\nconnection: keep-alive\r\n\r\n",
+        ConnectionHeader::Close => b"\r\nconnection: close\r\n\r\n",
+    });
     if !head_only && !no_body {
         out.extend_from_slice(res.body());
     }

@@ -111,6 +111,7 @@ pub(crate) async fn serve(
     signal: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let config = Arc::new(config);
+    let _date_ticker = date::start_ticker();
     let shutdown = Arc::new(Shutdown::default());
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let mut connections = JoinSet::new();
