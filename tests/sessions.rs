@@ -538,13 +538,7 @@ async fn concurrent_requests_over_sockets_see_only_their_own_session() {
                 .await;
             let first = conn.response().await;
             assert_eq!(first.text(), format!(" u{i}"));
-            let cookie = first
-                .header("set-cookie")
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_owned();
+            let cookie = first.cookie_pair();
             conn.send(format!(
                 "GET /whoami/u{i} HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n"
             ))
@@ -566,13 +560,7 @@ async fn the_dashboard_over_a_real_socket() {
     let res = conn.response().await;
     assert_eq!(res.text(), "Visits: 1");
     assert_eq!(res.header("vary"), Some("Cookie"));
-    let cookie = res
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = res.cookie_pair();
     conn.send(format!(
         "GET /dashboard HTTP/1.1\r\nHost: t\r\nCookie: other=1; {cookie}\r\n\r\n"
     ))

@@ -134,12 +134,7 @@ impl Response {
 
     /// Replaces the `Content-Type`.
     pub fn with_content_type(mut self, content_type: impl Into<Cow<'static, str>>) -> Response {
-        let content_type = content_type.into();
-        if let Some(problem) = header_problem("content-type", &content_type) {
-            self.refuse(problem);
-        } else {
-            self.content_type = Some(content_type);
-        }
+        self.append_header("content-type", content_type);
         self
     }
 
@@ -161,13 +156,10 @@ impl Response {
         value: impl Into<Cow<'static, str>>,
     ) {
         let (name, value) = (name.into(), value.into());
-        if name.eq_ignore_ascii_case("content-type") {
-            self.content_type = None;
-            *self = std::mem::take(self).with_content_type(value);
-            return;
-        }
         match header_problem(&name, &value) {
             Some(problem) => self.refuse(problem),
+            // Content-Type has a field of its own (set by the constructors without a lookup).
+            None if name.eq_ignore_ascii_case("content-type") => self.content_type = Some(value),
             None => self.headers.push((name, value)),
         }
     }

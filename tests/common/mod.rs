@@ -74,6 +74,12 @@ impl RawResponse {
             .collect()
     }
 
+    /// `name=value` of the first Set-Cookie, as a client sends it back.
+    pub fn cookie_pair(&self) -> String {
+        let set_cookie = self.header("set-cookie").expect("a Set-Cookie header");
+        set_cookie.split(';').next().unwrap_or_default().to_owned()
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
