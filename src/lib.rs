@@ -55,7 +55,8 @@ pub mod __bench {
 
     /// Parses one request head with the default limits; its length, if complete and valid.
     pub fn parse_head(buf: &[u8]) -> Option<usize> {
-        crate::server::parse_head(buf, &ServerConfig::default())
+        let mut headers = crate::http::HeadersBuilder::new();
+        crate::server::parse_head(buf, &ServerConfig::default(), &mut headers)
             .ok()
             .flatten()
             .map(|h| h.len)

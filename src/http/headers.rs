@@ -212,10 +212,76 @@ impl HeadersBuilder {
         });
     }
 
+    /// Forgets the offsets recorded so far (a heap list goes back to inline).
+    pub(crate) fn clear(&mut self) {
+        match &mut self.spans {
+            Spans::Inline { len, .. } => *len = 0,
+            Spans::Heap(_) => *self = HeadersBuilder::new(),
+        }
+    }
+
+    /// Freezes the offsets recorded so far with `buf`, and starts over: the connection keeps
+    /// one builder for all its requests.
+    pub(crate) fn take(&mut self, buf: Bytes) -> Headers {
+        let spans = match &mut self.spans {
+            Spans::Inline { len, items } => {
+                let spans = Spans::Inline {
+                    len: *len,
+                    items: *items,
+                };
+                *len = 0;
+                spans
+            }
+            Spans::Heap(_) => std::mem::replace(self, HeadersBuilder::new()).spans,
+        };
+        Headers { buf, spans }
+    }
+
     pub(crate) fn finish(self, buf: Bytes) -> Headers {
         Headers {
             buf,
             spans: self.spans,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records `n` headers `h<i>: v<i>` laid out in a buffer, then takes them.
+    fn build(builder: &mut HeadersBuilder, n: usize) -> Headers {
+        let mut buf = Vec::new();
+        builder.clear();
+        for i in 0..n {
+            let name = format!("h{i}");
+            let value = format!("v{i}");
+            let name_at = buf.len();
+            buf.extend_from_slice(name.as_bytes());
+            let value_at = buf.len();
+            buf.extend_from_slice(value.as_bytes());
+            builder.push(
+                (name_at, name_at + name.len()),
+                (value_at, value_at + value.len()),
+            );
+        }
+        builder.take(Bytes::from(buf))
+    }
+
+    #[test]
+    fn a_reused_builder_starts_each_head_afresh() {
+        let mut builder = HeadersBuilder::new();
+        // Past the inline capacity (onto the heap), then a small head, then a big one again.
+        for n in [INLINE + 4, 2, INLINE, INLINE + 1, 0] {
+            let headers = build(&mut builder, n);
+            assert_eq!(headers.iter().count(), n, "{n} headers");
+            for i in 0..n {
+                assert_eq!(
+                    headers.get(&format!("H{i}")),
+                    Some(format!("v{i}").as_str())
+                );
+            }
+            assert_eq!(headers.get(&format!("h{n}")), None);
         }
     }
 }

@@ -178,6 +178,11 @@ impl Request {
         self.head_str(self.target.0, self.path_end)
     }
 
+    /// The path as bytes, with no UTF-8 check (routing and scoping compare bytes).
+    pub(crate) fn path_bytes(&self) -> &[u8] {
+        &self.headers.buffer()[self.target.0 as usize..self.path_end as usize]
+    }
+
     /// The raw query string (after `?`), if any.
     pub fn query(&self) -> Option<&str> {
         (self.path_end < self.target.1).then(|| self.head_str(self.path_end + 1, self.target.1))

@@ -1,6 +1,7 @@
 //! The response a handler returns, and [`IntoResponse`] for everything that can become one.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -31,6 +32,31 @@ pub struct Response {
     body: Bytes,
     /// Set when a header with CR, LF or NUL was refused; the server then answers 500.
     refused_header: Option<String>,
+}
+
+thread_local! {
+    /// Scratch space for [`Response::json`], reused so that a body costs one allocation of
+    /// exactly its size (serializing into a fresh `Vec` costs that and a second one).
+    static JSON_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A scratch buffer larger than this after use is given back.
+const JSON_SCRATCH_KEEP: usize = 64 * 1024;
+
+fn serialize_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Bytes> {
+    JSON_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let result = serde_json::to_writer(&mut *buf, value);
+            let body = result.map(|()| Bytes::copy_from_slice(&buf));
+            if buf.capacity() > JSON_SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            body
+        }
+        // Only when a `Serialize` impl itself builds a JSON response: no scratch then.
+        Err(_) => serde_json::to_vec(value).map(Bytes::from),
+    })
 }
 
 impl Default for Response {
@@ -106,8 +132,8 @@ impl Response {
     /// assert_eq!(res.body().as_ref(), br#"{"ok":true}"#);
     /// ```
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Response {
-        match serde_json::to_vec(value) {
-            Ok(body) => Response::with_body("application/json", Bytes::from(body)),
+        match serialize_json(value) {
+            Ok(body) => Response::with_body("application/json", body),
             Err(e) => {
                 tracing::error!(error = %e, "response value cannot be serialized to JSON");
                 Response::text("Internal Server Error")

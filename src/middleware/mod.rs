@@ -126,8 +126,8 @@ impl<M: Middleware> Middleware for Scoped<M> {
     }
 
     fn applies_to(&self, req: &Request) -> bool {
-        let in_scope = match req.path().strip_prefix(self.prefix.as_str()) {
-            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        let in_scope = match req.path_bytes().strip_prefix(self.prefix.as_bytes()) {
+            Some(rest) => rest.is_empty() || rest[0] == b'/',
             None => false,
         };
         in_scope && self.inner.applies_to(req)

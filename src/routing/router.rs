@@ -77,14 +77,12 @@ struct Node {
 }
 
 /// The first non-empty segment of `path` and what follows it.
-fn next_segment(path: &str) -> Option<(&str, &str)> {
-    let p = path.trim_start_matches('/');
-    if p.is_empty() {
-        return None;
-    }
-    Some(match p.find('/') {
+fn next_segment(path: &[u8]) -> Option<(&[u8], &[u8])> {
+    let start = path.iter().position(|&b| b != b'/')?;
+    let p = &path[start..];
+    Some(match p.iter().position(|&b| b == b'/') {
         Some(i) => (&p[..i], &p[i..]),
-        None => (p, ""),
+        None => (p, &[]),
     })
 }
 
@@ -92,17 +90,24 @@ fn is_int(segment: &str) -> bool {
     !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// A path piece as text: pieces of a UTF-8 path cut at `/` are UTF-8 themselves.
+fn as_text(piece: &[u8]) -> Option<&str> {
+    std::str::from_utf8(piece).ok()
+}
+
 impl Node {
-    fn find<'n>(&'n self, path: &str, params: &mut Params) -> Option<&'n Endpoints> {
+    /// Works on the path's bytes: only a parameter's piece is turned into text.
+    fn find<'n>(&'n self, path: &[u8], params: &mut Params) -> Option<&'n Endpoints> {
         let Some((segment, rest)) = next_segment(path) else {
             return self.endpoints.as_ref();
         };
-        if let Some((_, child)) = self.statics.iter().find(|(s, _)| **s == *segment) {
+        if let Some((_, child)) = self.statics.iter().find(|(s, _)| s.as_bytes() == segment) {
             if let Some(found) = child.find(rest, params) {
                 return Some(found);
             }
         }
         let params_before = params.len();
+        let segment = as_text(segment)?;
         for (param, accept) in [
             (&self.int_param, is_int as fn(&str) -> bool),
             (&self.str_param, |_: &str| true),
@@ -120,7 +125,7 @@ impl Node {
         let (name, endpoints) = self.catch_all.as_ref()?;
         params.push((
             name.clone(),
-            percent_decode(path.trim_matches('/'), false).into_owned(),
+            percent_decode(as_text(path)?.trim_matches('/'), false).into_owned(),
         ));
         Some(endpoints)
     }
@@ -276,7 +281,9 @@ impl Router {
 
     /// Whether `path` matches a pattern (any method); for benchmarks.
     pub(crate) fn has_route(&self, path: &str) -> bool {
-        self.root.find(path, &mut Params::new()).is_some()
+        self.root
+            .find(path.as_bytes(), &mut Params::new())
+            .is_some()
     }
 
     /// The table, in registration order.
@@ -289,7 +296,7 @@ impl Router {
     /// without carrying the request through more future state.
     pub(crate) fn route(&self, mut req: Request) -> Routed {
         let mut params = Params::new();
-        let Some(endpoints) = self.root.find(req.path(), &mut params) else {
+        let Some(endpoints) = self.root.find(req.path_bytes(), &mut params) else {
             return Routed::Respond(Response::text("Not Found").with_status(StatusCode::NOT_FOUND));
         };
         let method = req.method();
@@ -354,7 +361,7 @@ mod tests {
 
     fn find(r: &Router, path: &str) -> Option<(String, Vec<(String, String)>)> {
         let mut params = Params::new();
-        let e = r.root.find(path, &mut params)?;
+        let e = r.root.find(path.as_bytes(), &mut params)?;
         Some((
             e.pattern.clone(),
             params

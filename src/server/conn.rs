@@ -25,7 +25,7 @@ use super::encode::{encode, ConnectionHeader};
 use super::parse::{parse_head, Framing, Head, Reject};
 use super::{date, ServerConfig, Shutdown};
 use crate::app::{Service, Started};
-use crate::http::{Method, Request, Response, StatusCode, Version};
+use crate::http::{HeadersBuilder, Method, Request, Response, StatusCode, Version};
 use crate::panic::catch_panic;
 
 /// Bodies at least this large are written straight from the response, not copied into the
@@ -45,6 +45,7 @@ pub(crate) async fn serve_connection(
     let mut conn = Connection {
         read: BytesMut::with_capacity(config.read_buffer_size),
         write: Vec::new(),
+        headers: HeadersBuilder::new(),
         stream,
         peer,
         service,
@@ -60,6 +61,8 @@ struct Connection {
     peer: SocketAddr,
     read: BytesMut,
     write: Vec<u8>,
+    /// The header offsets of the head being parsed.
+    headers: HeadersBuilder,
     service: Service,
     config: Arc<ServerConfig>,
 }
@@ -91,7 +94,7 @@ impl Connection {
         loop {
             // Answer every complete request already in the buffer.
             if !self.read.is_empty() {
-                match parse_head(&self.read, &self.config) {
+                match parse_head(&self.read, &self.config, &mut self.headers) {
                     Ok(Some(head)) => {
                         served_any = true;
                         head_started = None;
@@ -162,7 +165,7 @@ impl Connection {
             }
             Err(BodyError::Io(e)) => return Err(e),
         };
-        let headers = head.headers.finish(head_bytes);
+        let headers = self.headers.take(head_bytes);
         let req = Request::from_parts(
             head.method,
             head.version,

@@ -32,7 +32,6 @@ pub(crate) struct Head {
     pub version: Version,
     /// The origin-form target (`/path?query`) as a range of the buffer.
     pub target: (usize, usize),
-    pub headers: HeadersBuilder,
     pub framing: Framing,
     pub keep_alive: bool,
     pub expect_continue: bool,
@@ -50,9 +49,14 @@ const fn reject(status: StatusCode, reason: &'static str) -> Reject {
     Reject { status, reason }
 }
 
-/// Parses the head at the start of `buf`. `Ok(None)`: incomplete, read more (the size limits
-/// are already checked against what is there).
-pub(crate) fn parse_head(buf: &[u8], config: &ServerConfig) -> Result<Option<Head>, Reject> {
+/// Parses the head at the start of `buf`, recording its headers' offsets in `headers` (the
+/// connection's builder, reused: a head then is small to move). `Ok(None)`: incomplete, read
+/// more (the size limits are already checked against what is there).
+pub(crate) fn parse_head(
+    buf: &[u8],
+    config: &ServerConfig,
+    headers: &mut HeadersBuilder,
+) -> Result<Option<Head>, Reject> {
     // Header offsets are 16-bit: parse at most MAX_HEAD bytes (max_head_size is capped there).
     let buf = &buf[..buf.len().min(MAX_HEAD)];
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
@@ -108,7 +112,7 @@ pub(crate) fn parse_head(buf: &[u8], config: &ServerConfig) -> Result<Option<Hea
     ))?;
     let target_start = offset(target.as_bytes());
 
-    let mut headers = HeadersBuilder::new();
+    headers.clear();
     let mut content_length: Option<usize> = None;
     let mut chunked = false;
     let mut transfer_encoding = false;
@@ -208,7 +212,6 @@ pub(crate) fn parse_head(buf: &[u8], config: &ServerConfig) -> Result<Option<Hea
         method,
         version,
         target: (target_start, target_start + target.len()),
-        headers,
         framing,
         keep_alive,
         expect_continue: expect_continue && framing != Framing::None && version == Version::Http11,
@@ -266,7 +269,11 @@ mod tests {
     use super::*;
 
     fn parse(raw: &str) -> Result<Option<Head>, Reject> {
-        parse_head(raw.as_bytes(), &ServerConfig::default())
+        parse_head(
+            raw.as_bytes(),
+            &ServerConfig::default(),
+            &mut HeadersBuilder::new(),
+        )
     }
 
     fn status(raw: &str) -> StatusCode {
