@@ -21,6 +21,11 @@ pub(crate) fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &
 /// Finds cookie `name` in one `Cookie` header value, working on bytes: only the value found
 /// is checked to be UTF-8 (the session cookie is looked up on every request).
 pub(crate) fn find_cookie<'h>(header: &'h [u8], name: &[u8]) -> Option<&'h str> {
+    std::str::from_utf8(find_cookie_bytes(header, name)?).ok()
+}
+
+/// Like [`find_cookie`], the value as raw bytes (no UTF-8 check).
+pub(crate) fn find_cookie_bytes<'h>(header: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
     let mut rest = header;
     loop {
         rest = rest.trim_ascii_start();
@@ -32,7 +37,7 @@ pub(crate) fn find_cookie<'h>(header: &'h [u8], name: &[u8]) -> Option<&'h str> 
                 .strip_prefix(b"\"")
                 .and_then(|v| v.strip_suffix(b"\""))
                 .unwrap_or(value);
-            return std::str::from_utf8(value).ok();
+            return Some(value);
         }
         rest = rest.get(end + 1..)?;
     }
@@ -247,6 +252,9 @@ mod tests {
         assert_eq!(find_cookie(h, b"a"), Some("1"));
         assert_eq!(find_cookie(h, b"missing"), None);
         assert_eq!(find_cookie(b"x=\xff", b"x"), None);
+        // Another cookie that is not UTF-8 does not hide the one asked for.
+        assert_eq!(find_cookie(b"x=\xff\xfe; s=ok", b"s"), Some("ok"));
+        assert_eq!(find_cookie_bytes(b"x=\xff", b"x"), Some(&b"\xff"[..]));
     }
 
     #[test]

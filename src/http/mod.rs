@@ -10,7 +10,7 @@ mod status;
 
 pub(crate) mod encoding;
 
-pub(crate) use cookies::{find_cookie, parse_cookie_header};
+pub(crate) use cookies::{find_cookie, find_cookie_bytes, parse_cookie_header};
 pub use cookies::{is_valid_cookie_name, Cookie, SameSite};
 pub use headers::Headers;
 pub(crate) use headers::{HeadersBuilder, MAX_HEAD};

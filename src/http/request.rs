@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::encoding::{parse_urlencoded, percent_decode};
-use super::{find_cookie, parse_cookie_header, Headers, HeadersBuilder, Method};
+use super::{find_cookie, find_cookie_bytes, parse_cookie_header, Headers, HeadersBuilder, Method};
 use crate::error::HttpError;
 
 /// The HTTP version of a request.
@@ -235,6 +235,13 @@ impl Request {
         self.headers
             .get_all_bytes("cookie")
             .find_map(|header| find_cookie(header, name.as_bytes()))
+    }
+
+    /// Like [`Request::cookie`], the raw bytes (not checked to be UTF-8).
+    pub(crate) fn cookie_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .get_all_bytes("cookie")
+            .find_map(|header| find_cookie_bytes(header, name.as_bytes()))
     }
 
     /// Every cookie the client sent, as `(name, value)`, parsed lazily.

@@ -294,6 +294,7 @@ impl Router {
     /// Finds the handler for `req` and starts it, or answers 404, 405 (+`Allow`) or OPTIONS
     /// itself. Not async: the handler's future is handed back boxed, so callers await it
     /// without carrying the request through more future state.
+    #[inline]
     pub(crate) fn route(&self, mut req: Request) -> Routed {
         let mut params = Params::new();
         let Some(endpoints) = self.root.find(req.path_bytes(), &mut params) else {

@@ -27,13 +27,19 @@ fn clock_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The current date, from this thread's cache.
-pub(crate) fn now() -> [u8; DATE_LEN] {
-    let secs = if TICKERS.load(Ordering::Acquire) > 0 {
+/// The current Unix second: the tickers' while a server runs (an atomic load), else the
+/// clock's. The session middleware stamps cookies with it too.
+pub(crate) fn unix_seconds() -> u64 {
+    if TICKERS.load(Ordering::Acquire) > 0 {
         SECONDS.load(Ordering::Relaxed)
     } else {
         clock_seconds()
-    };
+    }
+}
+
+/// The current date, from this thread's cache.
+pub(crate) fn now() -> [u8; DATE_LEN] {
+    let secs = unix_seconds();
     CACHE.with(|cache| {
         let (cached_secs, bytes) = cache.get();
         if cached_secs == secs {
@@ -144,5 +150,8 @@ mod tests {
             "{:?}",
             String::from_utf8_lossy(&got)
         );
+        // The session clock reads the same second.
+        let secs = unix_seconds();
+        assert!(secs.abs_diff(clock_seconds()) <= 1, "{secs}");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::signer::Digest;
 use crate::http::SameSite;
@@ -15,15 +15,15 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> u64;
 }
 
-/// The system clock.
+/// The system clock, read at second granularity (while a server runs, through the `Date`
+/// ticker it already keeps, so stamping a cookie costs no clock call).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// While a server runs, the second its `Date` ticker last stored (no clock call).
     fn now(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        crate::server::date::unix_seconds()
     }
 }
 

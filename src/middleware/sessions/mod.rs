@@ -306,7 +306,7 @@ struct IncomingCookie {
 
 impl IncomingCookie {
     fn of(req: &Request, name: &str) -> Option<IncomingCookie> {
-        let value = req.cookie(name)?;
+        let value = req.cookie_bytes(name)?;
         let buf = req.headers().buffer().clone();
         let start = value.as_ptr() as usize - buf.as_ptr() as usize;
         Some(IncomingCookie {
@@ -315,8 +315,9 @@ impl IncomingCookie {
         })
     }
 
+    /// The value, checked to be UTF-8 here and only here ("" when it is not, which no store
+    /// accepts).
     fn as_str(&self) -> &str {
-        // The range came from a &str into this very buffer.
         std::str::from_utf8(&self.buf[self.at.0..self.at.1]).unwrap_or("")
     }
 }

@@ -148,6 +148,9 @@ thread_local! {
     /// The JSON of the session being signed, reused from cookie to cookie.
     static JSON_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 
+    /// The cookie value being built, likewise reused.
+    static VALUE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+
     /// One zlib compressor per thread, reset between uses: deflate's state is large, so making
     /// one per cookie would cost more than the compression. Level 1 (fastest): any valid
     /// zlib stream is read by itsdangerous, and on session-sized JSON level 6 costs about
@@ -192,28 +195,35 @@ impl Signer {
     /// Signs an already serialized JSON payload (compressing it when that is shorter),
     /// appending the cookie value to `out`.
     pub(crate) fn sign_payload_into(&self, json: &[u8], timestamp: u64, out: &mut String) {
-        let start = out.len();
         let compressed = if json.len() >= COMPRESS_FROM {
             deflate_if_shorter(json)
         } else {
             None
         };
-        out.reserve(json.len() * 4 / 3 + 64);
-        match &compressed {
-            Some(z) => {
-                out.push('.');
-                push_base64(out, z);
+        VALUE_BUF.with(|cell| {
+            // Built as bytes and checked as text once at the end (base64 and dots are ASCII).
+            let mut value = cell.borrow_mut();
+            value.clear();
+            match &compressed {
+                Some(z) => {
+                    value.push(b'.');
+                    append_base64(&mut value, z);
+                }
+                None => append_base64(&mut value, json),
             }
-            None => push_base64(out, json),
-        }
-        out.push('.');
-        let ts = timestamp.to_be_bytes();
-        let first = ts.iter().position(|&b| b != 0).unwrap_or(ts.len() - 1);
-        push_base64(out, &ts[first..]);
-        // Sign what this call wrote so far, then append "." and the signature.
-        let (signature, len) = self.keys[0].sign(&out.as_bytes()[start..]);
-        out.push('.');
-        push_base64(out, &signature[..len]);
+            value.push(b'.');
+            let ts = timestamp.to_be_bytes();
+            let first = ts.iter().position(|&b| b != 0).unwrap_or(ts.len() - 1);
+            append_base64(&mut value, &ts[first..]);
+            // Sign "payload.timestamp", then append "." and the signature.
+            let (signature, len) = self.keys[0].sign(&value);
+            value.push(b'.');
+            append_base64(&mut value, &signature[..len]);
+            out.push_str(std::str::from_utf8(&value).expect("base64url and dots are ASCII"));
+            if value.capacity() > 64 * 1024 {
+                *value = Vec::new(); // a huge session passed through: give the memory back
+            }
+        });
     }
 
     /// Verifies `cookie` and decodes it: the data and the timestamp it was signed at. Checks
@@ -229,8 +239,8 @@ impl Signer {
 
     /// Checks the signature; returns the payload part and the timestamp.
     fn verify<'c>(&self, cookie: &'c str) -> Result<(&'c str, u64), CookieError> {
-        let (signed, signature) = cookie.rsplit_once('.').ok_or(CookieError::Malformed)?;
-        let (payload, ts) = signed.rsplit_once('.').ok_or(CookieError::Malformed)?;
+        let (signed, signature) = split_last_dot(cookie).ok_or(CookieError::Malformed)?;
+        let (payload, ts) = split_last_dot(signed).ok_or(CookieError::Malformed)?;
         if payload.is_empty() || ts.is_empty() || signature.len() > 128 {
             return Err(CookieError::Malformed);
         }
@@ -257,6 +267,13 @@ impl Signer {
             .fold(0u64, |acc, &b| acc << 8 | u64::from(b));
         Ok((payload, timestamp))
     }
+}
+
+/// `s` cut at its last `.`. A plain backwards scan: the parts after the dots are short (a
+/// timestamp, a signature), where `rsplit_once`'s word-at-a-time search costs more than it saves.
+fn split_last_dot(s: &str) -> Option<(&str, &str)> {
+    let dot = s.bytes().rposition(|b| b == b'.')?;
+    Some((&s[..dot], &s[dot + 1..]))
 }
 
 /// base64-decodes the payload (into a stack buffer when it is small, as sessions usually
@@ -303,15 +320,15 @@ fn inflate(z: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-/// Appends the base64url of `bytes` to `out`, through a stack buffer.
-fn push_base64(out: &mut String, bytes: &[u8]) {
-    let mut buf = [0u8; 1024];
-    for chunk in bytes.chunks(768) {
-        let n = B64
-            .encode_slice(chunk, &mut buf)
-            .expect("1024 bytes hold 768 bytes encoded");
-        out.push_str(std::str::from_utf8(&buf[..n]).expect("base64 is ASCII"));
-    }
+/// Appends the base64url of `bytes` (unpadded) to `out`.
+fn append_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
+    // 4 characters per 3 bytes, rounded up (no padding): cannot overflow for a cookie.
+    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
+    let n = B64
+        .encode_slice(bytes, &mut out[start..])
+        .expect("room for the whole encoding was made");
+    out.truncate(start + n);
 }
 
 /// zlib-compresses `json`; `Some` only when that is shorter by more than one byte (the `.`
@@ -331,6 +348,15 @@ fn deflate_if_shorter(json: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_at_the_last_dot() {
+        assert_eq!(split_last_dot("a.b.c"), Some(("a.b", "c")));
+        assert_eq!(split_last_dot("a."), Some(("a", "")));
+        assert_eq!(split_last_dot("."), Some(("", "")));
+        assert_eq!(split_last_dot("abc"), None);
+        assert_eq!(split_last_dot("é.ü"), Some(("é", "ü")));
+    }
 
     fn signer() -> Signer {
         Signer::new("my-secret-key", &[], Digest::Sha256, "itsdangerous")
