@@ -10,7 +10,7 @@ use crate::error::{ConfigurationError, Error};
 use crate::http::{Method, Request, Response};
 use crate::middleware::{Chain, Middleware, Next};
 use crate::panic::{catch_panic, panic_response};
-use crate::routing::{BoxFuture, Handler, Routed, Router};
+use crate::routing::{BoxFuture, FutureSlot, Handler, Router};
 use crate::server::{self, ServerConfig};
 
 /// A chirp application: register routes and middleware, then [`run`](App::run) it.
@@ -179,24 +179,26 @@ impl Service {
     /// Runs `req` through the middleware chain and the router. A panic anywhere in them
     /// becomes a `500` for this request only.
     pub async fn call(&self, req: Request) -> Response {
-        match self.start(req) {
+        let mut slot = FutureSlot::default();
+        match self.start(req, &mut slot) {
             Started::Answered(res) => res,
             Started::Running(fut) => catch_panic(fut).await,
+            Started::InSlot => slot.run().await,
         }
     }
 
     /// Starts `req` without awaiting anything: either it is answered at once (404, 405, a
-    /// panic) or there is one boxed future to await, the first middleware's or the handler's.
-    /// The server awaits that future itself, so a request is not moved through layers of
-    /// async state on its way in.
-    pub(crate) fn start(&self, req: Request) -> Started<'_> {
+    /// panic), or there is one future to await: the first middleware's (boxed), or the
+    /// handler's (in `slot`). The caller awaits that future itself, so a request is not moved
+    /// through layers of async state on its way in.
+    pub(crate) fn start(&self, req: Request, slot: &mut FutureSlot) -> Started<'_> {
         let started = catch_unwind(AssertUnwindSafe(|| {
             match self.chain.first_applicable(0, &req) {
                 Some(index) => Started::Running(Next::start_at(&self.chain, index, req)),
                 // No middleware for this request: straight to the router, no chain to walk.
-                None => match self.chain.router.route(req) {
-                    Routed::Respond(res) => Started::Answered(res),
-                    Routed::Call(handler) => Started::Running(handler),
+                None => match self.chain.router.route(req, |h, req| h.start_in(req, slot)) {
+                    Ok(()) => Started::InSlot,
+                    Err(res) => Started::Answered(res),
                 },
             }
         }));
@@ -208,6 +210,8 @@ impl Service {
 pub(crate) enum Started<'a> {
     /// Answered already.
     Answered(Response),
-    /// To be awaited (inside `catch_panic`).
+    /// The first middleware's future, to be awaited (inside `catch_panic`).
     Running(BoxFuture<'a, Response>),
+    /// The handler's future, in the slot.
+    InSlot,
 }

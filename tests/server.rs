@@ -369,6 +369,30 @@ async fn a_panicking_handler_gets_500_and_the_connection_goes_on() {
     assert_eq!(conn.response().await.text(), "Hello, World!");
 }
 
+/// The connection reuses its handler future's box when the next request's handler has the
+/// same future type: switching handlers, a panic, and a slow handler in between must still
+/// give each request its own answer.
+#[tokio::test]
+async fn one_connection_switching_handlers_gets_every_answer_right() {
+    let server = TestServer::start(app()).await;
+    let mut conn = server.connect().await;
+    let steps: [(&str, u16, &str); 8] = [
+        ("/echo/a", 200, "a"),
+        ("/echo/b", 200, "b"),
+        ("/", 200, "Hello, World!"),
+        ("/echo/c", 200, "c"),
+        ("/panic", 500, "Internal Server Error"),
+        ("/echo/d", 200, "d"),
+        ("/slow", 200, "slow done"),
+        ("/echo/e", 200, "e"),
+    ];
+    for (path, status, body) in steps {
+        conn.send(get(path)).await;
+        let res = conn.response().await;
+        assert_eq!((res.status, res.text().as_str()), (status, body), "{path}");
+    }
+}
+
 #[tokio::test]
 async fn response_splitting_is_refused() {
     let server = TestServer::start(app()).await;

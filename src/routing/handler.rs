@@ -1,9 +1,14 @@
-//! Handlers: `async fn(Request) -> impl IntoResponse`, stored type-erased in the router.
+//! Handlers: `async fn(Request) -> impl IntoResponse`, stored type-erased in the router, and
+//! the [`FutureSlot`] a connection runs their futures in.
 
+use std::any::Any;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use crate::http::{IntoResponse, Request, Response};
+use crate::panic::panic_response;
 
 /// A boxed, sendable future, as middleware and handlers return them once type-erased.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -26,6 +31,14 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Handler: Send + Sync + 'static {
     /// Answers `req`.
     fn call(&self, req: Request) -> BoxFuture<'static, Response>;
+
+    /// Starts answering `req` with the future put in `slot`, whose allocation is reused when
+    /// it last held a future of the same type. The server calls this; the default boxes
+    /// [`Handler::call`]'s future.
+    #[doc(hidden)]
+    fn start_in(&self, req: Request, slot: &mut FutureSlot) {
+        slot.put(self.call(req));
+    }
 }
 
 impl<F, Fut, R> Handler for F
@@ -37,5 +50,158 @@ where
     fn call(&self, req: Request) -> BoxFuture<'static, Response> {
         let fut = self(req);
         Box::pin(async move { fut.await.into_response() })
+    }
+
+    fn start_in(&self, req: Request, slot: &mut FutureSlot) {
+        let fut = self(req);
+        slot.put(async move { fut.await.into_response() });
+    }
+}
+
+/// Where a connection runs its handlers' futures: one heap slot, kept between requests. A
+/// handler future needs a box (the router holds handlers type-erased), but when the next
+/// request's future has the same type as the last one, as on a keep-alive connection that
+/// keeps calling the same routes, it moves into the box already there: no allocation.
+///
+/// All of it is safe Rust: the slot holds an `Option<F>` pinned in its box; a new `F` is
+/// handed over as `&mut dyn Any`, recognised by downcasting, and moved in with `Pin::set`.
+#[doc(hidden)]
+#[derive(Default)]
+pub struct FutureSlot {
+    slot: Option<Pin<Box<dyn Reusable>>>,
+}
+
+/// A slot's box is kept after its request only up to this size: an idle connection should
+/// not hold on to a large handler future's memory.
+const KEEP_AT_MOST: usize = 512;
+
+/// An `Option<F>` for some handler future type `F`, type-erased.
+trait Reusable: Send {
+    /// Polls the future; when it is done, drops it (the box stays).
+    fn poll_response(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response>;
+    /// Moves the future out of `new` into this slot if `new` is an `Option` of this slot's
+    /// type; `false` (and `new` untouched) otherwise.
+    fn refill(self: Pin<&mut Self>, new: &mut dyn Any) -> bool;
+}
+
+impl<F: Future<Output = Response> + Send + 'static> Reusable for Option<F> {
+    fn poll_response(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let Some(fut) = self.as_mut().as_pin_mut() else {
+            // The server polls a slot only after putting a future in it.
+            return Poll::Ready(panic_response(Box::new("empty handler slot polled")));
+        };
+        let res = std::task::ready!(fut.poll(cx));
+        self.set(None);
+        Poll::Ready(res)
+    }
+
+    fn refill(mut self: Pin<&mut Self>, new: &mut dyn Any) -> bool {
+        match new.downcast_mut::<Option<F>>() {
+            Some(new) => {
+                self.set(new.take());
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl FutureSlot {
+    /// Puts `fut` in the slot, in the box already there if it fits this type.
+    pub(crate) fn put<F: Future<Output = Response> + Send + 'static>(&mut self, fut: F) {
+        let mut new = Some(fut);
+        if let Some(slot) = &mut self.slot {
+            if slot.as_mut().refill(&mut new) {
+                return;
+            }
+        }
+        self.slot = Some(Box::pin(new));
+    }
+
+    /// Runs the future in the slot to its response. A panic in it is a `500`, and the future
+    /// is dropped with its box.
+    pub(crate) async fn run(&mut self) -> Response {
+        let res = std::future::poll_fn(|cx| self.poll(cx)).await;
+        if self
+            .slot
+            .as_ref()
+            .is_some_and(|s| std::mem::size_of_val(&**s) > KEEP_AT_MOST)
+        {
+            self.slot = None;
+        }
+        res
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Response> {
+        let Some(slot) = &mut self.slot else {
+            return Poll::Ready(panic_response(Box::new("empty handler slot polled")));
+        };
+        match catch_unwind(AssertUnwindSafe(|| slot.as_mut().poll_response(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                self.slot = None; // never polled again
+                Poll::Ready(panic_response(payload))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+
+    fn slot_address(slot: &FutureSlot) -> Option<usize> {
+        slot.slot
+            .as_ref()
+            .map(|s| &**s as *const dyn Reusable as *const u8 as usize)
+    }
+
+    #[tokio::test]
+    async fn the_same_future_type_reuses_the_box_and_another_replaces_it() {
+        let echo = |req: Request| async move { req.path().to_owned() };
+        let fixed = |_req: Request| async { "fixed" };
+        let mut slot = FutureSlot::default();
+
+        echo.start_in(Request::new(Method::Get, "/a"), &mut slot);
+        let first = slot_address(&slot);
+        assert_eq!(slot.run().await.body().as_ref(), b"/a");
+        echo.start_in(Request::new(Method::Get, "/b"), &mut slot);
+        assert_eq!(slot_address(&slot), first, "same type: same box");
+        assert_eq!(slot.run().await.body().as_ref(), b"/b");
+
+        fixed.start_in(Request::new(Method::Get, "/"), &mut slot);
+        assert_eq!(slot.run().await.body().as_ref(), b"fixed");
+        echo.start_in(Request::new(Method::Get, "/c"), &mut slot);
+        assert_eq!(slot.run().await.body().as_ref(), b"/c");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_future_is_a_500_and_the_slot_still_works() {
+        let boom = |_req: Request| async {
+            panic!("boom");
+            #[allow(unreachable_code)]
+            ""
+        };
+        let mut slot = FutureSlot::default();
+        boom.start_in(Request::new(Method::Get, "/"), &mut slot);
+        assert_eq!(slot.run().await.status().as_u16(), 500);
+        assert!(slot.slot.is_none(), "the panicked future is dropped");
+        let ok = |_req: Request| async { "ok" };
+        ok.start_in(Request::new(Method::Get, "/"), &mut slot);
+        assert_eq!(slot.run().await.body().as_ref(), b"ok");
+    }
+
+    #[tokio::test]
+    async fn a_large_future_does_not_keep_its_box() {
+        let big = |_req: Request| async {
+            let buf = [7u8; 2048];
+            tokio::task::yield_now().await;
+            buf.iter().map(|&b| u32::from(b)).sum::<u32>().to_string()
+        };
+        let mut slot = FutureSlot::default();
+        big.start_in(Request::new(Method::Get, "/"), &mut slot);
+        assert_eq!(slot.run().await.body().as_ref(), b"14336");
+        assert!(slot.slot.is_none());
     }
 }

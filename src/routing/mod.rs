@@ -3,5 +3,5 @@
 mod handler;
 mod router;
 
-pub use handler::{BoxFuture, Handler};
-pub(crate) use router::{Routed, Router};
+pub use handler::{BoxFuture, FutureSlot, Handler};
+pub(crate) use router::Router;

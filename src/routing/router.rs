@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::handler::{BoxFuture, Handler};
+use super::handler::Handler;
 use crate::error::ConfigurationError;
 use crate::http::encoding::percent_decode;
 use crate::http::{Method, Request, Response, StatusCode};
@@ -291,21 +291,28 @@ impl Router {
         &self.table
     }
 
-    /// Finds the handler for `req` and starts it, or answers 404, 405 (+`Allow`) or OPTIONS
-    /// itself. Not async: the handler's future is handed back boxed, so callers await it
-    /// without carrying the request through more future state.
+    /// Finds the handler for `req` and starts it with `start` (the route's parameters set on
+    /// the request), or answers 404, 405 (+`Allow`) or OPTIONS itself. Not async: the caller
+    /// awaits the handler's future, so the request is not carried through more future state.
+    ///
+    /// `start` gets the handler and the request (a closure, not a returned pair, so that
+    /// the request is moved once, not through a `Result`).
     #[inline]
-    pub(crate) fn route(&self, mut req: Request) -> Routed {
+    pub(crate) fn route<T>(
+        &self,
+        mut req: Request,
+        start: impl FnOnce(&dyn Handler, Request) -> T,
+    ) -> Result<T, Response> {
         let mut params = Params::new();
         let Some(endpoints) = self.root.find(req.path_bytes(), &mut params) else {
-            return Routed::Respond(Response::text("Not Found").with_status(StatusCode::NOT_FOUND));
+            return Err(Response::text("Not Found").with_status(StatusCode::NOT_FOUND));
         };
         let method = req.method();
         let allow = || endpoints.allow.clone();
-        Routed::Respond(match endpoints.handler(method) {
+        Err(match endpoints.handler(method) {
             Some(handler) => {
                 req.set_params(params);
-                return Routed::Call(handler.call(req));
+                return Ok(start(&**handler, req));
             }
             None if method == Method::Options => {
                 let mut res = Response::empty(StatusCode::NO_CONTENT);
@@ -321,22 +328,18 @@ impl Router {
         })
     }
 
-    /// Routes `req` and runs its handler: a panic in the handler is a 500 here.
+    /// Routes `req` and runs its handler (behind middleware: its future is boxed, there is
+    /// no connection slot here): a panic in the handler is a 500 here.
     pub(crate) async fn dispatch(&self, req: Request) -> Response {
-        match catch_unwind(AssertUnwindSafe(|| self.route(req))) {
-            Ok(Routed::Respond(res)) => res,
-            Ok(Routed::Call(handler)) => catch_panic(handler).await,
+        let started = catch_unwind(AssertUnwindSafe(|| {
+            self.route(req, |handler, req| handler.call(req))
+        }));
+        match started {
+            Ok(Ok(fut)) => catch_panic(fut).await,
+            Ok(Err(res)) => res,
             Err(payload) => panic_response(payload),
         }
     }
-}
-
-/// What routing decided.
-pub(crate) enum Routed {
-    /// The router answers by itself (404, 405, OPTIONS).
-    Respond(Response),
-    /// The handler's future.
-    Call(BoxFuture<'static, Response>),
 }
 
 #[cfg(test)]

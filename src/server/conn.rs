@@ -27,6 +27,7 @@ use super::{date, ServerConfig, Shutdown};
 use crate::app::{Service, Started};
 use crate::http::{HeadersBuilder, Method, Request, Response, StatusCode, Version};
 use crate::panic::catch_panic;
+use crate::routing::FutureSlot;
 
 /// Bodies at least this large are written straight from the response, not copied into the
 /// write buffer.
@@ -46,6 +47,7 @@ pub(crate) async fn serve_connection(
         read: BytesMut::with_capacity(config.read_buffer_size),
         write: Vec::new(),
         headers: HeadersBuilder::new(),
+        slot: FutureSlot::default(),
         stream,
         peer,
         service,
@@ -63,6 +65,8 @@ struct Connection {
     write: Vec<u8>,
     /// The header offsets of the head being parsed.
     headers: HeadersBuilder,
+    /// Where handler futures run: its box is reused from request to request.
+    slot: FutureSlot,
     service: Service,
     config: Arc<ServerConfig>,
 }
@@ -174,9 +178,10 @@ impl Connection {
             body,
             Some(self.peer),
         );
-        let res = match self.service.start(req) {
+        let res = match self.service.start(req, &mut self.slot) {
             Started::Answered(res) => res,
             Started::Running(fut) => catch_panic(fut).await,
+            Started::InSlot => self.slot.run().await,
         };
 
         let keep_alive = head.keep_alive && !shutdown.is_stopping();
