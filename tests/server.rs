@@ -462,6 +462,21 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     );
 }
 
+/// A connection that once waited on a head in pieces (when the shutdown notice is not
+/// watched) and then went idle is still closed at once by a shutdown.
+#[tokio::test]
+async fn shutdown_closes_an_idle_connection_whose_last_head_came_in_pieces() {
+    let mut server = TestServer::start(app()).await;
+    let mut conn = server.connect().await;
+    conn.send("GET / HTTP/1.1\r\nHo").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    conn.send("st: t\r\n\r\n").await;
+    assert_eq!(conn.response().await.text(), "Hello, World!");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.stop();
+    assert!(conn.closed_within(Duration::from_secs(2)).await);
+}
+
 #[tokio::test]
 async fn bad_route_patterns_fail_at_build_with_the_pattern_named() {
     let mut app = App::new();

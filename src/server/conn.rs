@@ -11,9 +11,12 @@
 //! - a head that has started arriving: `head_timeout` since its first byte (slowloris);
 //! - a body: `body_timeout` for the whole body; writes: `write_timeout` per batch.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,6 +74,16 @@ struct Connection {
     config: Arc<ServerConfig>,
 }
 
+/// What ended a wait for more bytes.
+enum Wake {
+    /// The socket read (bytes, or 0 at end of stream).
+    Read(io::Result<usize>),
+    /// The connection's timer went off.
+    Timer,
+    /// The server is shutting down (and this connection is between requests).
+    Stop,
+}
+
 /// Why a body could not be read.
 enum BodyError {
     /// Answer with this status, then close.
@@ -95,6 +108,8 @@ impl Connection {
         let mut idle_since = connected;
         // When the first bytes of a still-incomplete head were seen (None: no partial head).
         let mut head_started: Option<Instant> = None;
+        // Whether the timer and the shutdown notice hold this task's waker (see below).
+        let (mut timer_armed, mut stop_armed) = (false, false);
         loop {
             // Answer every complete request already in the buffer.
             if !self.read.is_empty() {
@@ -115,6 +130,7 @@ impl Connection {
                             let deadline = now + self.config.head_timeout;
                             if timer.deadline() > deadline {
                                 timer.as_mut().reset(deadline);
+                                timer_armed = false;
                             }
                         }
                     }
@@ -130,14 +146,34 @@ impl Connection {
                 return Ok(());
             }
             self.reserve_read_space();
-            tokio::select! {
-                biased;
-                read = self.stream.read_buf(&mut self.read) => {
+            let wake = std::future::poll_fn(|cx| {
+                if let Poll::Ready(read) = pin!(self.stream.read_buf(&mut self.read)).poll(cx) {
+                    return Poll::Ready(Wake::Read(read));
+                }
+                // The timer and the shutdown notice keep the waker they were last polled
+                // with, and a task's waker never changes: after one poll each, they are
+                // polled again only once they may have fired (not on every request).
+                if !timer_armed || timer.is_elapsed() {
+                    timer_armed = true;
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Timer);
+                    }
+                }
+                if self.read.is_empty() && (!stop_armed || shutdown.is_stopping()) {
+                    stop_armed = true;
+                    if stopping.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Stop);
+                    }
+                }
+                Poll::Pending
+            });
+            match wake.await {
+                Wake::Read(read) => {
                     if read? == 0 {
                         return Ok(()); // the client closed (an unfinished request is dropped)
                     }
                 }
-                () = &mut timer => {
+                Wake::Timer => {
                     let deadline = match head_started {
                         Some(started) => started + self.config.head_timeout,
                         None if served_any => idle_since + self.config.idle_timeout,
@@ -145,14 +181,20 @@ impl Connection {
                     };
                     if Instant::now() < deadline {
                         timer.as_mut().reset(deadline);
+                        timer_armed = false;
                     } else if self.read.is_empty() {
                         return Ok(()); // idle: close quietly
                     } else {
                         let reason = "request head not received in time";
-                        return self.refuse(Reject { status: StatusCode::REQUEST_TIMEOUT, reason }).await;
+                        return self
+                            .refuse(Reject {
+                                status: StatusCode::REQUEST_TIMEOUT,
+                                reason,
+                            })
+                            .await;
                     }
                 }
-                () = &mut stopping, if self.read.is_empty() => return Ok(()),
+                Wake::Stop => return Ok(()),
             }
         }
     }
