@@ -16,7 +16,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -108,8 +108,9 @@ impl Connection {
         let mut idle_since = connected;
         // When the first bytes of a still-incomplete head were seen (None: no partial head).
         let mut head_started: Option<Instant> = None;
-        // Whether the timer and the shutdown notice hold this task's waker (see below).
+        // Whether the timer and the shutdown notice hold the waker in `armed_with` (see below).
         let (mut timer_armed, mut stop_armed) = (false, false);
+        let mut armed_with: Option<Waker> = None;
         loop {
             // Answer every complete request already in the buffer.
             if !self.read.is_empty() {
@@ -151,8 +152,12 @@ impl Connection {
                     return Poll::Ready(Wake::Read(read));
                 }
                 // The timer and the shutdown notice keep the waker they were last polled
-                // with, and a task's waker never changes: after one poll each, they are
-                // polled again only once they may have fired (not on every request).
+                // with. While that waker stays the same (a spawned task's does), they are
+                // polled again only once they may have fired, not on every request.
+                if !armed_with.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    armed_with = Some(cx.waker().clone());
+                    (timer_armed, stop_armed) = (false, false);
+                }
                 if !timer_armed || timer.is_elapsed() {
                     timer_armed = true;
                     if timer.as_mut().poll(cx).is_ready() {
@@ -416,5 +421,57 @@ mod tests {
         let fut = serve_connection(stream, peer, service, config, Arc::new(Shutdown::default()));
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 3 * 1024, "connection future is {size} bytes");
+    }
+
+    /// Counts its wake-ups.
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn counting_waker() -> (Waker, Arc<Counter>) {
+        let counter = Arc::new(Counter(0.into()));
+        (Waker::from(counter.clone()), counter)
+    }
+
+    fn pending<F: Future>(fut: std::pin::Pin<&mut F>, waker: &Waker) -> bool {
+        fut.poll(&mut std::task::Context::from_waker(waker))
+            .is_pending()
+    }
+
+    /// The shutdown notice is watched with the waker of the latest poll, not the first one,
+    /// even though it is not re-polled on every wait.
+    #[tokio::test]
+    async fn a_shutdown_wakes_the_waker_of_the_latest_poll() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let service = crate::App::new().build().unwrap();
+        let shutdown = Arc::new(Shutdown::default());
+        let config = Arc::new(ServerConfig::default());
+        let mut conn = Box::pin(serve_connection(
+            stream,
+            peer,
+            service,
+            config,
+            shutdown.clone(),
+        ));
+        let (first, first_count) = counting_waker();
+        let (latest, latest_count) = counting_waker();
+        assert!(pending(conn.as_mut(), &first), "an idle connection waits");
+        assert!(pending(conn.as_mut(), &latest));
+        shutdown.begin();
+        let c = |w: &Counter| w.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(c(&latest_count) > 0, "the latest waker was not woken");
+        assert_eq!(c(&first_count), 0);
+        assert!(
+            !pending(conn.as_mut(), &latest),
+            "the idle connection closes"
+        );
     }
 }
