@@ -407,18 +407,29 @@ async fn write_timed(
 mod tests {
     use super::*;
 
-    /// An idle connection costs its read buffer plus this future: keep the future small (a
-    /// 4 KiB array held across an await once doubled every connection's memory).
-    #[tokio::test]
-    async fn the_connection_future_stays_small() {
+    /// A served connection's future (not yet polled), its client end and its shutdown.
+    async fn connection() -> (
+        impl Future<Output = ()>,
+        tokio::net::TcpStream,
+        Arc<Shutdown>,
+    ) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
         let service = crate::App::new().build().unwrap();
         let config = Arc::new(ServerConfig::default());
-        let fut = serve_connection(stream, peer, service, config, Arc::new(Shutdown::default()));
+        let shutdown = Arc::new(Shutdown::default());
+        let fut = serve_connection(stream, peer, service, config, shutdown.clone());
+        (fut, client, shutdown)
+    }
+
+    /// An idle connection costs its read buffer plus this future: keep the future small (a
+    /// 4 KiB array held across an await once doubled every connection's memory).
+    #[tokio::test]
+    async fn the_connection_future_stays_small() {
+        let (fut, _client, _) = connection().await;
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 3 * 1024, "connection future is {size} bytes");
     }
@@ -446,21 +457,8 @@ mod tests {
     /// even though it is not re-polled on every wait.
     #[tokio::test]
     async fn a_shutdown_wakes_the_waker_of_the_latest_poll() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (stream, peer) = listener.accept().await.unwrap();
-        let service = crate::App::new().build().unwrap();
-        let shutdown = Arc::new(Shutdown::default());
-        let config = Arc::new(ServerConfig::default());
-        let mut conn = Box::pin(serve_connection(
-            stream,
-            peer,
-            service,
-            config,
-            shutdown.clone(),
-        ));
+        let (conn, _client, shutdown) = connection().await;
+        let mut conn = Box::pin(conn);
         let (first, first_count) = counting_waker();
         let (latest, latest_count) = counting_waker();
         assert!(pending(conn.as_mut(), &first), "an idle connection waits");
