@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
 use super::{Cookie, StatusCode};
@@ -35,26 +35,35 @@ pub struct Response {
 }
 
 thread_local! {
-    /// Scratch space for [`Response::json`], reused so that a body costs one allocation of
-    /// exactly its size (serializing into a fresh `Vec` costs that and a second one).
-    static JSON_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Where [`Response::json`] writes bodies. Each body is split off as a [`Bytes`] that
+    /// shares this buffer's allocation; once the responses holding the earlier bodies are gone
+    /// (written out), `reserve` takes the whole allocation back, so in steady state a JSON body
+    /// costs no allocation at all.
+    static JSON_BUF: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
-/// A scratch buffer larger than this after use is given back.
-const JSON_SCRATCH_KEEP: usize = 64 * 1024;
+/// How much [`JSON_BUF`] allocates (or takes back) when its spare room runs low.
+const JSON_CHUNK: usize = 8 * 1024;
+/// Below this much spare room, [`JSON_BUF`] reserves a new chunk before serializing.
+const JSON_MIN_SPARE: usize = 1024;
+/// A body larger than this leaves [`JSON_BUF`] to it: the buffer starts afresh (small) rather
+/// than keep a large allocation for the thread's life.
+const JSON_KEEP_AT_MOST: usize = 64 * 1024;
 
 fn serialize_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Bytes> {
-    JSON_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+    JSON_BUF.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
-            buf.clear();
-            let result = serde_json::to_writer(&mut *buf, value);
-            let body = result.map(|()| Bytes::copy_from_slice(&buf));
-            if buf.capacity() > JSON_SCRATCH_KEEP {
-                *buf = Vec::new();
+            if buf.capacity() < JSON_MIN_SPARE {
+                buf.reserve(JSON_CHUNK);
             }
-            body
+            let result = serde_json::to_writer((&mut *buf).writer(), value);
+            let body = buf.split().freeze();
+            if body.len() > JSON_KEEP_AT_MOST {
+                *buf = BytesMut::new();
+            }
+            result.map(|()| body)
         }
-        // Only when a `Serialize` impl itself builds a JSON response: no scratch then.
+        // Only when a `Serialize` impl itself builds a JSON response: no shared buffer then.
         Err(_) => serde_json::to_vec(value).map(Bytes::from),
     })
 }
@@ -403,5 +412,52 @@ mod tests {
         assert_eq!(r.body().as_ref(), b"gone");
         let r = serde_json::json!({"a": 1}).into_response();
         assert_eq!(r.content_type(), Some("application/json"));
+    }
+
+    /// JSON bodies share one thread-local buffer: each must keep its own bytes while later
+    /// bodies are written, whether the earlier ones are still alive or already dropped.
+    #[test]
+    fn json_bodies_sharing_a_buffer_stay_intact() {
+        let kept: Vec<Response> = (0..2000).map(|i| Response::json(&[i, i + 1])).collect();
+        for (i, r) in kept.iter().enumerate() {
+            assert_eq!(r.body().as_ref(), format!("[{},{}]", i, i + 1).as_bytes());
+        }
+        drop(kept);
+        // Dropped bodies give the room back; new ones still come out whole.
+        for i in 0..2000 {
+            let r = Response::json(&serde_json::json!({ "n": i }));
+            assert_eq!(r.body().as_ref(), format!("{{\"n\":{i}}}").as_bytes());
+        }
+    }
+
+    /// A value that fails half-way leaves nothing behind for the next body; a body larger
+    /// than the buffer keeps is still whole.
+    #[test]
+    fn json_failures_and_large_bodies() {
+        let mut bad = std::collections::BTreeMap::new();
+        bad.insert((1, 2), "non-string key");
+        let r = Response::json(&bad);
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let r = Response::json(&"after");
+        assert_eq!(r.body().as_ref(), br#""after""#);
+        let big = "x".repeat(JSON_KEEP_AT_MOST + 10);
+        let r = Response::json(&big);
+        assert_eq!(r.body().len(), big.len() + 2);
+        assert_eq!(Response::json(&1).body().as_ref(), b"1");
+        assert_eq!(r.body()[1..=big.len()], *big.as_bytes());
+    }
+
+    /// A `Serialize` impl that itself builds a JSON response (the buffer is in use then).
+    #[test]
+    fn json_inside_json_serialization() {
+        struct Nested;
+        impl Serialize for Nested {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let inner = Response::json(&"inner");
+                s.serialize_str(std::str::from_utf8(inner.body()).unwrap())
+            }
+        }
+        let r = Response::json(&Nested);
+        assert_eq!(r.body().as_ref(), br#""\"inner\"""#);
     }
 }
