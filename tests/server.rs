@@ -38,6 +38,11 @@ fn app() -> App {
         "slow done"
     });
     app.route("/big", |_req: Request| async { "z".repeat(100_000) });
+    app.route("/numbered/{n}", |req: Request| async move {
+        // Below the size written straight from the response: these go through the write buffer.
+        let n = req.param("n").unwrap_or("?").to_owned();
+        format!("{n}:{}", n.repeat(12_000 / n.len().max(1)))
+    });
     app
 }
 
@@ -413,6 +418,23 @@ async fn large_bodies_arrive_whole() {
     assert_eq!(res.body.len(), 100_000);
     assert!(res.body.iter().all(|&b| b == b'z'));
     assert_eq!(conn.response().await.text(), "Hello, World!");
+}
+
+/// More pipelined answers than the socket takes at once, to a client that reads late: what the
+/// first write leaves over goes out after it, every answer whole and in order.
+#[tokio::test]
+async fn answers_larger_than_the_socket_buffer_go_out_whole_and_in_order() {
+    let server = TestServer::start(app()).await;
+    let mut conn = server.connect().await;
+    let requests: String = (0..300).map(|i| get(&format!("/numbered/{i}"))).collect();
+    conn.send(requests).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..300 {
+        let n = i.to_string();
+        let expected = format!("{n}:{}", n.repeat(12_000 / n.len()));
+        let res = conn.response().await;
+        assert!(res.text() == expected, "answer {i} is wrong");
+    }
 }
 
 #[tokio::test]

@@ -140,7 +140,9 @@ impl Connection {
             }
             // Need more bytes: first send what is ready, all in one write.
             if !self.write.is_empty() {
-                self.flush().await?;
+                if !self.write_now()? {
+                    self.flush().await?;
+                }
                 idle_since = Instant::now();
             }
             if self.read.is_empty() && shutdown.is_stopping() {
@@ -208,13 +210,17 @@ impl Connection {
     /// connection stays open.
     async fn respond(&mut self, head: Head, shutdown: &Shutdown) -> io::Result<bool> {
         let head_bytes = self.read.split_to(head.len).freeze();
-        let body = match self.read_body(&head).await {
-            Ok(body) => body,
-            Err(BodyError::Reject(reject)) => {
-                self.refuse(reject).await?;
-                return Ok(false);
+        let body = if head.framing == Framing::None {
+            Bytes::new() // most requests: nothing to wait for
+        } else {
+            match self.read_body(&head).await {
+                Ok(body) => body,
+                Err(BodyError::Reject(reject)) => {
+                    self.refuse(reject).await?;
+                    return Ok(false);
+                }
+                Err(BodyError::Io(e)) => return Err(e),
             }
-            Err(BodyError::Io(e)) => return Err(e),
         };
         let headers = self.headers.take(head_bytes);
         let req = Request::from_parts(
@@ -255,9 +261,6 @@ impl Connection {
     /// Reads the body that `head` announces: by Content-Length (a slice of the read buffer,
     /// no copy) or chunked (decoded into a buffer of its own), within `body_timeout`.
     async fn read_body(&mut self, head: &Head) -> Result<Bytes, BodyError> {
-        if head.framing == Framing::None {
-            return Ok(Bytes::new());
-        }
         let deadline = Instant::now() + self.config.body_timeout;
         match head.framing {
             Framing::None => Ok(Bytes::new()),
@@ -363,6 +366,21 @@ impl Connection {
                 _ => break,
             }
         }
+    }
+
+    /// Writes what the socket takes at once (usually everything: no future, no timer) and
+    /// says whether the write buffer is empty now.
+    fn write_now(&mut self) -> io::Result<bool> {
+        let written = match self.stream.try_write(&self.write) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        self.write.drain(..written);
+        if self.write.is_empty() && self.write.capacity() > SHRINK_ABOVE {
+            self.write = Vec::new();
+        }
+        Ok(self.write.is_empty())
     }
 
     /// Writes out the write buffer.
