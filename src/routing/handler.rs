@@ -120,16 +120,8 @@ impl FutureSlot {
 
     /// Runs the future in the slot to its response. A panic in it is a `500`, and the future
     /// is dropped with its box.
-    pub(crate) async fn run(&mut self) -> Response {
-        let res = std::future::poll_fn(|cx| self.poll(cx)).await;
-        if self
-            .slot
-            .as_ref()
-            .is_some_and(|s| std::mem::size_of_val(&**s) > KEEP_AT_MOST)
-        {
-            self.slot = None;
-        }
-        res
+    pub(crate) fn run(&mut self) -> impl Future<Output = Response> + '_ {
+        std::future::poll_fn(|cx| self.poll(cx))
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Response> {
@@ -137,7 +129,13 @@ impl FutureSlot {
             return Poll::Ready(panic_response(Box::new("empty handler slot polled")));
         };
         match catch_unwind(AssertUnwindSafe(|| slot.as_mut().poll_response(cx))) {
-            Ok(poll) => poll,
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(res)) => {
+                if std::mem::size_of_val(&**slot) > KEEP_AT_MOST {
+                    self.slot = None;
+                }
+                Poll::Ready(res)
+            }
             Err(payload) => {
                 self.slot = None; // never polled again
                 Poll::Ready(panic_response(payload))
