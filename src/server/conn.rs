@@ -244,7 +244,7 @@ impl Connection {
             (true, Version::Http11) => ConnectionHeader::None,
         };
         let head_only = head.method == Method::Head;
-        let date = date::now();
+        let date = date::lines();
         if res.body().len() >= LARGE_BODY && !head_only {
             encode(&mut self.write, &res, &date, true, connection);
             self.flush().await?;
@@ -340,7 +340,7 @@ impl Connection {
         encode(
             &mut self.write,
             &res,
-            &date::now(),
+            &date::lines(),
             false,
             ConnectionHeader::Close,
         );

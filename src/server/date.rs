@@ -18,7 +18,52 @@ static SECONDS: AtomicU64 = AtomicU64::new(0);
 static TICKERS: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    static CACHE: Cell<(u64, [u8; DATE_LEN])> = const { Cell::new((u64::MAX, [b' '; DATE_LEN])) };
+    static LINES: Cell<(u64, DateLines)> = const { Cell::new((u64::MAX, DateLines::EMPTY)) };
+}
+
+/// The response head's `date` line followed by the name of the `content-length` line, which
+/// comes after it in every head with a body: the part of a head that changes once a second,
+/// kept formatted per thread so that the encoder writes it in one copy.
+#[derive(Clone, Copy)]
+pub(crate) struct DateLines([u8; DateLines::LEN]);
+
+impl DateLines {
+    const DATE_AT: usize = b"\r\ndate: ".len();
+    const LEN: usize = Self::DATE_AT + DATE_LEN + b"\r\ncontent-length: ".len();
+    const EMPTY: DateLines = DateLines([b' '; Self::LEN]);
+
+    /// The lines for this date.
+    pub(crate) fn new(date: &[u8; DATE_LEN]) -> DateLines {
+        let mut bytes = [0; Self::LEN];
+        bytes[..Self::DATE_AT].copy_from_slice(b"\r\ndate: ");
+        bytes[Self::DATE_AT..Self::DATE_AT + DATE_LEN].copy_from_slice(date);
+        bytes[Self::DATE_AT + DATE_LEN..].copy_from_slice(b"\r\ncontent-length: ");
+        DateLines(bytes)
+    }
+
+    /// `\r\ndate: <date>\r\ncontent-length: `, for a head whose length follows.
+    pub(crate) fn with_length_name(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// `\r\ndate: <date>` alone.
+    pub(crate) fn date_line(&self) -> &[u8] {
+        &self.0[..Self::DATE_AT + DATE_LEN]
+    }
+}
+
+/// The current [`DateLines`], from this thread's cache.
+pub(crate) fn lines() -> DateLines {
+    let secs = unix_seconds();
+    LINES.with(|cache| {
+        let (cached_secs, lines) = cache.get();
+        if cached_secs == secs {
+            return lines;
+        }
+        let lines = DateLines::new(&format(secs));
+        cache.set((secs, lines));
+        lines
+    })
 }
 
 fn clock_seconds() -> u64 {
@@ -35,20 +80,6 @@ pub(crate) fn unix_seconds() -> u64 {
     } else {
         clock_seconds()
     }
-}
-
-/// The current date, from this thread's cache.
-pub(crate) fn now() -> [u8; DATE_LEN] {
-    let secs = unix_seconds();
-    CACHE.with(|cache| {
-        let (cached_secs, bytes) = cache.get();
-        if cached_secs == secs {
-            return bytes;
-        }
-        let bytes = format(secs);
-        cache.set((secs, bytes));
-        bytes
-    })
 }
 
 /// Keeps [`SECONDS`] current while the returned guard lives (a server's lifetime): a task
@@ -134,21 +165,28 @@ mod tests {
 
     #[test]
     fn now_is_well_formed() {
-        let d = now();
-        assert_eq!(&d[25..], b" GMT");
-        assert_eq!(d[3], b',');
+        let lines = lines();
+        let line = lines.date_line();
+        assert!(line.starts_with(b"\r\ndate: "), "{line:?}");
+        assert_eq!(&line[line.len() - 4..], b" GMT");
+        assert_eq!(line[11], b',');
+        assert_eq!(
+            lines.with_length_name().strip_prefix(line),
+            Some(&b"\r\ncontent-length: "[..])
+        );
     }
 
     #[tokio::test]
     async fn the_ticker_keeps_the_date_current() {
         let _ticker = start_ticker();
         let expected = format(clock_seconds());
-        let got = now();
+        let lines = lines();
+        let got = &lines.date_line()[b"\r\ndate: ".len()..];
         // The second may roll over between the two reads.
         assert!(
             got == expected || got == format(clock_seconds()),
             "{:?}",
-            String::from_utf8_lossy(&got)
+            String::from_utf8_lossy(got)
         );
         // The session clock reads the same second.
         let secs = unix_seconds();

@@ -1,6 +1,7 @@
 //! Responses to bytes: status line, headers, the server's framing headers, body. Appends to the
 //! connection's write buffer; formats no strings.
 
+use super::date::DateLines;
 use crate::http::{Response, StatusCode};
 
 /// What the connection will do after this response, as far as the `Connection` header goes.
@@ -64,7 +65,7 @@ fn push_status_line(out: &mut Vec<u8>, status: StatusCode) {
 pub(crate) fn encode(
     out: &mut Vec<u8>,
     res: &Response,
-    date: &[u8],
+    date: &DateLines,
     head_only: bool,
     connection: ConnectionHeader,
 ) {
@@ -90,12 +91,12 @@ pub(crate) fn encode(
         out.extend_from_slice(value.as_bytes());
     }
     let no_body = status.forbids_body();
-    if !no_body {
-        out.extend_from_slice(b"\r\ncontent-length: ");
+    if no_body {
+        out.extend_from_slice(date.date_line());
+    } else {
+        out.extend_from_slice(date.with_length_name());
         push_decimal(out, res.body().len() as u64);
     }
-    out.extend_from_slice(b"\r\ndate: ");
-    out.extend_from_slice(date);
     out.extend_from_slice(match connection {
         ConnectionHeader::None => b"\r\n\r\n",
         ConnectionHeader::KeepAlive => b"\r\nconnection: keep-alive\r\n\r\n",
@@ -110,11 +111,10 @@ pub(crate) fn encode(
 mod tests {
     use super::*;
 
-    const DATE: &[u8] = b"Thu, 01 Jan 1970 00:00:00 GMT";
-
     fn encoded(res: &Response, head_only: bool, conn: ConnectionHeader) -> String {
         let mut out = Vec::new();
-        encode(&mut out, res, DATE, head_only, conn);
+        let date = DateLines::new(b"Thu, 01 Jan 1970 00:00:00 GMT");
+        encode(&mut out, res, &date, head_only, conn);
         String::from_utf8(out).unwrap()
     }
 
@@ -123,7 +123,7 @@ mod tests {
         let s = encoded(&Response::text("Hello"), false, ConnectionHeader::None);
         assert_eq!(
             s,
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 5\r\ndate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\nHello"
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ndate: Thu, 01 Jan 1970 00:00:00 GMT\r\ncontent-length: 5\r\n\r\nHello"
         );
     }
 
@@ -153,6 +153,7 @@ mod tests {
             ConnectionHeader::None,
         );
         assert!(!s.contains("content-length"));
+        assert!(s.contains("\r\ndate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\n"));
         let s = encoded(
             &Response::empty(StatusCode::IM_A_TEAPOT),
             false,
