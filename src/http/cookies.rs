@@ -29,7 +29,8 @@ pub(crate) fn find_cookie_bytes<'h>(header: &'h [u8], name: &[u8]) -> Option<&'h
     let mut rest = header;
     loop {
         rest = rest.trim_ascii_start();
-        let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+        // A session cookie's value runs to 100 bytes and more: memchr scans it a vector at a time.
+        let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
         let pair = &rest[..end];
         if pair.len() > name.len() && pair[name.len()] == b'=' && pair.starts_with(name) {
             let value = pair[name.len() + 1..].trim_ascii();
