@@ -95,15 +95,14 @@ impl Headers {
         &rest[..end]
     }
 
-    /// Whether the header at `s` is called `name` (ASCII case-insensitive), on bytes: `name`
-    /// is there, and the colon right after it.
+    /// Whether the header at `s` is called `name` (ASCII case-insensitive), on bytes: the
+    /// colon sits right after `name.len()` bytes (which rules out most other names at once),
+    /// and those bytes are `name`.
     fn is_named(&self, s: &Span, name: &str) -> bool {
         let start = s.name as usize;
         let end = start + name.len();
-        self.buf
-            .get(start..end)
-            .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
-            && self.buf.get(end) == Some(&b':')
+        self.buf.get(end) == Some(&b':')
+            && self.buf[start..end].eq_ignore_ascii_case(name.as_bytes())
     }
 
     fn value_at(&self, s: &Span) -> &[u8] {
