@@ -4,7 +4,8 @@
 //! The server (examples/bench_app.rs itself) runs on a current-thread tokio runtime on its own
 //! thread, and only that thread's allocations are counted; the client is plain blocking
 //! std::net on the main thread. After a warm-up, N sequential keep-alive requests are sent and
-//! the count is divided by N.
+//! the count is divided by N. Scenarios: the peers' three routes, and `reads-request`, a
+//! handler whose future holds its `Request`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -97,9 +98,17 @@ fn main() {
             .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            bench_app::app()
-                .unwrap()
-                .serve_with_shutdown(listener, std::future::pending())
+            let mut app = bench_app::app().unwrap();
+            // Beside the peers' routes: a handler whose future keeps its request, as most
+            // real handlers' do (the benchmark routes ignore theirs).
+            app.route("/reads-request", |req: chirp::Request| async move {
+                if req.headers().contains("host") {
+                    "has a host"
+                } else {
+                    "no host"
+                }
+            });
+            app.serve_with_shutdown(listener, std::future::pending())
                 .await
                 .unwrap();
         });
@@ -112,6 +121,7 @@ fn main() {
         ("plaintext", "/"),
         ("json", "/json"),
         ("dashboard", "/dashboard"),
+        ("reads-request", "/reads-request"),
     ] {
         let mut conn = TcpStream::connect(addr).unwrap();
         conn.set_nodelay(true).unwrap();
