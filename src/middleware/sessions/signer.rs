@@ -189,9 +189,7 @@ impl Signer {
             json.clear();
             serde_json::to_writer(&mut *json, data).expect("a JSON map always serializes");
             self.sign_payload_into(&json, timestamp, out);
-            if json.capacity() > 64 * 1024 {
-                *json = Vec::new(); // a huge session passed through: give the memory back
-            }
+            give_back_if_huge(&mut json);
         });
     }
 
@@ -223,9 +221,7 @@ impl Signer {
             value.push(b'.');
             append_base64(&mut value, &signature[..len]);
             out.push_str(std::str::from_utf8(&value).expect("base64url and dots are ASCII"));
-            if value.capacity() > 64 * 1024 {
-                *value = Vec::new(); // a huge session passed through: give the memory back
-            }
+            give_back_if_huge(&mut value);
         });
     }
 
@@ -272,6 +268,14 @@ impl Signer {
     }
 }
 
+/// Empties one of this thread's reused buffers for good when a huge session passed through
+/// it, rather than keep that memory for the thread's life.
+fn give_back_if_huge(buf: &mut Vec<u8>) {
+    if buf.capacity() > 64 * 1024 {
+        *buf = Vec::new();
+    }
+}
+
 /// `s` cut at its last `.` (memrchr: a vector at a time, from the end).
 fn split_last_dot(s: &str) -> Option<(&str, &str)> {
     let dot = memchr::memrchr(b'.', s.as_bytes())?;
@@ -287,9 +291,7 @@ fn with_payload<R>(payload: &str, f: impl FnOnce(&[u8]) -> Option<R>) -> Option<
                 buf.clear();
                 let decoded = B64.decode_vec(payload, &mut buf);
                 let result = decoded.ok().and_then(|()| f(&buf));
-                if buf.capacity() > 64 * 1024 {
-                    *buf = Vec::new(); // a huge session passed through: give the memory back
-                }
+                give_back_if_huge(&mut buf);
                 result
             }
             // Only if `f` itself verified a cookie: no shared buffer then.
