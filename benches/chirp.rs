@@ -82,7 +82,7 @@ fn session(c: &mut Criterion) {
         "itsdangerous",
     );
     let mut g = c.benchmark_group("session_load_save");
-    for (name, size) in [("1_key", 0), ("1_kib", 1024)] {
+    for (name, size) in [("1_key", 0), ("150_b", 150), ("1_kib", 1024)] {
         let data = session_data(size);
         let cookie = signer.dumps(&data, 1_764_000_000);
         g.bench_function(name, |b| {
