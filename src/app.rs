@@ -192,7 +192,20 @@ impl Service {
     /// handler's (in `slot`). The caller awaits that future itself, so a request is not moved
     /// through layers of async state on its way in.
     pub(crate) fn start(&self, req: Request, slot: &mut FutureSlot) -> Started<'_> {
+        self.start_with(|| req, slot)
+    }
+
+    /// Like [`Service::start`], with the request made by `make` inside the panic guard: a
+    /// 248-byte request moved into the guard's closure costs two more copies of it (~45
+    /// instructions a request), a closure that makes it costs none.
+    #[inline]
+    pub(crate) fn start_with(
+        &self,
+        make: impl FnOnce() -> Request,
+        slot: &mut FutureSlot,
+    ) -> Started<'_> {
         let started = catch_unwind(AssertUnwindSafe(|| {
+            let req = make();
             match self.chain.first_applicable(0, &req) {
                 Some(index) => Started::Running(Next::start_at(&self.chain, index, req)),
                 // No middleware for this request: straight to the router, no chain to walk.

@@ -30,6 +30,13 @@ fn app() -> App {
         }
         "unreachable"
     });
+    app.route("/panic-early", |_req: Request| {
+        // Panics while making its future, not inside it.
+        if true {
+            panic!("boom before the future");
+        }
+        async { "unreachable" }
+    });
     app.route("/split", |_req: Request| async {
         Response::text("x").with_header("x-evil", "a\r\nset-cookie: pwned=1")
     });
@@ -369,6 +376,10 @@ async fn a_panicking_handler_gets_500_and_the_connection_goes_on() {
     let server = TestServer::start(app()).await;
     let mut conn = server.connect().await;
     conn.send(get("/panic")).await;
+    assert_eq!(conn.response().await.status, 500);
+    conn.send(get("/")).await;
+    assert_eq!(conn.response().await.text(), "Hello, World!");
+    conn.send(get("/panic-early")).await;
     assert_eq!(conn.response().await.status, 500);
     conn.send(get("/")).await;
     assert_eq!(conn.response().await.text(), "Hello, World!");

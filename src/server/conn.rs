@@ -222,16 +222,17 @@ impl Connection {
                 Err(BodyError::Io(e)) => return Err(e),
             }
         };
-        let headers = self.headers.take(head_bytes);
-        let req = Request::from_parts(
-            head.method,
-            head.version,
-            head.target,
-            headers,
-            body,
-            Some(self.peer),
-        );
-        let res = match self.service.start(req, &mut self.slot) {
+        let make = || {
+            Request::from_parts(
+                head.method,
+                head.version,
+                head.target,
+                self.headers.take(head_bytes),
+                body,
+                Some(self.peer),
+            )
+        };
+        let res = match self.service.start_with(make, &mut self.slot) {
             Started::Answered(res) => res,
             Started::Running(fut) => catch_panic(fut).await,
             Started::InSlot => self.slot.run().await,
