@@ -239,6 +239,7 @@ impl HeadersBuilder {
 
     /// Freezes the offsets recorded so far with `buf`, and starts over: the connection keeps
     /// one builder for all its requests.
+    #[inline]
     pub(crate) fn take(&mut self, buf: Bytes) -> Headers {
         let spans = match &mut self.spans {
             Spans::Inline { len, items } => {

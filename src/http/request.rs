@@ -99,6 +99,7 @@ pub struct Request {
 
 impl Request {
     /// Assembles a request from what the server parsed.
+    #[inline]
     pub(crate) fn from_parts(
         method: Method,
         version: Version,
