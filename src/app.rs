@@ -205,12 +205,15 @@ impl Service {
         slot: &mut FutureSlot,
     ) -> Started<'_> {
         let started = catch_unwind(AssertUnwindSafe(|| {
-            let req = make();
+            let mut req = make();
             match self.chain.first_applicable(0, &req) {
                 Some(index) => Started::Running(Next::start_at(&self.chain, index, req)),
                 // No middleware for this request: straight to the router, no chain to walk.
-                None => match self.chain.router.route(req, |h, req| h.start_in(req, slot)) {
-                    Ok(()) => Started::InSlot,
+                None => match self.chain.router.route(&mut req) {
+                    Ok(handler) => {
+                        handler.start_in(req, slot);
+                        Started::InSlot
+                    }
                     Err(res) => Started::Answered(res),
                 },
             }

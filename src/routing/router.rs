@@ -291,18 +291,11 @@ impl Router {
         &self.table
     }
 
-    /// Finds the handler for `req` and starts it with `start` (the route's parameters set on
-    /// the request), or answers 404, 405 (+`Allow`) or OPTIONS itself. Not async: the caller
-    /// awaits the handler's future, so the request is not carried through more future state.
-    ///
-    /// `start` gets the handler and the request (a closure, not a returned pair, so that
-    /// the request is moved once, not through a `Result`).
+    /// The handler for `req` (its route's parameters now set on it), or the answer when
+    /// there is none: 404, 405 (+`Allow`), or OPTIONS answered here. Takes the request by
+    /// reference so that the caller moves it once, straight into the handler.
     #[inline]
-    pub(crate) fn route<T>(
-        &self,
-        mut req: Request,
-        start: impl FnOnce(&dyn Handler, Request) -> T,
-    ) -> Result<T, Response> {
+    pub(crate) fn route(&self, req: &mut Request) -> Result<&dyn Handler, Response> {
         let mut params = Params::new();
         let Some(endpoints) = self.root.find(req.path_bytes(), &mut params) else {
             return Err(Response::text("Not Found").with_status(StatusCode::NOT_FOUND));
@@ -312,7 +305,7 @@ impl Router {
         Err(match endpoints.handler(method) {
             Some(handler) => {
                 req.set_params(params);
-                return Ok(start(&**handler, req));
+                return Ok(&**handler);
             }
             None if method == Method::Options => {
                 let mut res = Response::empty(StatusCode::NO_CONTENT);
@@ -331,8 +324,9 @@ impl Router {
     /// Routes `req` and runs its handler (behind middleware: its future is boxed, there is
     /// no connection slot here): a panic in the handler is a 500 here.
     pub(crate) async fn dispatch(&self, req: Request) -> Response {
+        let mut req = req;
         let started = catch_unwind(AssertUnwindSafe(|| {
-            self.route(req, |handler, req| handler.call(req))
+            self.route(&mut req).map(|handler| handler.call(req))
         }));
         match started {
             Ok(Ok(fut)) => catch_panic(fut).await,
