@@ -5,7 +5,7 @@ mod cookies;
 mod headers;
 mod method;
 mod request;
-mod response;
+pub(crate) mod response;
 mod status;
 
 pub(crate) mod encoding;

@@ -10,6 +10,49 @@ use super::{Cookie, StatusCode};
 
 type HeaderPair = (Cow<'static, str>, Cow<'static, str>);
 
+/// A content type that the constructors set, with its header line spelled out at compile
+/// time, so that the encoder writes the head of a common `200` in one copy.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct KnownType {
+    /// The value, e.g. `text/plain; charset=utf-8`.
+    pub(crate) value: &'static str,
+    /// `\r\ncontent-type: <value>`.
+    pub(crate) line: &'static [u8],
+    /// `HTTP/1.1 200 OK\r\ncontent-type: <value>`.
+    pub(crate) ok_head: &'static [u8],
+}
+
+macro_rules! known_type {
+    ($value:literal) => {
+        KnownType {
+            value: $value,
+            line: concat!("\r\ncontent-type: ", $value).as_bytes(),
+            ok_head: concat!("HTTP/1.1 200 OK\r\ncontent-type: ", $value).as_bytes(),
+        }
+    };
+}
+
+static TEXT: KnownType = known_type!("text/plain; charset=utf-8");
+static HTML: KnownType = known_type!("text/html; charset=utf-8");
+static OCTETS: KnownType = known_type!("application/octet-stream");
+static JSON: KnownType = known_type!("application/json");
+
+/// A response's `Content-Type`: one of the constructors' (see [`KnownType`]) or any other.
+#[derive(Debug, Clone)]
+pub(crate) enum ContentType {
+    Known(&'static KnownType),
+    Other(Cow<'static, str>),
+}
+
+impl ContentType {
+    fn as_str(&self) -> &str {
+        match self {
+            ContentType::Known(known) => known.value,
+            ContentType::Other(value) => value,
+        }
+    }
+}
+
 /// An HTTP response: status, headers, body.
 ///
 /// The server adds `Content-Length`, `Date` and, when it closes the connection,
@@ -27,7 +70,7 @@ type HeaderPair = (Cow<'static, str>, Cow<'static, str>);
 #[derive(Debug, Clone)]
 pub struct Response {
     status: StatusCode,
-    content_type: Option<Cow<'static, str>>,
+    content_type: Option<ContentType>,
     headers: Vec<HeaderPair>,
     body: Bytes,
     /// Set when a header with CR, LF or NUL was refused; the server then answers 500.
@@ -108,10 +151,10 @@ impl Response {
         Response::empty(status)
     }
 
-    fn with_body(content_type: &'static str, body: Bytes) -> Response {
+    fn with_body(content_type: &'static KnownType, body: Bytes) -> Response {
         Response {
             status: StatusCode::OK,
-            content_type: Some(Cow::Borrowed(content_type)),
+            content_type: Some(ContentType::Known(content_type)),
             headers: Vec::new(),
             body,
             refused_header: None,
@@ -120,17 +163,17 @@ impl Response {
 
     /// `200`, `text/plain; charset=utf-8`. A `&'static str` body is not copied.
     pub fn text(body: impl Into<Bytes>) -> Response {
-        Response::with_body("text/plain; charset=utf-8", body.into())
+        Response::with_body(&TEXT, body.into())
     }
 
     /// `200`, `text/html; charset=utf-8`.
     pub fn html(body: impl Into<Bytes>) -> Response {
-        Response::with_body("text/html; charset=utf-8", body.into())
+        Response::with_body(&HTML, body.into())
     }
 
     /// `200`, `application/octet-stream`.
     pub fn bytes(body: impl Into<Bytes>) -> Response {
-        Response::with_body("application/octet-stream", body.into())
+        Response::with_body(&OCTETS, body.into())
     }
 
     /// `200`, `application/json`, the value serialized compactly. A value that cannot be
@@ -142,7 +185,7 @@ impl Response {
     /// ```
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Response {
         match serialize_json(value) {
-            Ok(body) => Response::with_body("application/json", body),
+            Ok(body) => Response::with_body(&JSON, body),
             Err(e) => {
                 tracing::error!(error = %e, "response value cannot be serialized to JSON");
                 Response::text("Internal Server Error")
@@ -194,7 +237,9 @@ impl Response {
         match header_problem(&name, &value) {
             Some(problem) => self.refuse(problem),
             // Content-Type has a field of its own (set by the constructors without a lookup).
-            None if name.eq_ignore_ascii_case("content-type") => self.content_type = Some(value),
+            None if name.eq_ignore_ascii_case("content-type") => {
+                self.content_type = Some(ContentType::Other(value));
+            }
             None => self.headers.push((name, value)),
         }
     }
@@ -271,7 +316,7 @@ impl Response {
     /// The first value of header `name` (case-insensitive), `Content-Type` included.
     pub fn header(&self, name: &str) -> Option<&str> {
         if name.eq_ignore_ascii_case("content-type") {
-            return self.content_type.as_deref();
+            return self.content_type();
         }
         self.headers
             .iter()
@@ -294,7 +339,12 @@ impl Response {
 
     /// The `Content-Type`, if any.
     pub fn content_type(&self) -> Option<&str> {
-        self.content_type.as_deref()
+        self.content_type.as_ref().map(ContentType::as_str)
+    }
+
+    /// The `Content-Type` as the encoder wants it.
+    pub(crate) fn content_type_header(&self) -> Option<&ContentType> {
+        self.content_type.as_ref()
     }
 
     /// The body.

@@ -2,6 +2,7 @@
 //! connection's write buffer; formats no strings.
 
 use super::date::DateLines;
+use crate::http::response::ContentType;
 use crate::http::{Response, StatusCode};
 
 /// What the connection will do after this response, as far as the `Connection` header goes.
@@ -76,10 +77,22 @@ pub(crate) fn encode(
         return encode(out, &fallback, date, head_only, connection);
     }
     let status = res.status();
-    push_status_line(out, status);
-    if let Some(ct) = res.content_type() {
-        out.extend_from_slice(b"\r\ncontent-type: ");
-        out.extend_from_slice(ct.as_bytes());
+    match res.content_type_header() {
+        // The most common head of all: one copy.
+        Some(ContentType::Known(known)) if status == StatusCode::OK => {
+            out.extend_from_slice(known.ok_head);
+        }
+        content_type => {
+            push_status_line(out, status);
+            match content_type {
+                Some(ContentType::Known(known)) => out.extend_from_slice(known.line),
+                Some(ContentType::Other(value)) => {
+                    out.extend_from_slice(b"\r\ncontent-type: ");
+                    out.extend_from_slice(value.as_bytes());
+                }
+                None => {}
+            }
+        }
     }
     for (name, value) in res.headers() {
         if is_framing_header(name) {
@@ -125,6 +138,28 @@ mod tests {
             s,
             "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ndate: Thu, 01 Jan 1970 00:00:00 GMT\r\ncontent-length: 5\r\n\r\nHello"
         );
+    }
+
+    /// The constructors' content types are written from pre-joined lines: the bytes must be
+    /// the same as spelled out, with any status and next to a type set by hand.
+    #[test]
+    fn known_and_other_content_types() {
+        let json = encoded(&Response::json(&[1]), false, ConnectionHeader::None);
+        assert!(json.starts_with("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ndate: "));
+        let html = Response::html("<p>").with_status(StatusCode::NOT_FOUND);
+        assert!(encoded(&html, false, ConnectionHeader::None).starts_with(
+            "HTTP/1.1 404 Not Found\r\ncontent-type: text/html; charset=utf-8\r\ndate: "
+        ));
+        let bytes = Response::bytes(&b"\x00"[..]).with_status(StatusCode::CREATED);
+        assert!(encoded(&bytes, false, ConnectionHeader::None)
+            .starts_with("HTTP/1.1 201 Created\r\ncontent-type: application/octet-stream\r\n"));
+        let custom = Response::text("x").with_content_type("text/csv");
+        let s = encoded(&custom, false, ConnectionHeader::None);
+        assert!(
+            s.starts_with("HTTP/1.1 200 OK\r\ncontent-type: text/csv\r\ndate: "),
+            "{s}"
+        );
+        assert_eq!(s.matches("content-type").count(), 1);
     }
 
     #[test]
