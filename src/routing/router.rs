@@ -304,7 +304,9 @@ impl Router {
         let allow = || endpoints.allow.clone();
         Err(match endpoints.handler(method) {
             Some(handler) => {
-                req.set_params(params);
+                if !params.is_empty() {
+                    req.set_params(params);
+                }
                 return Ok(&**handler);
             }
             None if method == Method::Options => {

@@ -24,19 +24,29 @@ fn is_framing_header(name: &str) -> bool {
         || name.eq_ignore_ascii_case("date")
 }
 
-/// Writes `n` in decimal.
-pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// Writes `n` in decimal. Lengths under 10,000 (most bodies) are written as one
+/// fixed-size copy, with no loop.
+pub(crate) fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let digit = |d: u64| b'0' + (d % 10) as u8;
+    match n {
+        0..=9 => out.push(digit(n)),
+        10..=99 => out.extend_from_slice(&[digit(n / 10), digit(n)]),
+        100..=999 => out.extend_from_slice(&[digit(n / 100), digit(n / 10), digit(n)]),
+        1000..=9999 => {
+            out.extend_from_slice(&[digit(n / 1000), digit(n / 100), digit(n / 10), digit(n)])
+        }
+        _ => {
+            let mut digits = [0u8; 20];
+            let mut i = digits.len();
+            let mut n = n;
+            while n > 0 {
+                i -= 1;
+                digits[i] = digit(n);
+                n /= 10;
+            }
+            out.extend_from_slice(&digits[i..]);
         }
     }
-    out.extend_from_slice(&digits[i..]);
 }
 
 /// The status line, without its CRLF: every header line below starts with the CRLF that ends
@@ -206,7 +216,23 @@ mod tests {
 
     #[test]
     fn decimals() {
-        for n in [0u64, 7, 10, 12345, u64::MAX] {
+        for n in [
+            0u64,
+            7,
+            9,
+            10,
+            42,
+            99,
+            100,
+            555,
+            999,
+            1000,
+            4096,
+            9999,
+            10_000,
+            12345,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             push_decimal(&mut out, n);
             assert_eq!(out, n.to_string().into_bytes());
