@@ -24,9 +24,10 @@ use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
+use super::date::DateCache;
 use super::encode::{encode, ConnectionHeader};
 use super::parse::{parse_head, Framing, Head, Reject};
-use super::{date, ServerConfig, Shutdown};
+use super::{ServerConfig, Shutdown};
 use crate::app::{Service, Started};
 use crate::http::{HeadersBuilder, Method, Request, Response, StatusCode, Version};
 use crate::panic::catch_panic;
@@ -51,6 +52,7 @@ pub(crate) async fn serve_connection(
         write: Vec::new(),
         headers: HeadersBuilder::new(),
         slot: FutureSlot::default(),
+        date: DateCache::new(),
         stream,
         peer,
         service,
@@ -70,6 +72,8 @@ struct Connection {
     headers: HeadersBuilder,
     /// Where handler futures run: its box is reused from request to request.
     slot: FutureSlot,
+    /// The `date` line of responses, formatted once a second.
+    date: DateCache,
     service: Service,
     config: Arc<ServerConfig>,
 }
@@ -245,13 +249,13 @@ impl Connection {
             (true, Version::Http11) => ConnectionHeader::None,
         };
         let head_only = head.method == Method::Head;
-        let date = date::lines();
+        let date = self.date.current();
         if res.body().len() >= LARGE_BODY && !head_only {
-            encode(&mut self.write, &res, &date, true, connection);
+            encode(&mut self.write, &res, date, true, connection);
             self.flush().await?;
             self.write_all_timed(res.body()).await?;
         } else {
-            encode(&mut self.write, &res, &date, head_only, connection);
+            encode(&mut self.write, &res, date, head_only, connection);
         }
         if self.read.is_empty() && self.read.capacity() > SHRINK_ABOVE {
             self.read = BytesMut::with_capacity(self.config.read_buffer_size);
@@ -341,7 +345,7 @@ impl Connection {
         encode(
             &mut self.write,
             &res,
-            &date::lines(),
+            self.date.current(),
             false,
             ConnectionHeader::Close,
         );

@@ -5,7 +5,6 @@
 //! an atomic load and a thread-local compare: no clock call per response. Without a ticker
 //! (outside a server, or between two servers' lifetimes) the clock is read directly.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,10 +15,6 @@ pub(crate) const DATE_LEN: usize = 29;
 static SECONDS: AtomicU64 = AtomicU64::new(0);
 /// How many tickers run (servers serving); 0 means `SECONDS` may be stale.
 static TICKERS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static LINES: Cell<(u64, DateLines)> = const { Cell::new((u64::MAX, DateLines::EMPTY)) };
-}
 
 /// The response head's `date` line followed by the name of the `content-length` line, which
 /// comes after it in every head with a body: the part of a head that changes once a second,
@@ -52,18 +47,30 @@ impl DateLines {
     }
 }
 
-/// The current [`DateLines`], from this thread's cache.
-pub(crate) fn lines() -> DateLines {
-    let secs = unix_seconds();
-    LINES.with(|cache| {
-        let (cached_secs, lines) = cache.get();
-        if cached_secs == secs {
-            return lines;
+/// A connection's [`DateLines`], formatted again when the second changes: reading it is an
+/// atomic load and a compare, with nothing copied.
+pub(crate) struct DateCache {
+    secs: u64,
+    lines: DateLines,
+}
+
+impl DateCache {
+    pub(crate) const fn new() -> DateCache {
+        DateCache {
+            secs: u64::MAX,
+            lines: DateLines::EMPTY,
         }
-        let lines = DateLines::new(&format(secs));
-        cache.set((secs, lines));
-        lines
-    })
+    }
+
+    /// The lines for the current second.
+    pub(crate) fn current(&mut self) -> &DateLines {
+        let secs = unix_seconds();
+        if self.secs != secs {
+            self.secs = secs;
+            self.lines = DateLines::new(&format(secs));
+        }
+        &self.lines
+    }
 }
 
 fn clock_seconds() -> u64 {
@@ -165,7 +172,8 @@ mod tests {
 
     #[test]
     fn now_is_well_formed() {
-        let lines = lines();
+        let mut cache = DateCache::new();
+        let lines = cache.current();
         let line = lines.date_line();
         assert!(line.starts_with(b"\r\ndate: "), "{line:?}");
         assert_eq!(&line[line.len() - 4..], b" GMT");
@@ -180,7 +188,8 @@ mod tests {
     async fn the_ticker_keeps_the_date_current() {
         let _ticker = start_ticker();
         let expected = format(clock_seconds());
-        let lines = lines();
+        let mut cache = DateCache::new();
+        let lines = cache.current();
         let got = &lines.date_line()[b"\r\ndate: ".len()..];
         // The second may roll over between the two reads.
         assert!(
