@@ -1,8 +1,8 @@
 //! The `Date` header value (IMF-fixdate, RFC 9110 §5.6.7), refreshed once a second.
 //!
-//! A ticker task, run by each server, stores the current second in [`SECONDS`]; every worker
-//! thread formats that second once and copies the bytes after that. Reading the date is then
-//! an atomic load and a thread-local compare: no clock call per response. Without a ticker
+//! A ticker task, run by each server, stores the current second in [`SECONDS`]; each
+//! connection's [`DateCache`] formats that second once and lends the bytes after that. Reading
+//! the date is then an atomic load and a compare: no clock call per response. Without a ticker
 //! (outside a server, or between two servers' lifetimes) the clock is read directly.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
