@@ -3,28 +3,25 @@
 use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::http::{Response, StatusCode};
+use crate::routing::BoxFuture;
 
 /// Runs `fut`; if it panics, logs the panic and answers `500 Internal Server Error`.
 ///
 /// The future is dropped after a panic and never polled again, and nothing it touched is
-/// looked at afterwards, so the `AssertUnwindSafe` holds.
-pub(crate) async fn catch_panic<F: Future<Output = Response>>(fut: F) -> Response {
-    let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(move |cx: &mut Context<'_>| poll_caught(fut.as_mut(), cx)).await
-}
-
-fn poll_caught<F: Future<Output = Response>>(
-    fut: Pin<&mut F>,
-    cx: &mut Context<'_>,
-) -> Poll<Response> {
-    match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
-        Ok(poll) => poll,
-        Err(payload) => Poll::Ready(panic_response(payload)),
-    }
+/// looked at afterwards, so the `AssertUnwindSafe` holds. (Boxed futures only, which need no
+/// pinning here: the returned future is the box and nothing else.)
+pub(crate) fn catch_panic(
+    mut fut: BoxFuture<'_, Response>,
+) -> impl Future<Output = Response> + Send + '_ {
+    std::future::poll_fn(move |cx: &mut Context<'_>| {
+        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => Poll::Ready(panic_response(payload)),
+        }
+    })
 }
 
 /// Logs a caught panic and makes the 500 that answers it.

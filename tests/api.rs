@@ -262,6 +262,32 @@ async fn middleware_sees_a_500_when_the_handler_panics() {
     );
 }
 
+/// A panic in a later middleware (not only in the handler) is a 500 that the earlier
+/// middleware sees, and can still decorate.
+#[tokio::test]
+async fn middleware_sees_a_500_when_a_later_middleware_panics() {
+    let mut app = App::new();
+    app.add_middleware(from_fn(|req, next| async move {
+        next.run(req).await.with_header("x-outer", "saw it")
+    }));
+    app.add_middleware(from_fn(|req: Request, next: Next| async move {
+        if req.path() == "/boom" {
+            panic!("middleware bug");
+        }
+        next.run(req).await
+    }));
+    app.route("/{any}", |_r: Request| async { "fine" });
+    let client = TestClient::new(app);
+    let res = client.get("/boom").await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(res.header("x-outer"), Some("saw it"));
+    let res = client.get("/ok").await;
+    assert_eq!(
+        (res.status(), res.text()),
+        (StatusCode::OK, "fine".to_owned())
+    );
+}
+
 #[tokio::test]
 async fn routes_lists_the_table_and_methods_dispatch() {
     let mut app = App::new();

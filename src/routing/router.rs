@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::handler::Handler;
+use super::BoxFuture;
 use crate::error::ConfigurationError;
 use crate::http::encoding::percent_decode;
 use crate::http::{Method, Request, Response, StatusCode};
-use crate::panic::{catch_panic, panic_response};
+use crate::panic::panic_response;
 
 type Params = Vec<(Arc<str>, String)>;
 
@@ -323,18 +324,18 @@ impl Router {
         })
     }
 
-    /// Routes `req` and runs its handler (behind middleware: its future is boxed, there is
-    /// no connection slot here): a panic in the handler is a 500 here.
-    pub(crate) async fn dispatch(&self, req: Request) -> Response {
-        let mut req = req;
+    /// Routes `req` and starts its handler, behind middleware (no connection slot there: the
+    /// handler's future is boxed). Not async, so the request is not held in future state: the
+    /// caller awaits the handler's future itself (under `catch_panic`). A panic while routing
+    /// or starting is a `500` here.
+    pub(crate) fn start_boxed(
+        &self,
+        mut req: Request,
+    ) -> Result<BoxFuture<'static, Response>, Response> {
         let started = catch_unwind(AssertUnwindSafe(|| {
             self.route(&mut req).map(|handler| handler.call(req))
         }));
-        match started {
-            Ok(Ok(fut)) => catch_panic(fut).await,
-            Ok(Err(res)) => res,
-            Err(payload) => panic_response(payload),
-        }
+        started.unwrap_or_else(|payload| Err(panic_response(payload)))
     }
 }
 

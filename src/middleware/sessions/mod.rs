@@ -207,15 +207,10 @@ impl<S: SessionStore> SessionMiddleware<S> {
     }
 
     /// Writes the session into `res` (or not, per the save mode and the handler's outcome).
-    async fn save(
-        &self,
-        mut res: Response,
-        session: &Session,
-        incoming: Option<&str>,
-        now: u64,
-    ) -> Response {
+    /// (`res` is borrowed, not moved in: this future then holds no copy of it.)
+    async fn save(&self, res: &mut Response, session: &Session, incoming: Option<&str>, now: u64) {
         if res.status().is_server_error() {
-            return res; // the handler failed: its half-made changes are not persisted
+            return; // the handler failed: its half-made changes are not persisted
         }
         let (mut data, modified, regenerated, created) = {
             let mut state = session.lock();
@@ -227,7 +222,7 @@ impl<S: SessionStore> SessionMiddleware<S> {
             )
         };
         if self.config.save_mode == SaveMode::OnChange && !modified && !regenerated {
-            return res;
+            return;
         }
         let mut previous = incoming;
         if regenerated {
@@ -258,8 +253,9 @@ impl<S: SessionStore> SessionMiddleware<S> {
         }
         if let Err(e) = saved {
             tracing::error!(error = %e, "session store failed to save the session");
-            return Response::text("Internal Server Error")
+            *res = Response::text("Internal Server Error")
                 .with_status(StatusCode::INTERNAL_SERVER_ERROR);
+            return;
         }
         set_cookie.push_str(&self.attributes);
         let size = set_cookie.len();
@@ -270,16 +266,16 @@ impl<S: SessionStore> SessionMiddleware<S> {
                 limit,
                 "session cookie too large: not sent; the client keeps its previous cookie"
             );
-            return Response::text(format!(
+            *res = Response::text(format!(
                 "Internal Server Error: the session cookie would be {size} bytes, over the {limit}-byte limit browsers keep; store less in the session"
             ))
             .with_status(StatusCode::INTERNAL_SERVER_ERROR);
+            return;
         }
         // The name and attributes were checked at start-up and the value is base64url and
         // dots: nothing to re-check per response.
         res.append_trusted_header("set-cookie", set_cookie);
-        add_vary_cookie(&mut res);
-        res
+        add_vary_cookie(res);
     }
 }
 
@@ -329,8 +325,31 @@ impl<S: SessionStore> Middleware for SessionMiddleware<S> {
             let incoming = IncomingCookie::of(&req, &self.config.cookie_name);
             let incoming = incoming.as_ref().map(IncomingCookie::as_str);
             let session = Session::from_state(self.load(incoming, now).await);
-            let res = CURRENT.scope(session.clone(), next.run(req)).await;
-            self.save(res, &session, incoming, now).await
+            let mut res = CURRENT.scope(session.clone(), next.run(req)).await;
+            self.save(&mut res, &session, incoming, now).await;
+            res
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+    use crate::middleware::tests::next_for_tests;
+
+    /// The session middleware's future is boxed for every request it handles: kept under
+    /// 1 KiB it is a small allocation (glibc's per-thread cache takes up to 1,032 bytes), and
+    /// less to move into the box (1,344 bytes before `Next::run` stopped holding its request
+    /// twice: ~330 instructions a request more).
+    #[test]
+    fn the_session_future_is_a_small_allocation() {
+        let middleware = SessionMiddleware::new(SessionConfig::new("k".repeat(32))).unwrap();
+        let fut = middleware.call(Request::new(Method::Get, "/"), next_for_tests());
+        let size = std::mem::size_of_val(&*fut);
+        assert!(
+            size <= 1024,
+            "the session middleware's future is {size} bytes"
+        );
     }
 }
