@@ -514,6 +514,72 @@ async fn downstream_middleware_sees_the_session_and_spawned_tasks_do_not() {
     );
 }
 
+/// A finished request's session is emptied and reused by the next request on the same thread
+/// (these tests run on one thread): nothing of it may reach that next request, neither data,
+/// nor flags, nor the creation time.
+#[tokio::test]
+async fn a_reused_session_starts_the_next_request_empty() {
+    let clock = ManualClock::new(T0);
+    let cfg = SessionConfig {
+        save_mode: SaveMode::OnChange,
+        absolute_timeout: Some(Duration::from_secs(120)),
+        ..config(&clock)
+    };
+    let service = app_with(cfg).build().unwrap();
+    let alice = TestClient::from_service(service.clone());
+    alice.get("/set/user/alice").await;
+    alice.get("/regenerate").await;
+    for _ in 0..3 {
+        let stranger = TestClient::from_service(service.clone());
+        let keys: Vec<String> = stranger.get("/dump").await.json();
+        assert!(keys.is_empty(), "{keys:?}");
+        let res = stranger.get("/noop").await;
+        assert!(
+            res.set_cookies().is_empty(),
+            "not modified, not regenerated"
+        );
+        assert_eq!(stranger.get("/get/user").await.text(), "<none>");
+    }
+    // Alice's session is still hers, created at T0: over the absolute timeout at T0 + 121,
+    // even though strangers' sessions were made (and reused) in between.
+    assert_eq!(alice.get("/get/user").await.text(), "<none>", "regenerated");
+    alice.get("/set/user/alice2").await;
+    clock.advance(60);
+    let stranger = TestClient::from_service(service.clone());
+    stranger.get("/set/user/bob").await;
+    clock.advance(61);
+    assert_eq!(alice.get("/get/user").await.text(), "<none>", "expired");
+    assert_eq!(stranger.get("/get/user").await.text(), "bob", "61 s old");
+}
+
+/// A handle that outlives its request (moved into a spawned task) keeps its data: that
+/// session is not reused, and the next request gets a session of its own.
+#[tokio::test]
+async fn a_session_handle_kept_after_the_request_is_not_reused() {
+    let clock = ManualClock::new(T0);
+    let kept = Arc::new(std::sync::Mutex::new(None));
+    let mut app = app_with(config(&clock));
+    let slot = kept.clone();
+    app.route("/keep", move |_r: Request| {
+        let slot = slot.clone();
+        async move {
+            let session = get_session()?;
+            session.insert("mine", "yes");
+            *slot.lock().unwrap() = Some(session);
+            Ok::<_, Error>("kept")
+        }
+    });
+    let service = app.build().unwrap();
+    TestClient::from_service(service.clone()).get("/keep").await;
+    let session = kept.lock().unwrap().take().unwrap();
+    let other = TestClient::from_service(service.clone());
+    other.get("/set/user/bob").await;
+    assert_eq!(session.get::<String>("mine").as_deref(), Some("yes"));
+    assert_eq!(session.get::<String>("user"), None);
+    let keys: Vec<String> = TestClient::from_service(service).get("/dump").await.json();
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
 #[tokio::test]
 async fn concurrent_requests_over_sockets_see_only_their_own_session() {
     let mut app = App::new();

@@ -50,9 +50,8 @@ pub use signer::{CookieError, Digest, Signer};
 pub use store::{CookieStore, SessionRecord, SessionStore};
 
 use bytes::Bytes;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use self::session::SessionState;
 use crate::error::{ConfigurationError, LookupError};
 use crate::http::{is_valid_cookie_name, Cookie, Request, Response, SameSite, StatusCode};
 use crate::middleware::{Middleware, Next};
@@ -184,12 +183,14 @@ impl<S: SessionStore> SessionMiddleware<S> {
             && within(self.config.absolute_timeout, now.saturating_sub(created))
     }
 
-    async fn load(&self, cookie: Option<&str>, now: u64) -> SessionState {
+    /// Loads the cookie's session into `session` (left empty when there is no valid, fresh
+    /// one). The store parses into the session's own (reused) map.
+    async fn load(&self, session: &Session, cookie: Option<&str>, now: u64) {
         let Some(cookie) = cookie else {
-            return SessionState::default();
+            return;
         };
-        let Some(mut record) = self.store.load(cookie).await else {
-            return SessionState::default();
+        let Some(mut record) = self.store.load_into(cookie, session.take_map()).await else {
+            return;
         };
         let created = match record.data.shift_remove(CREATED_KEY) {
             Some(Value::Number(n)) => n.as_u64().unwrap_or(record.issued_at),
@@ -197,13 +198,9 @@ impl<S: SessionStore> SessionMiddleware<S> {
         };
         if !self.is_fresh(record.issued_at, created, now) {
             tracing::debug!("session cookie expired; starting an empty session");
-            return SessionState::default();
+            return;
         }
-        SessionState {
-            data: record.data,
-            created: Some(created),
-            ..SessionState::default()
-        }
+        session.loaded(record.data, created);
     }
 
     /// Writes the session into `res` (or not, per the save mode and the handler's outcome).
@@ -212,18 +209,34 @@ impl<S: SessionStore> SessionMiddleware<S> {
         if res.status().is_server_error() {
             return; // the handler failed: its half-made changes are not persisted
         }
-        let (mut data, modified, regenerated, created) = {
-            let mut state = session.lock();
-            (
-                std::mem::take(&mut state.data),
-                state.modified,
-                state.regenerated,
-                state.created,
-            )
+        let (modified, regenerated, created) = {
+            let state = session.lock();
+            (state.modified, state.regenerated, state.created)
         };
         if self.config.save_mode == SaveMode::OnChange && !modified && !regenerated {
             return;
         }
+        // Out of the lock while the store works (it may await); handed back afterwards, so the
+        // map's memory serves the next request.
+        let mut data = session.take_map();
+        self.save_data(res, &mut data, regenerated, created, incoming, now)
+            .await;
+        if self.config.absolute_timeout.is_some() {
+            data.shift_remove(CREATED_KEY);
+        }
+        session.lock().data = data;
+    }
+
+    /// The part of [`save`](Self::save) that writes `data` and sets the cookie.
+    async fn save_data(
+        &self,
+        res: &mut Response,
+        data: &mut Map<String, Value>,
+        regenerated: bool,
+        created: Option<u64>,
+        incoming: Option<&str>,
+        now: u64,
+    ) {
         let mut previous = incoming;
         if regenerated {
             if let Some(old) = incoming {
@@ -241,14 +254,14 @@ impl<S: SessionStore> SessionMiddleware<S> {
         set_cookie.push_str(name);
         set_cookie.push('=');
         let value_at = set_cookie.len();
-        let mut saved = self.store.save(&data, now, previous, &mut set_cookie).await;
+        let mut saved = self.store.save(data, now, previous, &mut set_cookie).await;
         if saved.is_ok() && regenerated && Some(&set_cookie[value_at..]) == incoming {
             // Same data in the same second as the old cookie: sign one second earlier so the
             // new cookie differs, as a regeneration promises.
             set_cookie.truncate(value_at);
             saved = self
                 .store
-                .save(&data, now.saturating_sub(1), previous, &mut set_cookie)
+                .save(data, now.saturating_sub(1), previous, &mut set_cookie)
                 .await;
         }
         if let Err(e) = saved {
@@ -324,9 +337,11 @@ impl<S: SessionStore> Middleware for SessionMiddleware<S> {
             let now = self.config.clock.now();
             let incoming = IncomingCookie::of(&req, &self.config.cookie_name);
             let incoming = incoming.as_ref().map(IncomingCookie::as_str);
-            let session = Session::from_state(self.load(incoming, now).await);
+            let session = Session::for_request();
+            self.load(&session, incoming, now).await;
             let mut res = CURRENT.scope(session.clone(), next.run(req)).await;
             self.save(&mut res, &session, incoming, now).await;
+            session.recycle();
             res
         })
     }

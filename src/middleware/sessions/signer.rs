@@ -22,6 +22,7 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use hmac::{Hmac, Mac};
+use serde::de::{Deserializer as _, MapAccess, Visitor};
 use serde_json::{Map, Value};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
@@ -232,12 +233,25 @@ impl Signer {
     /// Verifies `cookie` and decodes it: the data and the timestamp it was signed at. Checks
     /// no age: that is the caller's business (it knows the clock and the limits).
     pub fn loads(&self, cookie: &str) -> Result<(Map<String, Value>, u64), CookieError> {
-        let (payload, timestamp) = self.verify(cookie)?;
-        let data = with_payload(payload, |json| {
-            serde_json::from_slice::<Map<String, Value>>(json).ok()
-        })
-        .ok_or(CookieError::BadPayload)?;
+        let mut data = Map::new();
+        let timestamp = self.loads_into(cookie, &mut data)?;
         Ok((data, timestamp))
+    }
+
+    /// Like [`Signer::loads`], decoding into `data` (emptied first, and left empty when the
+    /// cookie is refused), so that a map's memory serves cookie after cookie.
+    pub fn loads_into(
+        &self,
+        cookie: &str,
+        data: &mut Map<String, Value>,
+    ) -> Result<u64, CookieError> {
+        data.clear();
+        let (payload, timestamp) = self.verify(cookie)?;
+        if with_payload(payload, |json| fill_object(json, data).ok()).is_none() {
+            data.clear();
+            return Err(CookieError::BadPayload);
+        }
+        Ok(timestamp)
     }
 
     /// Checks the signature; returns the payload part and the timestamp.
@@ -270,6 +284,31 @@ impl Signer {
             .fold(0u64, |acc, &b| acc << 8 | u64::from(b));
         Ok((payload, timestamp))
     }
+}
+
+/// Parses the JSON object `json` into `data`, entry by entry as `serde_json` builds a `Map`
+/// (a repeated key keeps its first place and its last value), in `data`'s own memory.
+fn fill_object(json: &[u8], data: &mut Map<String, Value>) -> serde_json::Result<()> {
+    struct Fill<'m>(&'m mut Map<String, Value>);
+
+    impl<'de> Visitor<'de> for Fill<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<(), A::Error> {
+            while let Some((key, value)) = entries.next_entry()? {
+                self.0.insert(key, value);
+            }
+            Ok(())
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_slice(json);
+    (&mut de).deserialize_map(Fill(data))?;
+    de.end()
 }
 
 /// Empties one of this thread's reused buffers for good when a huge session passed through
@@ -483,5 +522,37 @@ mod tests {
             0,
             "the prefix is not signed"
         );
+    }
+
+    /// `loads_into` fills the map it is given as `loads` builds one: emptied first, a repeated
+    /// key keeps its first place and its last value, and a refused cookie leaves it empty.
+    #[test]
+    fn loads_into_reuses_the_map_it_is_given() {
+        let signed = |json: &[u8]| {
+            let mut cookie = String::new();
+            signer().sign_payload_into(json, 1_700_000_000, &mut cookie);
+            cookie
+        };
+        let mut data = Map::new();
+        data.insert("stale".into(), Value::from(1));
+        let cookie = signed(br#"{"a":1,"b":[2],"a":3}"#);
+        assert_eq!(signer().loads_into(&cookie, &mut data), Ok(1_700_000_000));
+        assert_eq!(serde_json::to_string(&data).unwrap(), r#"{"a":3,"b":[2]}"#);
+        assert_eq!(signer().loads(&cookie).unwrap().0, data, "same as loads");
+
+        for refused in [
+            signed(b"[1,2]"),
+            signed(b"null"),
+            signed(br#"{"a":1} x"#),
+            signed(br#"{"a":"#),
+            "a.b.c".to_owned(),
+        ] {
+            data.insert("stale".into(), Value::from(1));
+            assert!(
+                signer().loads_into(&refused, &mut data).is_err(),
+                "{refused}"
+            );
+            assert!(data.is_empty(), "{refused}");
+        }
     }
 }

@@ -25,6 +25,18 @@ pub trait SessionStore: Send + Sync + 'static {
     /// signature, unknown id, ...): the request then gets a fresh, empty session.
     fn load(&self, cookie_value: &str) -> impl Future<Output = Option<SessionRecord>> + Send;
 
+    /// Like [`load`](SessionStore::load), given an empty map to fill: memory left over from
+    /// an earlier request on this thread, which a store that parses into it reuses (the
+    /// middleware calls this one). By default it is dropped and `load` called.
+    fn load_into(
+        &self,
+        cookie_value: &str,
+        data: Map<String, Value>,
+    ) -> impl Future<Output = Option<SessionRecord>> + Send {
+        drop(data);
+        self.load(cookie_value)
+    }
+
     /// Writes `data`, issued at `now`, and appends the cookie value to send to `out`.
     /// `previous` is the cookie the request came with, if any (a server-side store reuses its
     /// id).
@@ -65,8 +77,16 @@ impl CookieStore {
 
 impl SessionStore for CookieStore {
     fn load(&self, cookie_value: &str) -> impl Future<Output = Option<SessionRecord>> + Send {
-        let record = match self.signer.loads(cookie_value) {
-            Ok((data, issued_at)) => Some(SessionRecord { data, issued_at }),
+        self.load_into(cookie_value, Map::new())
+    }
+
+    fn load_into(
+        &self,
+        cookie_value: &str,
+        mut data: Map<String, Value>,
+    ) -> impl Future<Output = Option<SessionRecord>> + Send {
+        let record = match self.signer.loads_into(cookie_value, &mut data) {
+            Ok(issued_at) => Some(SessionRecord { data, issued_at }),
             Err(e) => {
                 tracing::debug!(reason = ?e, "session cookie refused; starting an empty session");
                 None
