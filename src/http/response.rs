@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 
 use super::{Cookie, StatusCode};
@@ -93,13 +93,36 @@ const JSON_MIN_SPARE: usize = 1024;
 /// than keep a large allocation for the thread's life.
 const JSON_KEEP_AT_MOST: usize = 64 * 1024;
 
+/// `io::Write` straight onto a `BytesMut`: one reserve-and-copy per write (the `bytes`
+/// crate's own writer goes through `write`'s partial-write protocol for every piece).
+struct BodyWriter<'a>(&'a mut BytesMut);
+
+impl std::io::Write for BodyWriter<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    #[inline]
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn serialize_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Bytes> {
     JSON_BUF.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.capacity() < JSON_MIN_SPARE {
                 buf.reserve(JSON_CHUNK);
             }
-            let result = serde_json::to_writer((&mut *buf).writer(), value);
+            let result = serde_json::to_writer(BodyWriter(&mut buf), value);
             let body = buf.split().freeze();
             if body.len() > JSON_KEEP_AT_MOST {
                 *buf = BytesMut::new();

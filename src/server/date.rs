@@ -63,6 +63,7 @@ impl DateCache {
     }
 
     /// The lines for the current second.
+    #[inline]
     pub(crate) fn current(&mut self) -> &DateLines {
         let secs = unix_seconds();
         if self.secs != secs {
