@@ -209,16 +209,20 @@ impl<S: SessionStore> SessionMiddleware<S> {
         if res.status().is_server_error() {
             return; // the handler failed: its half-made changes are not persisted
         }
-        let (modified, regenerated, created) = {
-            let state = session.lock();
-            (state.modified, state.regenerated, state.created)
+        // The map leaves the lock while the store works (it may await), and is handed back
+        // afterwards, so that its memory serves the next request.
+        let (mut data, regenerated, created) = {
+            let mut state = session.lock();
+            let unchanged = !state.modified && !state.regenerated;
+            if self.config.save_mode == SaveMode::OnChange && unchanged {
+                return;
+            }
+            (
+                std::mem::take(&mut state.data),
+                state.regenerated,
+                state.created,
+            )
         };
-        if self.config.save_mode == SaveMode::OnChange && !modified && !regenerated {
-            return;
-        }
-        // Out of the lock while the store works (it may await); handed back afterwards, so the
-        // map's memory serves the next request.
-        let mut data = session.take_map();
         self.save_data(res, &mut data, regenerated, created, incoming, now)
             .await;
         if self.config.absolute_timeout.is_some() {
