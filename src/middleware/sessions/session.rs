@@ -78,10 +78,15 @@ impl Session {
         if state.data.len() > SPARE_KEYS_AT_MOST {
             return;
         }
-        state.data.clear();
-        state.modified = false;
-        state.regenerated = false;
-        state.created = None;
+        // Every field named (no `..`): a field added later must be reset here too.
+        let SessionState {
+            data,
+            modified,
+            regenerated,
+            created,
+        } = state;
+        data.clear();
+        (*modified, *regenerated, *created) = (false, false, None);
         SPARE.set(Some(self));
     }
 
