@@ -18,7 +18,7 @@ static TICKERS: AtomicUsize = AtomicUsize::new(0);
 
 /// The response head's `date` line followed by the name of the `content-length` line, which
 /// comes after it in every head with a body: the part of a head that changes once a second,
-/// kept formatted per thread so that the encoder writes it in one copy.
+/// kept formatted per connection so that the encoder writes it in one copy.
 #[derive(Clone, Copy)]
 pub(crate) struct DateLines([u8; DateLines::LEN]);
 
