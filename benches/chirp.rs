@@ -29,9 +29,11 @@ Sec-Fetch-Mode: navigate\r\n\r\n";
 fn parse(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
     for (name, head) in [("wrk_head", WRK_HEAD), ("browser_head", BROWSER_HEAD)] {
-        assert_eq!(parse_head(head), Some(head.len()));
+        // Canonical targets: parsing leaves the buffer as it is, so one copy serves every run.
+        let mut buf = head.to_vec();
+        assert_eq!(parse_head(&mut buf), Some(head.len()));
         g.throughput(Throughput::Bytes(head.len() as u64));
-        g.bench_function(name, |b| b.iter(|| parse_head(black_box(head))));
+        g.bench_function(name, |b| b.iter(|| parse_head(black_box(&mut buf))));
     }
     g.finish();
 }

@@ -54,7 +54,8 @@ pub mod __bench {
     use crate::server::ServerConfig;
 
     /// Parses one request head with the default limits; its length, if complete and valid.
-    pub fn parse_head(buf: &[u8]) -> Option<usize> {
+    /// The target is normalised in place, as in the connection's buffer.
+    pub fn parse_head(buf: &mut [u8]) -> Option<usize> {
         let mut headers = crate::http::HeadersBuilder::new();
         crate::server::parse_head(buf, &ServerConfig::default(), &mut headers)
             .ok()

@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chirp::{App, Method, Request, Response, ServerConfig};
-use common::{get, RawConn, TestServer};
+use common::{get, refused, RawConn, TestServer};
 
 fn app() -> App {
     let mut app = App::new();
@@ -169,25 +169,6 @@ async fn not_found_method_not_allowed_and_options() {
     assert_eq!(conn.response().await.text(), "trailing");
     conn.send(get("//echo//x/")).await;
     assert_eq!(conn.response().await.text(), "x");
-}
-
-/// Sends `raw`, expects `status`, and that the server then closes the connection.
-async fn refused(server: &TestServer, raw: &[u8], status: u16) {
-    let mut conn = server.connect().await;
-    conn.send(raw).await;
-    let res = conn.response().await;
-    assert_eq!(
-        res.status,
-        status,
-        "for {:?}: {}",
-        String::from_utf8_lossy(&raw[..raw.len().min(80)]),
-        res.text()
-    );
-    assert_eq!(res.header("connection"), Some("close"));
-    assert!(
-        conn.closed_within(Duration::from_secs(3)).await,
-        "connection left open"
-    );
 }
 
 #[tokio::test]

@@ -10,7 +10,10 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::encoding::{parse_urlencoded, percent_decode};
-use super::{find_cookie, find_cookie_bytes, parse_cookie_header, Headers, HeadersBuilder, Method};
+use super::target::{check_target, normalize_in_place};
+use super::{
+    find_cookie, find_cookie_bytes, parse_cookie_header, Headers, HeadersBuilder, Method, MAX_HEAD,
+};
 use crate::error::HttpError;
 
 /// The HTTP version of a request.
@@ -20,6 +23,19 @@ pub enum Version {
     Http10,
     /// HTTP/1.1
     Http11,
+}
+
+/// Where the target sits in a request's head buffer, once the server has normalised it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// Start of the path.
+    pub start: usize,
+    /// End of the path (the `?`, or `end`).
+    pub path_end: usize,
+    /// End of the query.
+    pub end: usize,
+    /// The host's range: the absolute-form authority, or the Host value.
+    pub host: Option<(usize, usize)>,
 }
 
 /// Typed values that middleware hands to the handlers below it (one value per type).
@@ -86,10 +102,12 @@ impl std::fmt::Debug for Extensions {
 pub struct Request {
     method: Method,
     version: Version,
-    // The origin-form target as a range of `headers.buffer()`, and where its path ends (at
-    // the `?`, or the end), found once.
-    target: (u32, u32),
-    path_end: u32,
+    // The normalised origin-form target as a range of `headers.buffer()` (a head is at most
+    // 64 KiB), where its path ends (at the `?`, or the end), and the host (the absolute-form
+    // target's authority, or the Host value; empty: none).
+    target: (u16, u16),
+    path_end: u16,
+    host: (u16, u16),
     headers: Headers,
     body: Bytes,
     params: Vec<(Arc<str>, String)>,
@@ -103,19 +121,18 @@ impl Request {
     pub(crate) fn from_parts(
         method: Method,
         version: Version,
-        target: (usize, usize),
+        target: Target,
         headers: Headers,
         body: Bytes,
         peer_addr: Option<SocketAddr>,
     ) -> Request {
+        let host = target.host.unwrap_or((0, 0));
         Request {
             method,
             version,
-            target: (target.0 as u32, target.1 as u32),
-            path_end: headers.buffer()[target.0..target.1]
-                .iter()
-                .position(|&b| b == b'?')
-                .map_or(target.1, |i| target.0 + i) as u32,
+            target: (target.start as u16, target.end as u16),
+            path_end: target.path_end as u16,
+            host: (host.0 as u16, host.1 as u16),
             headers,
             body,
             params: Vec::new(),
@@ -125,7 +142,9 @@ impl Request {
     }
 
     /// A request built in code (for tests and [`TestClient`](crate::testing::TestClient)):
-    /// `target` is a path with an optional query, like `/users?page=2`.
+    /// `target` is a path with an optional query, like `/users?page=2`. Its path is
+    /// normalised as the server does (`//a/./b/` is `/a/b`), unless the server would refuse
+    /// it (then it is kept as given). At most 64 KiB.
     ///
     /// ```
     /// use chirp::{Method, Request};
@@ -134,17 +153,31 @@ impl Request {
     /// assert_eq!(req.query(), Some("draft=1"));
     /// assert_eq!(req.body().as_ref(), b"hello");
     /// ```
+    ///
+    /// # Panics
+    /// When `target` is longer than 64 KiB (a request head is at most that).
     pub fn new(method: Method, target: &str) -> Request {
-        let buf = Bytes::copy_from_slice(target.as_bytes());
-        let headers = HeadersBuilder::new().finish(buf);
-        Request::from_parts(
-            method,
-            Version::Http11,
-            (0, target.len()),
-            headers,
-            Bytes::new(),
-            None,
-        )
+        assert!(
+            target.len() <= MAX_HEAD,
+            "Request::new: a target is at most 64 KiB"
+        );
+        let mut buf = target.as_bytes().to_vec();
+        let query_at = buf.iter().position(|&b| b == b'?').unwrap_or(buf.len());
+        let mut path_end = query_at;
+        if buf.starts_with(b"/") && check_target(&buf).is_ok() {
+            path_end = normalize_in_place(&mut buf[..query_at]);
+            buf.copy_within(query_at.., path_end);
+            buf.truncate(buf.len() - (query_at - path_end));
+        }
+        let end = buf.len();
+        let headers = HeadersBuilder::new().finish(Bytes::from(buf));
+        let target = Target {
+            start: 0,
+            path_end,
+            end,
+            host: None,
+        };
+        Request::from_parts(method, Version::Http11, target, headers, Bytes::new(), None)
     }
 
     /// Adds a header (builder style, for requests built in code).
@@ -169,14 +202,36 @@ impl Request {
         self.version
     }
 
-    /// The request target as sent (path and query, still percent-encoded).
+    /// The request target in origin form: the normalised path and the query as sent
+    /// (`GET http://h//a/?x=1` gives `/a?x=1`).
     pub fn target(&self) -> &str {
         self.head_str(self.target.0, self.target.1)
     }
 
-    /// The path (before `?`), still percent-encoded.
+    /// The path (before `?`), normalised: empty segments dropped, `.` and `..` resolved,
+    /// unreserved characters percent-decoded, other percent-encodings kept (upper-cased).
+    /// `//admin/./x/` is `/admin/x`. Every path check in chirp (routing,
+    /// [`scoped`](crate::middleware::scoped), the auth middleware's excluded paths) uses this.
+    ///
+    /// ```
+    /// use chirp::{Method, Request};
+    /// let req = Request::new(Method::Get, "//dashboard/./%7Euser/?tab=1");
+    /// assert_eq!(req.path(), "/dashboard/~user");
+    /// assert_eq!(req.target(), "/dashboard/~user?tab=1");
+    /// ```
     pub fn path(&self) -> &str {
         self.head_str(self.target.0, self.path_end)
+    }
+
+    /// The host the request is for: an absolute-form target's authority, which takes
+    /// precedence over the `Host` header (RFC 9112 §3.2.2), or else the `Host` value
+    /// (checked to be `host[:port]` by the server). `None` when there is neither, or it is
+    /// empty.
+    pub fn host(&self) -> Option<&str> {
+        if self.host.0 < self.host.1 {
+            return Some(self.head_str(self.host.0, self.host.1));
+        }
+        self.header("host").filter(|h| !h.is_empty())
     }
 
     /// The path as bytes, with no UTF-8 check (routing and scoping compare bytes).
@@ -189,9 +244,9 @@ impl Request {
         (self.path_end < self.target.1).then(|| self.head_str(self.path_end + 1, self.target.1))
     }
 
-    fn head_str(&self, start: u32, end: u32) -> &str {
+    fn head_str(&self, start: u16, end: u16) -> &str {
         let raw = &self.headers.buffer()[start as usize..end as usize];
-        // httparse accepts only visible ASCII in a target, so this never fails.
+        // The server lets only visible ASCII into a target, so this never fails.
         std::str::from_utf8(raw).unwrap_or("/")
     }
 

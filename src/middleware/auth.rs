@@ -51,6 +51,7 @@ use serde_json::Value;
 
 use crate::error::{ConfigurationError, Error, HttpError, LookupError};
 use crate::http::encoding::percent_encode;
+use crate::http::target::{in_scope, normalize_prefix};
 use crate::http::{Request, Response, StatusCode};
 use crate::middleware::sessions::{get_session, regenerate_session};
 use crate::middleware::{Middleware, Next};
@@ -196,7 +197,7 @@ impl<U: AuthUser> AuthMiddleware<U> {
             exclude_paths: config
                 .exclude_paths
                 .into_iter()
-                .map(|p| p.trim_end_matches('/').to_owned())
+                .map(|p| normalize_prefix(&p))
                 .collect(),
             settings: Arc::new(Settings {
                 session_key: config.session_key,
@@ -254,11 +255,10 @@ impl<U: AuthUser> Middleware for AuthMiddleware<U> {
     }
 
     fn applies_to(&self, req: &Request) -> bool {
-        let path = req.path();
-        !self.exclude_paths.iter().any(|p| {
-            path.strip_prefix(p.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+        !self
+            .exclude_paths
+            .iter()
+            .any(|p| in_scope(req.path_bytes(), p))
     }
 }
 

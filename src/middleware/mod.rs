@@ -97,7 +97,9 @@ where
 }
 
 /// Limits `middleware` to requests whose path is `prefix` or below it (`/admin` covers
-/// `/admin` and `/admin/users`, not `/administrator`).
+/// `/admin` and `/admin/users`, not `/administrator`). The request's path is the normalised
+/// one that the router matches too ([`Request::path`]), so `//admin` or `/x/../admin` are in
+/// scope; `prefix` is normalised the same way (`/admin/` is `/admin`).
 ///
 /// ```
 /// use chirp::middleware::scoped;
@@ -108,7 +110,7 @@ where
 /// # Ok(()) }
 /// ```
 pub fn scoped<M: Middleware>(prefix: impl Into<String>, middleware: M) -> Scoped<M> {
-    let prefix = prefix.into().trim_end_matches('/').to_owned();
+    let prefix = crate::http::target::normalize_prefix(&prefix.into());
     Scoped {
         prefix,
         inner: middleware,
@@ -127,11 +129,7 @@ impl<M: Middleware> Middleware for Scoped<M> {
     }
 
     fn applies_to(&self, req: &Request) -> bool {
-        let in_scope = match req.path_bytes().strip_prefix(self.prefix.as_bytes()) {
-            Some(rest) => rest.is_empty() || rest[0] == b'/',
-            None => false,
-        };
-        in_scope && self.inner.applies_to(req)
+        crate::http::target::in_scope(req.path_bytes(), &self.prefix) && self.inner.applies_to(req)
     }
 }
 

@@ -24,6 +24,8 @@ type Params = Vec<(Arc<str>, String)>;
 struct Endpoints {
     pattern: String,
     handlers: [Option<Arc<dyn Handler>>; Method::ALL.len()],
+    /// Handlers of extension methods ([`Method::other`]), in registration order.
+    others: Vec<(Method, Arc<dyn Handler>)>,
     allow: String,
 }
 
@@ -32,23 +34,47 @@ impl Endpoints {
         Endpoints {
             pattern: pattern.to_owned(),
             handlers: Default::default(),
+            others: Vec::new(),
             allow: String::new(),
         }
     }
 
     fn handler(&self, method: Method) -> Option<&Arc<dyn Handler>> {
-        match &self.handlers[method.index()] {
-            None if method == Method::Head => self.handlers[Method::Get.index()].as_ref(),
+        let Some(i) = method.index() else {
+            return self
+                .others
+                .iter()
+                .find(|(m, _)| *m == method)
+                .map(|(_, h)| h);
+        };
+        match &self.handlers[i] {
+            None if method == Method::Head => self.handlers[0].as_ref(),
             h => h.as_ref(),
         }
     }
 
-    /// `Allow` lists the methods with a handler, HEAD where GET is, and OPTIONS always.
+    fn has(&self, method: Method) -> bool {
+        match method.index() {
+            Some(i) => self.handlers[i].is_some(),
+            None => self.others.iter().any(|(m, _)| *m == method),
+        }
+    }
+
+    fn set(&mut self, method: Method, handler: Arc<dyn Handler>) {
+        match method.index() {
+            Some(i) => self.handlers[i] = Some(handler),
+            None => self.others.push((method, handler)),
+        }
+    }
+
+    /// `Allow` lists the methods with a handler, HEAD where GET is, and OPTIONS always;
+    /// extension methods last.
     fn refresh_allow(&mut self) {
-        let has = |m: Method| self.handlers[m.index()].is_some();
+        let has = |m: Method| self.has(m);
         let allowed: Vec<&str> = Method::ALL
             .iter()
             .filter(|&&m| has(m) || (m == Method::Head && has(Method::Get)) || m == Method::Options)
+            .chain(self.others.iter().map(|(m, _)| m))
             .map(|m| m.as_str())
             .collect();
         self.allow = allowed.join(", ");
@@ -202,6 +228,8 @@ fn parse_pattern(pattern: &str) -> Result<Vec<Segment<'_>>, ConfigurationError> 
 pub(crate) struct Router {
     root: Node,
     table: Vec<(Method, String)>,
+    /// Extension methods some route serves: any other is `501`, not `405`.
+    extensions: Vec<Method>,
 }
 
 impl Router {
@@ -265,7 +293,7 @@ impl Router {
                 .get_or_insert_with(|| Endpoints::new(pattern)),
         };
         for &method in methods {
-            if endpoints.handlers[method.index()].is_some() {
+            if endpoints.has(method) {
                 return Err(ConfigurationError::new(format!(
                     "route {method} {pattern:?} is registered twice (first as {:?})",
                     endpoints.pattern
@@ -273,8 +301,11 @@ impl Router {
             }
         }
         for &method in methods {
-            endpoints.handlers[method.index()] = Some(handler.clone());
+            endpoints.set(method, handler.clone());
             self.table.push((method, pattern.to_owned()));
+            if method.index().is_none() && !self.extensions.contains(&method) {
+                self.extensions.push(method);
+            }
         }
         endpoints.refresh_allow();
         Ok(())
@@ -297,11 +328,15 @@ impl Router {
     /// reference so that the caller moves it once, straight into the handler.
     #[inline]
     pub(crate) fn route(&self, req: &mut Request) -> Result<&dyn Handler, Response> {
+        let method = req.method();
+        if method.index().is_none() && !self.extensions.contains(&method) {
+            // Declared somewhere in the process, but served by no route of this app.
+            return Err(Response::text("Not Implemented").with_status(StatusCode::NOT_IMPLEMENTED));
+        }
         let mut params = Params::new();
         let Some(endpoints) = self.root.find(req.path_bytes(), &mut params) else {
             return Err(Response::text("Not Found").with_status(StatusCode::NOT_FOUND));
         };
-        let method = req.method();
         let allow = || endpoints.allow.clone();
         Err(match endpoints.handler(method) {
             Some(handler) => {

@@ -1,6 +1,6 @@
 //! The chunked transfer coding (RFC 9112 §7.1), decoded incrementally: feed it whatever bytes
 //! have arrived, it appends the data it finds and says how much input it used. Chunk extensions
-//! and trailer fields are accepted and discarded.
+//! and trailer fields are checked against their grammar, then discarded.
 
 use bytes::BytesMut;
 
@@ -22,8 +22,8 @@ pub(crate) enum ChunkedError {
 enum State {
     /// Reading the hex size; `size` so far, `digits` seen.
     Size { size: u64, digits: u32 },
-    /// Skipping `;ext` up to the end of the size line.
-    Extension { size: u64 },
+    /// Inside the chunk extensions of a size line (RFC 9112 §7.1.1).
+    Ext { size: u64, at: Ext },
     /// Expecting LF after CR on the size line.
     SizeLf { size: u64 },
     /// Reading `remaining` data bytes.
@@ -34,12 +34,89 @@ enum State {
     DataLf,
     /// At the start of a trailer line (or the final empty line).
     TrailerStart,
-    /// Inside a trailer line.
-    Trailer,
+    /// Inside a trailer field's name.
+    TrailerName,
+    /// Inside a trailer field's value.
+    TrailerValue,
     /// Expecting LF to end a trailer line; `empty` when it is the final empty line.
     TrailerLf { empty: bool },
     /// The whole body has been read.
     Done,
+}
+
+/// Where a size line's extensions are, in
+/// `chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )`, with
+/// `chunk-ext-val = token / quoted-string` (RFC 9112 §7.1.1, RFC 9110 §5.6). Anything outside
+/// that grammar is refused: a decoder that skips junk here reads a different body than one
+/// that does not (a request-smuggling ingredient).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ext {
+    /// Whitespace after the size: only more of it or `;` may follow.
+    SizeWs,
+    /// After `;`: whitespace, then a name.
+    NameStart,
+    /// In a name: `=`, `;` and CR may end it, or whitespace before `=` / `;`.
+    Name,
+    /// Whitespace after a name: `=` or `;` must follow.
+    NameWs,
+    /// After `=`: whitespace, then a token or a quoted string.
+    ValueStart,
+    /// In a token value.
+    Token,
+    /// In a quoted string.
+    Quoted,
+    /// After a backslash in a quoted string.
+    Escape,
+    /// After a value's end (the closing quote): `;`, CR or whitespace.
+    ValueEnd,
+    /// Whitespace after a value: only more of it or `;` may follow.
+    ValueWs,
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// HTAB, SP, VCHAR, obs-text: what a `quoted-pair` may escape and a field value may hold
+/// (RFC 9110 §5.5, §5.6.4); `qdtext` is this less `"` and `\`, which are matched first.
+fn is_text(b: u8) -> bool {
+    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+}
+
+/// One byte of a size line's extensions: the next state, or `None` for a syntax error.
+/// `Some(None)`: the line ends here (CR).
+fn ext_step(at: Ext, b: u8) -> Option<Option<Ext>> {
+    let ws = b == b' ' || b == b'\t';
+    Some(Some(match (at, b) {
+        (Ext::SizeWs | Ext::NameWs | Ext::ValueWs | Ext::ValueEnd, _) if ws => at.ws(),
+        (Ext::NameStart | Ext::ValueStart, _) if ws => at,
+        (Ext::Name | Ext::Token, _) if ws => at.ws(),
+        (
+            Ext::SizeWs | Ext::Name | Ext::NameWs | Ext::Token | Ext::ValueEnd | Ext::ValueWs,
+            b';',
+        ) => Ext::NameStart,
+        (Ext::Name | Ext::NameWs, b'=') => Ext::ValueStart,
+        (Ext::Name | Ext::Token | Ext::ValueEnd, b'\r') => return Some(None),
+        (Ext::NameStart | Ext::Name, _) if is_tchar(b) => Ext::Name,
+        (Ext::ValueStart, b'"') => Ext::Quoted,
+        (Ext::ValueStart | Ext::Token, _) if is_tchar(b) => Ext::Token,
+        (Ext::Quoted, b'"') => Ext::ValueEnd,
+        (Ext::Quoted, b'\\') => Ext::Escape,
+        (Ext::Quoted | Ext::Escape, _) if is_text(b) => Ext::Quoted,
+        _ => return None,
+    }))
+}
+
+impl Ext {
+    /// The state after whitespace in this one.
+    fn ws(self) -> Ext {
+        match self {
+            Ext::Name | Ext::NameWs => Ext::NameWs,
+            Ext::Token | Ext::ValueEnd | Ext::ValueWs => Ext::ValueWs,
+            other => other,
+        }
+    }
 }
 
 /// Incremental chunked decoder.
@@ -109,14 +186,21 @@ impl ChunkedDecoder {
                         }
                     }
                     _ if digits == 0 => return Err(Malformed("chunk size is not hexadecimal")),
-                    b';' | b' ' | b'\t' => State::Extension { size },
+                    b';' => State::Ext {
+                        size,
+                        at: Ext::NameStart,
+                    },
+                    b' ' | b'\t' => State::Ext {
+                        size,
+                        at: Ext::SizeWs,
+                    },
                     b'\r' => State::SizeLf { size },
                     _ => return Err(Malformed("chunk size is not hexadecimal")),
                 },
-                State::Extension { size } => match b {
-                    b'\r' => State::SizeLf { size },
-                    b'\n' | 0 => return Err(Malformed("bad chunk extension")),
-                    _ => State::Extension { size },
+                State::Ext { size, at } => match ext_step(at, b) {
+                    Some(Some(at)) => State::Ext { size, at },
+                    Some(None) => State::SizeLf { size },
+                    None => return Err(Malformed("malformed chunk extension")),
                 },
                 State::SizeLf { size } => {
                     if b != b'\n' {
@@ -142,20 +226,23 @@ impl ChunkedDecoder {
                 State::DataCr | State::DataLf => {
                     return Err(Malformed("chunk data must end with CRLF"))
                 }
+                // RFC 9112 §7.1.2: trailer fields are field lines, `name ":" value`.
                 State::TrailerStart => match b {
                     b'\r' => State::TrailerLf { empty: true },
-                    b'\n' | 0 => return Err(Malformed("bad trailer")),
-                    _ => State::Trailer,
+                    _ if is_tchar(b) => State::TrailerName,
+                    _ => return Err(Malformed("bad trailer field")),
                 },
-                State::Trailer => {
+                State::TrailerName | State::TrailerValue => {
                     self.trailers += 1;
                     if self.trailers > MAX_TRAILERS {
                         return Err(Malformed("trailers too large"));
                     }
-                    match b {
-                        b'\r' => State::TrailerLf { empty: false },
-                        b'\n' | 0 => return Err(Malformed("bad trailer")),
-                        _ => State::Trailer,
+                    match (self.state, b) {
+                        (State::TrailerName, b':') => State::TrailerValue,
+                        (State::TrailerName, _) if is_tchar(b) => State::TrailerName,
+                        (State::TrailerValue, b'\r') => State::TrailerLf { empty: false },
+                        (State::TrailerValue, _) if is_text(b) => State::TrailerValue,
+                        _ => return Err(Malformed("bad trailer field")),
                     }
                 }
                 State::TrailerLf { empty } => {
@@ -252,6 +339,48 @@ mod tests {
             d.decode(b"ffffffffffffffffff\r\n", &mut BytesMut::new()),
             Err(ChunkedError::TooLarge)
         );
+    }
+
+    /// RFC 9112 §7.1.1: `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`.
+    #[test]
+    fn chunk_extensions_follow_their_grammar() {
+        for ok in [
+            "5;a\r\nhello\r\n0\r\n\r\n",
+            "5;a=b\r\nhello\r\n0\r\n\r\n",
+            "5 ;a\r\nhello\r\n0\r\n\r\n",
+            "5\t; a = b ;c\r\nhello\r\n0\r\n\r\n",
+            "5;a=\"q \\\" ;x\"\r\nhello\r\n0;z\r\n\r\n",
+            "5;a=\"\" ; b\r\nhello\r\n0\r\n\r\n",
+            "5;a;b;c=1\r\nhello\r\n0\r\n\r\n",
+        ] {
+            let (body, _) = decode_all(ok.as_bytes()).unwrap_or_else(|e| panic!("{ok:?}: {e:?}"));
+            assert_eq!(body, b"hello", "{ok:?}");
+        }
+        for bad in [
+            "2 erfrferferf\r\nab\r\n0\r\n\r\n",
+            "0 rrrr\r\n\r\n",
+            "5;\r\nhello\r\n0\r\n\r\n",
+            "5 \r\nhello\r\n0\r\n\r\n",
+            "5;a \r\nhello\r\n0\r\n\r\n",
+            "5;a=\r\nhello\r\n0\r\n\r\n",
+            "5;a=b c\r\nhello\r\n0\r\n\r\n",
+            "5;a=\"open\r\nhello\r\n0\r\n\r\n",
+            "5;a=\"x\"y\r\nhello\r\n0\r\n\r\n",
+            "5;;a\r\nhello\r\n0\r\n\r\n",
+            "5;a@b\r\nhello\r\n0\r\n\r\n",
+            "5;a=b=c\r\nhello\r\n0\r\n\r\n",
+            "5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n",
+            "5\r\nhello\r\n0\r\nno-colon\r\n\r\n",
+            "5\r\nhello\r\n0\r\n: v\r\n\r\n",
+            "5\r\nhello\r\n0\r\nX: a\x01\r\n\r\n",
+        ] {
+            let mut d = ChunkedDecoder::new(1 << 20);
+            let got = d.decode(bad.as_bytes(), &mut BytesMut::new());
+            assert!(
+                matches!(got, Err(ChunkedError::Malformed(_))),
+                "{bad:?}: {got:?}"
+            );
+        }
     }
 
     #[test]

@@ -118,7 +118,7 @@ impl Connection {
         loop {
             // Answer every complete request already in the buffer.
             if !self.read.is_empty() {
-                match parse_head(&self.read, &self.config, &mut self.headers) {
+                match parse_head(&mut self.read, &self.config, &mut self.headers) {
                     Ok(Some(head)) => {
                         served_any = true;
                         head_started = None;
@@ -139,7 +139,11 @@ impl Connection {
                             }
                         }
                     }
-                    Err(reject) => return self.refuse(reject).await,
+                    Err(reject) => {
+                        // A refused HEAD request gets no body either (RFC 9110 §9.3.2).
+                        let head_only = self.read.starts_with(b"HEAD ");
+                        return self.refuse(reject, head_only).await;
+                    }
                 }
             }
             // Need more bytes: first send what is ready, all in one write.
@@ -197,12 +201,12 @@ impl Connection {
                         return Ok(()); // idle: close quietly
                     } else {
                         let reason = "request head not received in time";
-                        return self
-                            .refuse(Reject {
-                                status: StatusCode::REQUEST_TIMEOUT,
-                                reason,
-                            })
-                            .await;
+                        let head_only = self.read.starts_with(b"HEAD ");
+                        let reject = Reject {
+                            status: StatusCode::REQUEST_TIMEOUT,
+                            reason,
+                        };
+                        return self.refuse(reject, head_only).await;
                     }
                 }
                 Wake::Stop => return Ok(()),
@@ -220,7 +224,7 @@ impl Connection {
             match self.read_body(&head).await {
                 Ok(body) => body,
                 Err(BodyError::Reject(reject)) => {
-                    self.refuse(reject).await?;
+                    self.refuse(reject, head.method == Method::Head).await?;
                     return Ok(false);
                 }
                 Err(BodyError::Io(e)) => return Err(e),
@@ -339,14 +343,15 @@ impl Connection {
     }
 
     /// Answers a refused request and closes: the framing of anything after it is unknown.
-    async fn refuse(&mut self, reject: Reject) -> io::Result<()> {
+    /// `head_only`: the request was a HEAD, whose answer has no body.
+    async fn refuse(&mut self, reject: Reject, head_only: bool) -> io::Result<()> {
         tracing::debug!(peer = %self.peer, status = reject.status.as_u16(), reason = reject.reason, "request refused");
         let res = Response::text(reject.reason).with_status(reject.status);
         encode(
             &mut self.write,
             &res,
             self.date.current(),
-            false,
+            head_only,
             ConnectionHeader::Close,
         );
         self.flush().await?;

@@ -7,6 +7,8 @@ mod conn;
 pub(crate) mod date;
 mod encode;
 mod parse;
+#[cfg(test)]
+mod parse_cases;
 
 pub(crate) use parse::parse_head;
 

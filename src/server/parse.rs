@@ -6,7 +6,8 @@
 
 use std::mem::MaybeUninit;
 
-use crate::http::{HeadersBuilder, Method, StatusCode, Version, MAX_HEAD};
+use crate::http::target::{check_host, check_target, normalize_in_place};
+use crate::http::{HeadersBuilder, Method, StatusCode, Target, Version, MAX_HEAD};
 use crate::server::ServerConfig;
 
 /// Hard cap on header lines per request (the stack array httparse fills).
@@ -30,8 +31,8 @@ pub(crate) struct Head {
     pub len: usize,
     pub method: Method,
     pub version: Version,
-    /// The origin-form target (`/path?query`) as a range of the buffer.
-    pub target: (usize, usize),
+    /// The normalised origin-form target, as offsets into the buffer.
+    pub target: Target,
     pub framing: Framing,
     pub keep_alive: bool,
     pub expect_continue: bool,
@@ -52,13 +53,76 @@ const fn reject(status: StatusCode, reason: &'static str) -> Reject {
 /// Parses the head at the start of `buf`, recording its headers' offsets in `headers` (the
 /// connection's builder, reused: a head then is small to move). `Ok(None)`: incomplete, read
 /// more (the size limits are already checked against what is there).
+///
+/// The target is normalised in place (see [`crate::http::target`]): `buf` is the connection's
+/// read buffer, and the bytes of the request line after the target's new end are left over.
 pub(crate) fn parse_head(
-    buf: &[u8],
+    buf: &mut [u8],
     config: &ServerConfig,
     headers: &mut HeadersBuilder,
 ) -> Result<Option<Head>, Reject> {
     // Header offsets are 16-bit: parse at most MAX_HEAD bytes (max_head_size is capped there).
-    let buf = &buf[..buf.len().min(MAX_HEAD)];
+    let limit = buf.len().min(MAX_HEAD);
+    let buf = &mut buf[..limit];
+    let mut parsed = tokenize(buf, config, headers);
+    if let Err(Reject { status, .. }) = parsed {
+        if status == StatusCode::HTTP_VERSION_NOT_SUPPORTED {
+            // RFC 9110 §2.5: HTTP/1.2 and later minors are served as HTTP/1.1.
+            if let Some(at) = later_minor_version(buf) {
+                buf[at] = b'1';
+                parsed = tokenize(buf, config, headers);
+            }
+        }
+    }
+    let Some(mut head) = parsed? else {
+        return Ok(None);
+    };
+    head.target = resolve_target(buf, head.target, head.method)?;
+    Ok(Some(head))
+}
+
+/// Where the request line's version is `HTTP/1.d` with a minor digit over 1: that digit's
+/// offset.
+fn later_minor_version(buf: &[u8]) -> Option<usize> {
+    let line_end = buf.iter().position(|&b| b == b'\n')?;
+    let line = buf[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&buf[..line_end]);
+    match line.rsplit(|&b| b == b' ').next()? {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if (b'2'..=b'9').contains(minor) => {
+            Some(line.len() - 1)
+        }
+        _ => None,
+    }
+}
+
+/// Why httparse refused the version: RFC 9112 §2.3 `HTTP-version = "HTTP" "/" DIGIT "." DIGIT`.
+/// A well-formed version with another major is `505`; anything else there is a syntax error.
+fn version_reject(buf: &[u8]) -> Reject {
+    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    let line = buf[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&buf[..line_end]);
+    match line.rsplit(|&b| b == b' ').next() {
+        Some([b'H', b'T', b'T', b'P', b'/', major, b'.', minor])
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            reject(
+                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+                "only HTTP/1.0 and HTTP/1.1 are served",
+            )
+        }
+        _ => reject(StatusCode::BAD_REQUEST, "malformed HTTP version"),
+    }
+}
+
+/// httparse's tokenizing and the header checks; the head's `target` is still the raw
+/// target's range (`path_end` = `end`), and its `host` the Host value's.
+fn tokenize(
+    buf: &[u8],
+    config: &ServerConfig,
+    headers: &mut HeadersBuilder,
+) -> Result<Option<Head>, Reject> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
     let max_headers = config.max_headers.min(MAX_HEADERS_CAP);
     let mut req = httparse::Request::new(&mut []);
@@ -71,12 +135,7 @@ pub(crate) fn parse_head(
                 "too many header lines",
             ))
         }
-        Err(httparse::Error::Version) => {
-            return Err(reject(
-                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
-                "only HTTP/1.0 and HTTP/1.1 are served",
-            ))
-        }
+        Err(httparse::Error::Version) => return Err(version_reject(buf)),
         Err(_) => {
             return Err(reject(
                 StatusCode::BAD_REQUEST,
@@ -93,6 +152,7 @@ pub(crate) fn parse_head(
     let base = buf.as_ptr() as usize;
     let offset = |s: &[u8]| s.as_ptr() as usize - base;
 
+    // RFC 9110 §9.1: any token is a method; those the app never declared are not implemented.
     let method = req
         .method
         .and_then(Method::parse)
@@ -106,11 +166,7 @@ pub(crate) fn parse_head(
     if path.len() > config.max_uri_len {
         return Err(reject(StatusCode::URI_TOO_LONG, "request target too long"));
     }
-    let target = origin_form(path).ok_or(reject(
-        StatusCode::BAD_REQUEST,
-        "request target must be a path",
-    ))?;
-    let target_start = offset(target.as_bytes());
+    let target_start = offset(path.as_bytes());
 
     headers.clear();
     let mut content_length: Option<usize> = None;
@@ -119,7 +175,7 @@ pub(crate) fn parse_head(
     let mut conn_close = false;
     let mut conn_keep_alive = false;
     let mut expect_continue = false;
-    let mut hosts = 0;
+    let mut host: Option<(usize, usize)> = None;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         let value = h.value;
@@ -128,7 +184,15 @@ pub(crate) fn parse_head(
         let value_at = offset(value);
         headers.push(offset(name), (value_at, value_at + value.len()));
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => hosts += 1,
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                // RFC 9112 §3.2: 400 for a request with more than one Host line (any version)
+                // or an invalid Host value.
+                if host.is_some() {
+                    return Err(reject(StatusCode::BAD_REQUEST, "more than one Host header"));
+                }
+                check_host(value).map_err(|why| reject(StatusCode::BAD_REQUEST, why))?;
+                host = Some((value_at, value_at + value.len()));
+            }
             6 if name.eq_ignore_ascii_case(b"expect") => {
                 if value.eq_ignore_ascii_case(b"100-continue") {
                     expect_continue = true;
@@ -174,10 +238,17 @@ pub(crate) fn parse_head(
             _ => {}
         }
     }
-    if version == Version::Http11 && hosts != 1 {
+    if version == Version::Http11 && host.is_none() {
         return Err(reject(
             StatusCode::BAD_REQUEST,
-            "an HTTP/1.1 request needs exactly one Host header",
+            "an HTTP/1.1 request needs a Host header",
+        ));
+    }
+    if transfer_encoding && version == Version::Http10 {
+        // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
+        return Err(reject(
+            StatusCode::BAD_REQUEST,
+            "Transfer-Encoding in an HTTP/1.0 request",
         ));
     }
     let framing = match (content_length, chunked) {
@@ -207,7 +278,12 @@ pub(crate) fn parse_head(
         len,
         method,
         version,
-        target: (target_start, target_start + target.len()),
+        target: Target {
+            start: target_start,
+            path_end: target_start + path.len(),
+            end: target_start + path.len(),
+            host,
+        },
         framing,
         keep_alive,
         expect_continue: expect_continue && framing != Framing::None && version == Version::Http11,
@@ -226,16 +302,81 @@ fn parse_content_length(value: &[u8]) -> Result<usize, Reject> {
         .fold(0usize, |n, d| n * 10 + usize::from(d - b'0')))
 }
 
-/// The path-and-query part of a target: origin-form as is, absolute-form without its scheme
-/// and authority, `*` (OPTIONS) as `*`.
-fn origin_form(target: &str) -> Option<&str> {
-    if target.starts_with('/') || target == "*" {
-        return Some(target);
+/// Turns the raw target (`raw.start..raw.end`) into a normalised origin-form one, in place.
+/// RFC 9112 §3.2: origin-form (`/path?query`) as is; absolute-form (`http://host/path?q`,
+/// which a server MUST accept, §3.2.2) reduced to its path and query, with `/` for an empty
+/// path, and its authority taking the place of Host; asterisk-form (`*`) for OPTIONS only;
+/// authority-form (`host:port`) is CONNECT's, which chirp does not implement.
+fn resolve_target(buf: &mut [u8], raw: Target, method: Method) -> Result<Target, Reject> {
+    const NOT_A_TARGET: Reject = reject(
+        StatusCode::BAD_REQUEST,
+        "request target must be a path or an absolute http(s) URI",
+    );
+    let bad = |why| reject(StatusCode::BAD_REQUEST, why);
+    if method == Method::Connect {
+        return Err(reject(
+            StatusCode::NOT_IMPLEMENTED,
+            "CONNECT is not implemented (chirp does not tunnel)",
+        ));
     }
-    let rest = target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"))?;
-    Some(rest.find('/').map_or("/", |i| &rest[i..]))
+    let (start, end) = (raw.start, raw.end);
+    let target = &buf[start..end];
+    if target == b"*" {
+        if method != Method::Options {
+            return Err(bad("the target '*' is for OPTIONS only"));
+        }
+        return Ok(Target {
+            path_end: end,
+            ..raw
+        });
+    }
+    let (mut path_start, mut host) = (start, raw.host);
+    if target.first() != Some(&b'/') {
+        let scheme_len = target.iter().position(|&b| b == b':').ok_or(NOT_A_TARGET)?;
+        let scheme = &target[..scheme_len];
+        if !(scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https"))
+            || !target[scheme_len..].starts_with(b"://")
+        {
+            return Err(NOT_A_TARGET);
+        }
+        let auth_start = start + scheme_len + 3;
+        let auth_end = buf[auth_start..end]
+            .iter()
+            .position(|&b| b == b'/' || b == b'?')
+            .map_or(end, |i| auth_start + i);
+        let authority = &buf[auth_start..auth_end];
+        if authority.is_empty() {
+            return Err(bad("an http(s) URI needs a host"));
+        }
+        check_host(authority).map_err(bad)?;
+        // The authority moves to the front of the target's bytes (the scheme's place), so
+        // that a `/` can precede a query that follows it directly (`http://h?x=1`): at
+        // least seven bytes (`http://`) lie between the two.
+        let auth_len = auth_end - auth_start;
+        buf.copy_within(auth_start..auth_end, start);
+        host = Some((start, start + auth_len));
+        path_start = auth_end;
+        if path_start == end || buf[path_start] == b'?' {
+            path_start -= 1;
+            buf[path_start] = b'/';
+        }
+    }
+    check_target(&buf[path_start..end]).map_err(bad)?;
+    let query_at = buf[path_start..end]
+        .iter()
+        .position(|&b| b == b'?')
+        .map_or(end, |i| path_start + i);
+    let path_len = normalize_in_place(&mut buf[path_start..query_at]);
+    let path_end = path_start + path_len;
+    // A shorter path: the query moves down to follow it.
+    buf.copy_within(query_at..end, path_end);
+    let end = end - (query_at - path_end);
+    Ok(Target {
+        start: path_start,
+        path_end,
+        end,
+        host,
+    })
 }
 
 /// For an incomplete head: is it already over a limit?
@@ -266,11 +407,31 @@ mod tests {
     use bytes::Bytes;
 
     fn parse(raw: &str) -> Result<Option<Head>, Reject> {
+        parse_bytes(raw.as_bytes())
+    }
+
+    fn parse_bytes(raw: &[u8]) -> Result<Option<Head>, Reject> {
         parse_head(
-            raw.as_bytes(),
+            &mut raw.to_vec(),
             &ServerConfig::default(),
             &mut HeadersBuilder::new(),
         )
+    }
+
+    /// The normalised target (path and query) and the host of a valid head.
+    fn target(raw: &str) -> (String, Option<String>) {
+        let mut buf = raw.as_bytes().to_vec();
+        let h = parse_head(
+            &mut buf,
+            &ServerConfig::default(),
+            &mut HeadersBuilder::new(),
+        )
+        .unwrap()
+        .unwrap();
+        let t = h.target;
+        let text = |a: usize, b: usize| String::from_utf8(buf[a..b].to_vec()).unwrap();
+        assert!(t.start <= t.path_end && t.path_end <= t.end && t.end <= h.len);
+        (text(t.start, t.end), t.host.map(|(a, b)| text(a, b)))
     }
 
     fn status(raw: &str) -> StatusCode {
@@ -283,7 +444,7 @@ mod tests {
         let h = parse(raw).unwrap().unwrap();
         assert_eq!(h.len, raw.len());
         assert_eq!(h.method, Method::Get);
-        assert_eq!(&raw[h.target.0..h.target.1], "/a?b=1");
+        assert_eq!(target(raw), ("/a?b=1".into(), Some("x".into())));
         assert_eq!(h.framing, Framing::None);
         assert!(h.keep_alive);
     }
@@ -295,9 +456,13 @@ mod tests {
         let raw = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nX-Empty:\r\nX-Blank: \t \r\n\
                    x-e:  a: b \r\nX-Long-Name-Here:v\r\n\r\n";
         let mut builder = HeadersBuilder::new();
-        let head = parse_head(raw.as_bytes(), &ServerConfig::default(), &mut builder)
-            .unwrap()
-            .unwrap();
+        let head = parse_head(
+            &mut raw.as_bytes().to_vec(),
+            &ServerConfig::default(),
+            &mut builder,
+        )
+        .unwrap()
+        .unwrap();
         let headers = builder.take(Bytes::copy_from_slice(&raw.as_bytes()[..head.len]));
         let all: Vec<(&str, &[u8])> = headers.iter().collect();
         assert_eq!(
@@ -420,7 +585,6 @@ mod tests {
     #[test]
     fn absolute_form_is_reduced_to_the_path() {
         let raw = "GET http://example.com/a/b?c HTTP/1.1\r\nHost: example.com\r\n\r\n";
-        let h = parse(raw).unwrap().unwrap();
-        assert_eq!(&raw[h.target.0..h.target.1], "/a/b?c");
+        assert_eq!(target(raw), ("/a/b?c".into(), Some("example.com".into())));
     }
 }

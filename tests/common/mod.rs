@@ -186,3 +186,26 @@ impl RawConn {
 pub fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")
 }
+
+/// Sends `raw` on a new connection, expects `status`, and that the server then closes the
+/// connection; returns the response.
+pub async fn refused(server: &TestServer, raw: &[u8], status: u16) -> RawResponse {
+    let mut conn = server.connect().await;
+    conn.send(raw).await;
+    let head_only = raw.starts_with(b"HEAD ");
+    let res = conn.response_for(head_only).await;
+    assert_eq!(
+        res.status,
+        status,
+        "for {:?}: {}",
+        String::from_utf8_lossy(&raw[..raw.len().min(80)]),
+        res.text()
+    );
+    assert_eq!(res.header("connection"), Some("close"));
+    assert!(
+        conn.closed_within(Duration::from_secs(3)).await,
+        "connection left open (or more bytes) after {:?}",
+        String::from_utf8_lossy(&raw[..raw.len().min(80)])
+    );
+    res
+}
