@@ -108,7 +108,11 @@ async fn login_regenerates_and_the_user_is_visible_at_once() {
     let after = c.cookie("chirp_session").unwrap();
     assert_ne!(before, after, "login issues a new cookie");
     let keys: Vec<String> = c.get("/keys").await.json();
-    assert_eq!(keys, ["user_id", "_auth_version"], "pre-login data is gone");
+    assert_eq!(
+        keys,
+        ["user_id", "_session_version"],
+        "pre-login data is gone"
+    );
     assert_eq!(c.get("/whoami").await.text(), "alice");
     assert_eq!(c.get("/me").await.text(), "alice");
 }
@@ -207,4 +211,45 @@ async fn configuration_and_lookup_errors() {
         c.get("/guarded").await.status(),
         StatusCode::INTERNAL_SERVER_ERROR
     );
+}
+
+/// Hardening 11: the session version lives under the Python framework's `_session_version`
+/// key, so a login written by a Python app with session versions is honoured.
+#[tokio::test]
+async fn a_python_login_with_a_session_version_is_honoured() {
+    use chirp::middleware::sessions::{Digest, Signer};
+    const SECRET: &str = "auth-test-secret-0123456789abcdef0123";
+    let signer = Signer::new(SECRET, &[], Digest::Sha256, "itsdangerous");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for (version, signed_in) in [("3", true), ("2", false)] {
+        let mut app = App::new();
+        app.add_middleware(SessionMiddleware::new(SessionConfig::new(SECRET)).unwrap());
+        app.add_middleware(
+            AuthMiddleware::new(
+                AuthConfig::new()
+                    .load_user(|id: String| async move {
+                        users().into_iter().find(|u| u.id.to_string() == id)
+                    })
+                    .session_version(|_u: &User| "3".to_owned()),
+            )
+            .unwrap(),
+        );
+        app.route("/who", |_req: Request| async {
+            Ok::<_, Error>(format!("{}", get_user::<User>()?.is_some()))
+        });
+        let c = TestClient::new(app);
+        let data = serde_json::json!({"user_id": "1", "_session_version": version});
+        c.set_cookie(
+            "chirp_session",
+            &signer.dumps(data.as_object().unwrap(), now),
+        );
+        assert_eq!(
+            c.get("/who").await.text(),
+            signed_in.to_string(),
+            "{version}"
+        );
+    }
 }

@@ -215,7 +215,9 @@ async fn the_cookie_carries_every_documented_attribute() {
 #[tokio::test]
 async fn vary_is_merged_not_replaced() {
     let clock = ManualClock::new(T0);
-    let res = client(&clock).get("/vary").await;
+    let c = client(&clock);
+    c.get("/dashboard").await;
+    let res = c.get("/vary").await;
     assert_eq!(res.header("vary"), Some("Accept-Encoding, Cookie"));
 }
 
@@ -225,8 +227,14 @@ async fn save_modes() {
     let always = client(&clock);
     let res = always.get("/noop").await;
     assert!(
+        res.set_cookies().is_empty() && res.header("vary").is_none(),
+        "a new visitor's empty, untouched session sends no cookie"
+    );
+    always.get("/dashboard").await;
+    let res = always.get("/noop").await;
+    assert!(
         session_cookie(&res).is_some(),
-        "default policy re-issues even an untouched session"
+        "default policy re-issues an existing session even when untouched"
     );
 
     let on_change = TestClient::new(app_with(SessionConfig {
@@ -632,4 +640,109 @@ async fn the_dashboard_over_a_real_socket() {
     ))
     .await;
     assert_eq!(conn.response().await.text(), "Visits: 2");
+}
+
+/// A cookie signed with the test secret, as a Python app (or anyone holding the key) makes it.
+fn minted(data: serde_json::Value, issued_at: u64) -> String {
+    let signer = Signer::new(SECRET, &[], Digest::Sha256, "itsdangerous");
+    signer.dumps(data.as_object().unwrap(), issued_at)
+}
+
+fn decoded(cookie: &str) -> serde_json::Map<String, serde_json::Value> {
+    let signer = Signer::new(SECRET, &[], Digest::Sha256, "itsdangerous");
+    signer.loads(cookie).unwrap().0
+}
+
+/// Hardening 10: a timeout of zero expires at once (it lasted to the end of the second).
+#[tokio::test]
+async fn a_zero_timeout_expires_at_once() {
+    for zero in [
+        SessionConfig {
+            idle_timeout: Some(Duration::ZERO),
+            ..SessionConfig::new(SECRET)
+        },
+        SessionConfig {
+            absolute_timeout: Some(Duration::ZERO),
+            ..SessionConfig::new(SECRET)
+        },
+    ] {
+        let clock = ManualClock::new(T0);
+        let c = TestClient::new(app_with(SessionConfig {
+            clock: Arc::new(clock.clone()),
+            ..zero
+        }));
+        assert_eq!(c.get("/dashboard").await.text(), "Visits: 1");
+        // Same second, same cookie: already expired.
+        assert_eq!(c.get("/dashboard").await.text(), "Visits: 1");
+    }
+}
+
+/// Hardening 10: the timeouts read the Python framework's `__created_at` / `__last_seen_at`
+/// keys (fractional seconds) and compare as it does (`now - ts > timeout` is expired); the
+/// handler never sees them, and the saved cookie carries them for the Python app.
+#[tokio::test]
+async fn timeouts_use_the_python_keys_and_comparison() {
+    let clock = ManualClock::new(T0);
+    let c = TestClient::new(app_with(SessionConfig {
+        idle_timeout: Some(Duration::from_secs(60)),
+        absolute_timeout: Some(Duration::from_secs(3600)),
+        ..config(&clock)
+    }));
+    let python = |last_seen: f64, created: f64| {
+        minted(
+            serde_json::json!({"visits": 7, "__created_at": created, "__last_seen_at": last_seen}),
+            T0 - 5,
+        )
+    };
+    c.set_cookie(
+        "chirp_session",
+        &python(T0 as f64 - 59.5, T0 as f64 - 100.25),
+    );
+    let res = c.get("/dashboard").await;
+    assert_eq!(res.text(), "Visits: 8", "59.5 s idle of 60 is fresh");
+    let saved = decoded(&c.cookie("chirp_session").unwrap());
+    assert_eq!(saved["__created_at"], serde_json::json!(T0 as f64 - 100.25));
+    assert_eq!(saved["__last_seen_at"], serde_json::json!(T0));
+    let keys: Vec<String> = c.get("/dump").await.json();
+    assert_eq!(
+        keys,
+        ["visits"],
+        "reserved keys stay out of the handler's way"
+    );
+
+    c.set_cookie(
+        "chirp_session",
+        &python(T0 as f64 - 60.5, T0 as f64 - 100.0),
+    );
+    assert_eq!(c.get("/dashboard").await.text(), "Visits: 1", "60.5 s idle");
+    c.set_cookie("chirp_session", &python(T0 as f64, T0 as f64 - 3600.5));
+    assert_eq!(
+        c.get("/dashboard").await.text(),
+        "Visits: 1",
+        "over the absolute"
+    );
+}
+
+/// Hardening 12: a new visitor whose session stays empty and untouched gets no cookie and no
+/// `Vary: Cookie` (static files and 404s stay cacheable); an invalid cookie is still replaced.
+#[tokio::test]
+async fn no_cookie_for_an_empty_untouched_new_session() {
+    let clock = ManualClock::new(T0);
+    let mut app = app_with(config(&clock));
+    app.route("/static/app.css", |_req: Request| async { "body{}" });
+    let server = TestServer::start(app).await;
+    let mut conn = server.connect().await;
+    for target in ["/static/app.css", "/nowhere", "/get/x"] {
+        conn.send(common::get(target)).await;
+        let res = conn.response().await;
+        assert!(res.header("set-cookie").is_none(), "{target}");
+        assert!(res.header("vary").is_none(), "{target}");
+    }
+    conn.send("GET /get/x HTTP/1.1\r\nHost: t\r\nCookie: chirp_session=forged\r\n\r\n")
+        .await;
+    let res = conn.response().await;
+    assert!(
+        res.header("set-cookie").is_some(),
+        "a bad cookie is replaced"
+    );
 }

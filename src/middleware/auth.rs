@@ -57,8 +57,9 @@ use crate::middleware::sessions::{get_session, regenerate_session};
 use crate::middleware::{Middleware, Next};
 use crate::routing::{BoxFuture, Handler};
 
-/// The session key that holds the user's session version (see [`AuthConfig::session_version`]).
-pub const VERSION_KEY: &str = "_auth_version";
+/// The default session key that holds the user's session version (see
+/// [`AuthConfig::session_version`]): the Python framework's, so that its logins are honoured.
+pub const VERSION_KEY: &str = "_session_version";
 
 /// A user type that can be signed in.
 pub trait AuthUser: Clone + Send + Sync + 'static {
@@ -74,6 +75,9 @@ type Versioner<U> = Arc<dyn Fn(&U) -> String + Send + Sync>;
 pub struct AuthConfig<U> {
     /// Session key holding the signed-in user's id. Default `user_id`.
     pub session_key: String,
+    /// Session key holding the user's session version (a string). Default
+    /// `_session_version` ([`VERSION_KEY`]), the Python framework's.
+    pub session_version_key: String,
     /// Where [`login_required`] sends anonymous browsers. Default `/login`.
     pub login_url: String,
     /// Paths (and everything below them) the middleware skips, e.g. `/static`.
@@ -87,6 +91,7 @@ impl<U: AuthUser> Default for AuthConfig<U> {
     fn default() -> Self {
         AuthConfig {
             session_key: "user_id".to_owned(),
+            session_version_key: VERSION_KEY.to_owned(),
             login_url: "/login".to_owned(),
             exclude_paths: Vec::new(),
             load_user: None,
@@ -156,6 +161,7 @@ struct AuthContext {
 /// The parts of [`AuthConfig`] that [`login`] needs, shared with every request.
 struct Settings<U> {
     session_key: String,
+    session_version_key: String,
     session_version: Option<Versioner<U>>,
 }
 
@@ -201,6 +207,7 @@ impl<U: AuthUser> AuthMiddleware<U> {
                 .collect(),
             settings: Arc::new(Settings {
                 session_key: config.session_key,
+                session_version_key: config.session_version_key,
                 session_version: config.session_version,
             }),
             login_url: Arc::from(config.login_url),
@@ -220,7 +227,8 @@ impl<U: AuthUser> AuthMiddleware<U> {
         };
         let user = load(id).await?;
         if let Some(version) = &self.settings.session_version {
-            if session.get::<String>(VERSION_KEY).as_deref() != Some(version(&user).as_str()) {
+            let stored = session.get::<String>(&self.settings.session_version_key);
+            if stored.as_deref() != Some(version(&user).as_str()) {
                 tracing::info!("session version mismatch: treating the request as anonymous");
                 return None;
             }
@@ -296,7 +304,7 @@ pub fn login<U: AuthUser>(user: &U) -> Result<(), LookupError> {
     let session = regenerate_session()?;
     session.insert(&settings.session_key, user.id());
     if let Some(version) = &settings.session_version {
-        session.insert(VERSION_KEY, version(user));
+        session.insert(&settings.session_version_key, version(user));
     }
     *ctx.user.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(user.clone()));
     Ok(())

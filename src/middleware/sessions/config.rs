@@ -105,11 +105,21 @@ pub struct SessionConfig {
     pub httponly: bool,
     /// Cookie `SameSite`. Default Lax.
     pub samesite: SameSite,
-    /// A session unused for longer than this loads empty. Default off.
+    /// A session unused for longer than this loads empty; zero expires every session at
+    /// once. Default off. While a timeout is set, the session holds the reserved keys
+    /// [`created_at_key`](Self::created_at_key) and [`last_seen_at_key`](Self::last_seen_at_key),
+    /// as the Python framework's does (they are taken out before the handler sees the session,
+    /// and written back on save).
     pub idle_timeout: Option<Duration>,
-    /// A session older than this (since it was first created) loads empty. Default off.
-    /// Stored in the cookie as the reserved key `_created`.
+    /// A session older than this (since it was first created) loads empty; zero expires every
+    /// session at once. Default off.
     pub absolute_timeout: Option<Duration>,
+    /// Reserved session key holding the creation time (Unix seconds) while a timeout is set.
+    /// Default `__created_at`, the Python framework's.
+    pub created_at_key: String,
+    /// Reserved session key holding the time of the last request (Unix seconds) while a
+    /// timeout is set. Default `__last_seen_at`, the Python framework's.
+    pub last_seen_at_key: String,
     /// Older secrets still accepted when verifying (key rotation); cookies are always
     /// re-signed with `secret_key`.
     pub fallback_secret_keys: Vec<String>,
@@ -151,6 +161,8 @@ impl Default for SessionConfig {
             samesite: SameSite::Lax,
             idle_timeout: None,
             absolute_timeout: None,
+            created_at_key: "__created_at".to_owned(),
+            last_seen_at_key: "__last_seen_at".to_owned(),
             fallback_secret_keys: Vec::new(),
             save_mode: SaveMode::Always,
             digest: Digest::Sha256,
@@ -174,6 +186,8 @@ impl std::fmt::Debug for SessionConfig {
             .field("samesite", &self.samesite)
             .field("idle_timeout", &self.idle_timeout)
             .field("absolute_timeout", &self.absolute_timeout)
+            .field("created_at_key", &self.created_at_key)
+            .field("last_seen_at_key", &self.last_seen_at_key)
             .field(
                 "fallback_secret_keys",
                 &format_args!("<{} hidden>", self.fallback_secret_keys.len()),

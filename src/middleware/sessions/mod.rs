@@ -16,7 +16,18 @@
 //!
 //! A missing, malformed, tampered, expired or foreign cookie is never an error: the request
 //! gets an empty session and is served normally. When the handler fails (a 5xx, or a panic),
-//! its session changes are discarded and no cookie is sent.
+//! its session changes are discarded and no cookie is sent. A visitor who arrived without a
+//! cookie and whose session stayed empty and untouched gets no cookie either (and no
+//! `Vary: Cookie`): static files and 404s stay cacheable, and nobody gets a cookie they did
+//! not ask for.
+//!
+//! **Reserved keys**, the same as the Python framework's, so that a cookie is read alike by
+//! both: `__created_at` and `__last_seen_at` (Unix seconds, only while `idle_timeout` or
+//! `absolute_timeout` is set; renamed with [`SessionConfig::created_at_key`] and
+//! [`SessionConfig::last_seen_at_key`]), and the auth middleware's `user_id`
+//! ([`AuthConfig::session_key`](crate::middleware::auth::AuthConfig::session_key)) and
+//! `_session_version`
+//! ([`AuthConfig::session_version_key`](crate::middleware::auth::AuthConfig::session_version_key)).
 //!
 //! ```
 //! use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
@@ -56,9 +67,6 @@ use crate::error::{ConfigurationError, LookupError};
 use crate::http::{is_valid_cookie_name, Cookie, Request, Response, SameSite, StatusCode};
 use crate::middleware::{Middleware, Next};
 use crate::routing::BoxFuture;
-
-/// The reserved session key that holds the creation time when `absolute_timeout` is set.
-pub const CREATED_KEY: &str = "_created";
 
 tokio::task_local! {
     static CURRENT: Session;
@@ -170,17 +178,24 @@ impl<S: SessionStore> SessionMiddleware<S> {
         &self.config
     }
 
-    /// Whether a record signed at `issued_at` (and created at `created`) is still valid at `now`.
-    fn is_fresh(&self, issued_at: u64, created: u64, now: u64) -> bool {
+    fn has_timeouts(&self) -> bool {
+        self.config.idle_timeout.is_some() || self.config.absolute_timeout.is_some()
+    }
+
+    /// Whether a record signed at `issued_at`, created at `created` and last seen at
+    /// `last_seen` is still valid at `now`. The signature's age is compared as itsdangerous
+    /// does (whole seconds, `age > max_age` is expired); the timeouts as the Python framework
+    /// does (`now - ts > timeout` is expired), and a timeout of zero expires at once.
+    fn is_fresh(&self, issued_at: u64, created: f64, last_seen: f64, now: u64) -> bool {
         if issued_at > now {
             return false; // signed in the future: a forged or badly skewed clock
         }
-        let age = now - issued_at;
-        let within =
-            |limit: Option<std::time::Duration>, age: u64| limit.is_none_or(|l| age <= l.as_secs());
-        within(Some(self.config.max_age), age)
-            && within(self.config.idle_timeout, age)
-            && within(self.config.absolute_timeout, now.saturating_sub(created))
+        let within = |limit: Option<std::time::Duration>, since: f64| {
+            limit.is_none_or(|l| !l.is_zero() && now as f64 - since <= l.as_secs_f64())
+        };
+        now - issued_at <= self.config.max_age.as_secs()
+            && within(self.config.idle_timeout, last_seen)
+            && within(self.config.absolute_timeout, created)
     }
 
     /// Loads the cookie's session into `session` (left empty when there is no valid, fresh
@@ -192,11 +207,16 @@ impl<S: SessionStore> SessionMiddleware<S> {
         let Some(mut record) = self.store.load_into(cookie, session.take_map()).await else {
             return;
         };
-        let created = match record.data.shift_remove(CREATED_KEY) {
-            Some(Value::Number(n)) => n.as_u64().unwrap_or(record.issued_at),
-            _ => record.issued_at,
-        };
-        if !self.is_fresh(record.issued_at, created, now) {
+        let (mut created, mut last_seen) = (record.issued_at as f64, record.issued_at as f64);
+        if self.has_timeouts() {
+            let mut take = |key: &str| match record.data.shift_remove(key) {
+                Some(Value::Number(n)) => n.as_f64(),
+                _ => None,
+            };
+            created = take(&self.config.created_at_key).unwrap_or(created);
+            last_seen = take(&self.config.last_seen_at_key).unwrap_or(last_seen);
+        }
+        if !self.is_fresh(record.issued_at, created, last_seen, now) {
             tracing::debug!("session cookie expired; starting an empty session");
             return;
         }
@@ -217,6 +237,9 @@ impl<S: SessionStore> SessionMiddleware<S> {
             if self.config.save_mode == SaveMode::OnChange && unchanged {
                 return;
             }
+            if unchanged && incoming.is_none() && state.data.is_empty() {
+                return; // a new visitor with nothing in the session: no cookie for `{}`
+            }
             (
                 std::mem::take(&mut state.data),
                 state.regenerated,
@@ -225,8 +248,9 @@ impl<S: SessionStore> SessionMiddleware<S> {
         };
         self.save_data(res, &mut data, regenerated, created, incoming, now)
             .await;
-        if self.config.absolute_timeout.is_some() {
-            data.shift_remove(CREATED_KEY);
+        if self.has_timeouts() {
+            data.shift_remove(&self.config.created_at_key);
+            data.shift_remove(&self.config.last_seen_at_key);
         }
         session.lock().data = data;
     }
@@ -237,7 +261,7 @@ impl<S: SessionStore> SessionMiddleware<S> {
         res: &mut Response,
         data: &mut Map<String, Value>,
         regenerated: bool,
-        created: Option<u64>,
+        created: Option<f64>,
         incoming: Option<&str>,
         now: u64,
     ) {
@@ -248,8 +272,15 @@ impl<S: SessionStore> SessionMiddleware<S> {
             }
             previous = None;
         }
-        if self.config.absolute_timeout.is_some() {
-            data.insert(CREATED_KEY.to_owned(), Value::from(created.unwrap_or(now)));
+        if self.has_timeouts() {
+            // Whole seconds are written as integers, a Python app's fractions as they came.
+            let number = |t: f64| match t.fract() == 0.0 && t >= 0.0 {
+                true => Value::from(t as u64),
+                false => Value::from(t),
+            };
+            let created = number(created.unwrap_or(now as f64));
+            data.insert(self.config.created_at_key.clone(), created);
+            data.insert(self.config.last_seen_at_key.clone(), number(now as f64));
         }
         // The Set-Cookie value is built in one string: name, value (the store appends it),
         // attributes.

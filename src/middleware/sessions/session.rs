@@ -15,8 +15,9 @@ pub(crate) struct SessionState {
     pub(crate) modified: bool,
     /// `regenerate_session()` was called: a fresh cookie must be issued.
     pub(crate) regenerated: bool,
-    /// When the session was first created (for the absolute timeout).
-    pub(crate) created: Option<u64>,
+    /// When the session was first created, in Unix seconds (for the absolute timeout; a
+    /// Python app writes fractions).
+    pub(crate) created: Option<f64>,
 }
 
 /// A handle onto the current request's session: a JSON object whose values are typed on the
@@ -61,7 +62,7 @@ impl Session {
     }
 
     /// Puts a loaded session's data in, created at `created`.
-    pub(crate) fn loaded(&self, data: Map<String, Value>, created: u64) {
+    pub(crate) fn loaded(&self, data: Map<String, Value>, created: f64) {
         let mut state = self.lock();
         state.data = data;
         state.created = Some(created);
