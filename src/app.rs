@@ -145,12 +145,13 @@ impl App {
     /// accepting, lets in-flight requests finish (up to `shutdown_timeout`), closes idle
     /// connections.
     pub async fn run(self, addr: impl ToSocketAddrs) -> Result<(), Error> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = server::bind(addr, self.config.backlog).await?;
         self.serve_with_shutdown(listener, server::shutdown_signal())
             .await
     }
 
-    /// Serves on an already bound listener until Ctrl-C or SIGTERM.
+    /// Serves on an already bound listener until Ctrl-C or SIGTERM. (Its listen backlog is
+    /// the one it was bound with: [`ServerConfig::backlog`] applies to [`run`](App::run).)
     pub async fn serve(self, listener: TcpListener) -> Result<(), Error> {
         self.serve_with_shutdown(listener, server::shutdown_signal())
             .await

@@ -430,28 +430,6 @@ async fn answers_larger_than_the_socket_buffer_go_out_whole_and_in_order() {
 }
 
 #[tokio::test]
-async fn connections_over_the_limit_wait_for_a_free_slot() {
-    let config = ServerConfig {
-        max_connections: 1,
-        ..ServerConfig::default()
-    };
-    let server = TestServer::start_with(app(), config).await;
-    let mut first = server.connect().await;
-    first.send(get("/")).await;
-    assert_eq!(first.response().await.status, 200);
-
-    let mut second = server.connect().await; // queued in the backlog
-    second.send(get("/echo/second")).await;
-    let early = tokio::time::timeout(Duration::from_millis(300), second.response()).await;
-    assert!(
-        early.is_err(),
-        "second connection served while the first held the only slot"
-    );
-    drop(first);
-    assert_eq!(second.response().await.text(), "second");
-}
-
-#[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let mut server = TestServer::start(app()).await;
     let mut busy = server.connect().await;

@@ -39,6 +39,37 @@ const LARGE_BODY: usize = 16 * 1024;
 /// Buffers grown past this by one large request are given back afterwards.
 const SHRINK_ABOVE: usize = 64 * 1024;
 
+/// The answer when the server-wide body budget is spent (`ServerConfig::max_buffered_bodies`).
+const BODIES_OVER_BUDGET: Reject = Reject {
+    status: StatusCode::SERVICE_UNAVAILABLE,
+    reason: "too many request bodies in flight; retry shortly",
+};
+
+/// Bytes of the server-wide body budget held by one request, given back when dropped.
+struct BodyReservation<'a> {
+    shutdown: &'a Shutdown,
+    bytes: usize,
+}
+
+impl BodyReservation<'_> {
+    /// Takes `n` more bytes of the budget (at most `max` in all, over every connection).
+    fn grow(&mut self, n: usize, max: usize) -> bool {
+        let ok = self.shutdown.reserve_body(n, max);
+        if ok {
+            self.bytes += n;
+        }
+        ok
+    }
+}
+
+impl Drop for BodyReservation<'_> {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.shutdown.release_body(self.bytes);
+        }
+    }
+}
+
 /// Serves one connection until it closes; errors only end this connection.
 pub(crate) async fn serve_connection(
     stream: TcpStream,
@@ -115,6 +146,8 @@ impl Connection {
         // Whether the timer and the shutdown notice hold the waker in `armed_with` (see below).
         let (mut timer_armed, mut stop_armed) = (false, false);
         let mut armed_with: Option<Waker> = None;
+        // The eviction rounds this connection has answered (see `Shutdown::evict_idle`).
+        let mut evictions_seen = shutdown.evictions();
         loop {
             // Answer every complete request already in the buffer.
             if !self.read.is_empty() {
@@ -174,7 +207,11 @@ impl Connection {
                         return Poll::Ready(Wake::Timer);
                     }
                 }
-                if self.read.is_empty() && (!stop_armed || shutdown.is_stopping()) {
+                if self.read.is_empty()
+                    && (!stop_armed
+                        || shutdown.is_stopping()
+                        || shutdown.evictions() != evictions_seen)
+                {
                     stop_armed = true;
                     if stopping.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Wake::Stop);
@@ -209,7 +246,20 @@ impl Connection {
                         return self.refuse(reject, head_only).await;
                     }
                 }
-                Wake::Stop => return Ok(()),
+                Wake::Stop if shutdown.is_stopping() => return Ok(()),
+                Wake::Stop => {
+                    // An eviction round: the server is out of connection slots. An idle
+                    // connection is free to drop (the client reconnects when it needs to).
+                    evictions_seen = shutdown.evictions();
+                    let idle_from = if served_any { idle_since } else { connected };
+                    if shutdown.is_evicted(idle_from.elapsed()) {
+                        tracing::debug!(peer = %self.peer, "idle connection closed to make room");
+                        return Ok(());
+                    }
+                    stopping.set(shutdown.notify.notified());
+                    stopping.as_mut().enable();
+                    stop_armed = false;
+                }
             }
         }
     }
@@ -218,10 +268,13 @@ impl Connection {
     /// connection stays open.
     async fn respond(&mut self, head: Head, shutdown: &Shutdown) -> io::Result<bool> {
         let head_bytes = self.read.split_to(head.len).freeze();
+        // Held until the response is made: the body's bytes count against the server-wide
+        // budget while the handler may still hold them.
+        let mut reserved = BodyReservation { shutdown, bytes: 0 };
         let body = if head.framing == Framing::None {
             Bytes::new() // most requests: nothing to wait for
         } else {
-            match self.read_body(&head).await {
+            match self.read_body(&head, &mut reserved).await {
                 Ok(body) => body,
                 Err(BodyError::Reject(reject)) => {
                     self.refuse(reject, head.method == Method::Head).await?;
@@ -268,12 +321,21 @@ impl Connection {
     }
 
     /// Reads the body that `head` announces: by Content-Length (a slice of the read buffer,
-    /// no copy) or chunked (decoded into a buffer of its own), within `body_timeout`.
-    async fn read_body(&mut self, head: &Head) -> Result<Bytes, BodyError> {
+    /// no copy) or chunked (decoded into a buffer of its own), within `body_timeout`, and
+    /// within the server's budget for buffered bodies (`reserved` grows with it).
+    async fn read_body(
+        &mut self,
+        head: &Head,
+        reserved: &mut BodyReservation<'_>,
+    ) -> Result<Bytes, BodyError> {
         let deadline = Instant::now() + self.config.body_timeout;
+        let max = self.config.max_buffered_bodies;
         match head.framing {
             Framing::None => Ok(Bytes::new()),
             Framing::Length(n) => {
+                if !reserved.grow(n, max) {
+                    return Err(BodyError::Reject(BODIES_OVER_BUDGET));
+                }
                 if head.expect_continue && self.read.len() < n {
                     self.send_continue().await?;
                 }
@@ -305,6 +367,12 @@ impl Connection {
                         })
                     })?;
                     let _ = self.read.split_to(used);
+                    // What this read decoded joins the reservation (one atomic per read).
+                    if body.len() > reserved.bytes
+                        && !reserved.grow(body.len() - reserved.bytes, max)
+                    {
+                        return Err(BodyError::Reject(BODIES_OVER_BUDGET));
+                    }
                     if decoder.is_done() {
                         return Ok(body.freeze());
                     }
@@ -346,7 +414,10 @@ impl Connection {
     /// `head_only`: the request was a HEAD, whose answer has no body.
     async fn refuse(&mut self, reject: Reject, head_only: bool) -> io::Result<()> {
         tracing::debug!(peer = %self.peer, status = reject.status.as_u16(), reason = reject.reason, "request refused");
-        let res = Response::text(reject.reason).with_status(reject.status);
+        let mut res = Response::text(reject.reason).with_status(reject.status);
+        if reject.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.append_trusted_header("retry-after", "1".to_owned());
+        }
         encode(
             &mut self.write,
             &res,
