@@ -1,7 +1,6 @@
 //! The application: routes and middleware, built once into a [`Service`] and served.
 
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, ToSocketAddrs};
@@ -9,7 +8,7 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use crate::error::{ConfigurationError, Error};
 use crate::http::{Method, Request, Response};
 use crate::middleware::{Chain, Middleware, Next};
-use crate::panic::{catch_panic, panic_response};
+use crate::panic::{catch_panic, guarded, panic_response};
 use crate::routing::{BoxFuture, FutureSlot, Handler, Router};
 use crate::server::{self, ServerConfig};
 
@@ -129,6 +128,7 @@ impl App {
                 )));
             }
         }
+        crate::panic::install_hook();
         let chain = Chain {
             middleware: self.middleware,
             router: self.router,
@@ -205,7 +205,7 @@ impl Service {
         make: impl FnOnce() -> Request,
         slot: &mut FutureSlot,
     ) -> Started<'_> {
-        let started = catch_unwind(AssertUnwindSafe(|| {
+        let started = guarded(|| {
             let mut req = make();
             match self.chain.first_applicable(0, &req) {
                 Some(index) => Started::Running(Next::start_at(&self.chain, index, req)),
@@ -218,7 +218,7 @@ impl Service {
                     Err(res) => Started::Answered(res),
                 },
             }
-        }));
+        });
         started.unwrap_or_else(|payload| Started::Answered(panic_response(payload)))
     }
 }

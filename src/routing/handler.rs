@@ -3,12 +3,11 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::http::{IntoResponse, Request, Response};
-use crate::panic::panic_response;
+use crate::panic::{guarded, panic_response};
 
 /// A boxed, sendable future, as middleware and handlers return them once type-erased.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -138,7 +137,7 @@ impl FutureSlot {
         let Some(slot) = &mut self.slot else {
             return Poll::Ready(panic_response(Box::new("empty handler slot polled")));
         };
-        match catch_unwind(AssertUnwindSafe(|| slot.as_mut().poll_response(cx))) {
+        match guarded(|| slot.as_mut().poll_response(cx)) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(res)) => {
                 if std::mem::size_of_val(&**slot) > KEEP_AT_MOST {

@@ -9,14 +9,12 @@
 
 use std::sync::Arc;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 use super::handler::Handler;
 use super::BoxFuture;
 use crate::error::ConfigurationError;
 use crate::http::encoding::percent_decode;
 use crate::http::{Method, Request, Response, StatusCode};
-use crate::panic::panic_response;
+use crate::panic::{guarded, panic_response};
 
 type Params = Vec<(Arc<str>, String)>;
 
@@ -367,9 +365,7 @@ impl Router {
         &self,
         mut req: Request,
     ) -> Result<BoxFuture<'static, Response>, Response> {
-        let started = catch_unwind(AssertUnwindSafe(|| {
-            self.route(&mut req).map(|handler| handler.call(req))
-        }));
+        let started = guarded(|| self.route(&mut req).map(|handler| handler.call(req)));
         started.unwrap_or_else(|payload| Err(panic_response(payload)))
     }
 }
