@@ -20,9 +20,9 @@ use crate::http::{Response, StatusCode};
 use crate::routing::BoxFuture;
 
 thread_local! {
-    /// How many request guards are running on this thread (they nest: the connection's
-    /// around the whole chain, a middleware's around the rest).
-    static GUARDS: Cell<u32> = const { Cell::new(0) };
+    /// Whether a request guard is running on this thread (guards nest: the connection's
+    /// around the whole chain, a middleware's around the rest; each restores what it found).
+    static GUARDED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Panics caught at each source location (`file:line:column`), for the log.
@@ -34,7 +34,7 @@ pub(crate) fn install_hook() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if GUARDS.with(Cell::get) == 0 {
+            if !GUARDED.with(Cell::get) {
                 return previous(info);
             }
             let site = info.location().map_or_else(
@@ -80,15 +80,11 @@ pub(crate) fn caught_at(site: &str) -> u64 {
 /// the hook (once per site), not by the default hook.
 #[inline]
 pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
-    struct Exit;
-    impl Drop for Exit {
-        fn drop(&mut self) {
-            GUARDS.with(|g| g.set(g.get() - 1));
-        }
-    }
-    GUARDS.with(|g| g.set(g.get() + 1));
-    let _exit = Exit;
-    catch_unwind(AssertUnwindSafe(f))
+    // No drop guard is needed to restore the flag: `catch_unwind` stops every unwind first.
+    let outer = GUARDED.with(|g| g.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(outer));
+    result
 }
 
 /// Runs `fut`; if it panics, answers `500 Internal Server Error`.
@@ -132,7 +128,10 @@ mod tests {
         for _ in 0..3 {
             assert!(guarded(|| -> u32 { panic!("a test panic") }).is_err());
         }
-        assert_eq!(GUARDS.with(Cell::get), 0, "the guard count unwinds");
+        assert!(
+            !GUARDED.with(Cell::get),
+            "the guard flag is restored after a panic"
+        );
         assert_eq!(caught_at(&format!("panic.rs:{line}:")), 3);
         assert_eq!(guarded(|| 7).unwrap(), 7);
     }

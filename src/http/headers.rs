@@ -38,6 +38,7 @@ impl Spans {
         }
     }
 
+    #[inline]
     fn push(&mut self, span: Span) {
         match self {
             Spans::Inline { len, items } if usize::from(*len) < INLINE => {
@@ -203,18 +204,56 @@ impl Headers {
     }
 }
 
-/// Collects header offsets while a head is parsed, then freezes them with the buffer.
+/// Collects header offsets while a head is parsed, then freezes them with the buffer. The
+/// connection keeps one for all its requests, and with it the last `Host` value the parser
+/// found valid: a client sends the same Host on every request of a connection, and one
+/// comparison is cheaper than checking its syntax again.
 pub(crate) struct HeadersBuilder {
     spans: Spans,
+    known_host: KnownHost,
+}
+
+/// A Host value already found valid on this connection (inline: no allocation).
+struct KnownHost {
+    len: u8,
+    bytes: [u8; KnownHost::MAX],
+}
+
+impl KnownHost {
+    const MAX: usize = 63;
+}
+
+fn empty_spans() -> Spans {
+    Spans::Inline {
+        len: 0,
+        items: [Span::default(); INLINE],
+    }
 }
 
 impl HeadersBuilder {
     pub(crate) fn new() -> Self {
         HeadersBuilder {
-            spans: Spans::Inline {
+            spans: empty_spans(),
+            known_host: KnownHost {
                 len: 0,
-                items: [Span::default(); INLINE],
+                bytes: [0; KnownHost::MAX],
             },
+        }
+    }
+
+    /// Whether `host` is the value last passed to [`remember_host`](Self::remember_host).
+    #[inline]
+    pub(crate) fn is_known_host(&self, host: &[u8]) -> bool {
+        let known = &self.known_host;
+        usize::from(known.len) == host.len()
+            && !host.is_empty()
+            && known.bytes[..host.len()] == *host
+    }
+    /// Remembers a Host value found valid (one too long to keep is checked each time).
+    pub(crate) fn remember_host(&mut self, host: &[u8]) {
+        if let Some(slot) = self.known_host.bytes.get_mut(..host.len()) {
+            slot.copy_from_slice(host);
+            self.known_host.len = host.len() as u8;
         }
     }
 
@@ -233,7 +272,7 @@ impl HeadersBuilder {
     pub(crate) fn clear(&mut self) {
         match &mut self.spans {
             Spans::Inline { len, .. } => *len = 0,
-            Spans::Heap(_) => *self = HeadersBuilder::new(),
+            Spans::Heap(_) => self.spans = empty_spans(),
         }
     }
 
@@ -250,7 +289,7 @@ impl HeadersBuilder {
                 *len = 0;
                 spans
             }
-            Spans::Heap(_) => std::mem::replace(self, HeadersBuilder::new()).spans,
+            Spans::Heap(_) => std::mem::replace(&mut self.spans, empty_spans()),
         };
         Headers { buf, spans }
     }

@@ -15,7 +15,7 @@ pub(crate) use cookies::{find_cookie, find_cookie_bytes, parse_cookie_header};
 pub use cookies::{is_valid_cookie_name, Cookie, SameSite};
 pub use headers::Headers;
 pub(crate) use headers::{HeadersBuilder, MAX_HEAD};
-pub use method::{ExtensionMethod, Method};
+pub use method::Method;
 pub(crate) use request::Target;
 pub use request::{Extensions, Request, Version};
 pub use response::{IntoResponse, Response};

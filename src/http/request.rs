@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::encoding::{parse_urlencoded, percent_decode};
-use super::target::{check_target, normalize_in_place};
+use super::target::{normalize_in_place, scan_target};
 use super::{
     find_cookie, find_cookie_bytes, parse_cookie_header, Headers, HeadersBuilder, Method, MAX_HEAD,
 };
@@ -25,17 +25,48 @@ pub enum Version {
     Http11,
 }
 
-/// Where the target sits in a request's head buffer, once the server has normalised it.
+/// Where the target sits in a request's head buffer, once the server has normalised it: 16-bit
+/// offsets (a head is at most 64 KiB), so that a parsed head is small to move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Target {
     /// Start of the path.
-    pub start: usize,
+    pub start: u16,
     /// End of the path (the `?`, or `end`).
-    pub path_end: usize,
+    pub path_end: u16,
     /// End of the query.
-    pub end: usize,
-    /// The host's range: the absolute-form authority, or the Host value.
-    pub host: Option<(usize, usize)>,
+    pub end: u16,
+    /// The host's range: the absolute-form authority, or the Host value; empty for none.
+    pub host: (u16, u16),
+}
+
+impl Target {
+    /// Offsets at most [`MAX_HEAD`] (the parser reads no further).
+    #[inline]
+    pub(crate) fn new(
+        start: usize,
+        path_end: usize,
+        end: usize,
+        host: Option<(usize, usize)>,
+    ) -> Target {
+        let host = host.unwrap_or((0, 0));
+        Target {
+            start: start as u16,
+            path_end: path_end as u16,
+            end: end as u16,
+            host: (host.0 as u16, host.1 as u16),
+        }
+    }
+
+    /// The host's range, if there is one.
+    pub(crate) fn host_range(&self) -> Option<(usize, usize)> {
+        let (a, b) = (usize::from(self.host.0), usize::from(self.host.1));
+        (a < b).then_some((a, b))
+    }
+
+    /// The range of the whole target (path and query).
+    pub(crate) fn range(&self) -> (usize, usize) {
+        (usize::from(self.start), usize::from(self.end))
+    }
 }
 
 /// Typed values that middleware hands to the handlers below it (one value per type).
@@ -126,13 +157,12 @@ impl Request {
         body: Bytes,
         peer_addr: Option<SocketAddr>,
     ) -> Request {
-        let host = target.host.unwrap_or((0, 0));
         Request {
             method,
             version,
-            target: (target.start as u16, target.end as u16),
-            path_end: target.path_end as u16,
-            host: (host.0 as u16, host.1 as u16),
+            target: (target.start, target.end),
+            path_end: target.path_end,
+            host: target.host,
             headers,
             body,
             params: Vec::new(),
@@ -162,21 +192,19 @@ impl Request {
             "Request::new: a target is at most 64 KiB"
         );
         let mut buf = target.as_bytes().to_vec();
-        let query_at = buf.iter().position(|&b| b == b'?').unwrap_or(buf.len());
-        let mut path_end = query_at;
-        if buf.starts_with(b"/") && check_target(&buf).is_ok() {
-            path_end = normalize_in_place(&mut buf[..query_at]);
-            buf.copy_within(query_at.., path_end);
-            buf.truncate(buf.len() - (query_at - path_end));
+        let mut path_end = buf.iter().position(|&b| b == b'?').unwrap_or(buf.len());
+        match scan_target(&buf) {
+            Ok(scan) if buf.starts_with(b"/") && !scan.normal => {
+                let query_at = scan.query_at;
+                path_end = normalize_in_place(&mut buf[..query_at]);
+                buf.copy_within(query_at.., path_end);
+                buf.truncate(buf.len() - (query_at - path_end));
+            }
+            _ => {}
         }
         let end = buf.len();
         let headers = HeadersBuilder::new().finish(Bytes::from(buf));
-        let target = Target {
-            start: 0,
-            path_end,
-            end,
-            host: None,
-        };
+        let target = Target::new(0, path_end, end, None);
         Request::from_parts(method, Version::Http11, target, headers, Bytes::new(), None)
     }
 

@@ -26,69 +26,133 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// A path byte that needs no second look: visible ASCII other than `/`, `.`, `%`, `?`, `#`.
+const PLAIN: u8 = 1;
+/// A byte of a query: visible ASCII other than `#`.
+const QUERY: u8 = 2;
+/// A byte of a host name (RFC 3986 reg-name less `%`): unreserved or a sub-delim other than
+/// `,` (see [`check_host`]).
+const HOST: u8 = 4;
+/// RFC 3986 §2.3 unreserved.
+const UNRESERVED: u8 = 8;
+
+/// Each byte's classes: one table look-up per byte on the per-request path.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0x21;
+    while b < 0x7f {
+        let c = b as u8;
+        t[b] = QUERY;
+        if !matches!(c, b'/' | b'.' | b'%' | b'?' | b'#') {
+            t[b] |= PLAIN;
+        }
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+            t[b] |= UNRESERVED | HOST;
+        }
+        if matches!(
+            c,
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b';' | b'='
+        ) {
+            t[b] |= HOST;
+        }
+        b += 1;
+    }
+    t[b'#' as usize] = 0;
+    t
+};
+
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    CLASS[usize::from(b)] & UNRESERVED != 0
 }
 
 fn is_pct_encoded(s: &[u8], i: usize) -> bool {
     s.len() > i + 2 && hex(s[i + 1]).is_some() && hex(s[i + 2]).is_some()
 }
 
-/// Checks the bytes of an origin-form target (`/path?query`). A target is visible ASCII
-/// (RFC 9112 §3.2, RFC 3986 §2): raw non-ASCII bytes and `#` (a fragment is never sent) are
-/// refused; httparse has already refused controls and spaces. In the path, every `%` must
-/// start a percent-encoding (the path is decoded and compared; a stray `%` would be read two
-/// ways). Other characters RFC 3986 reserves (`{`, `|`, `^`, ...) are let through, as browsers
-/// send some of them unencoded in queries.
-pub(crate) fn check_target(target: &[u8]) -> Result<(), TargetError> {
-    let mut in_path = true;
-    for (i, &b) in target.iter().enumerate() {
-        match b {
-            0x80.. => return Err("raw non-ASCII byte in the request target (percent-encode it)"),
-            b'#' => return Err("a fragment (#) is not part of a request target"),
-            b'?' => in_path = false,
-            b'%' if in_path && !is_pct_encoded(target, i) => {
-                return Err("malformed percent-encoding in the request path")
-            }
-            0..=0x20 | 0x7f => return Err("control character or space in the request target"),
-            _ => {}
-        }
-    }
-    Ok(())
+/// What one pass over an origin-form target found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Scan {
+    /// Where the query's `?` is (the target's length when there is none).
+    pub query_at: usize,
+    /// Whether the path is already in normal form (nothing for [`normalize_in_place`] to do).
+    pub normal: bool,
 }
 
-/// Whether `path` (starting with `/`, checked by [`check_target`]) is already in normal form.
-fn is_normal(path: &[u8]) -> bool {
-    if path.len() > 1 && path.ends_with(b"/") {
-        return false;
-    }
-    // Every segment: not empty (`//`), not `.` or `..`, no `%` (which may need decoding or
-    // upper-casing). One pass, looking at each `/` and what follows it.
+/// Checks the bytes of an origin-form target (`/path?query`) and finds where its path ends,
+/// in one pass. A target is visible ASCII (RFC 9112 §3.2, RFC 3986 §2): raw non-ASCII bytes
+/// and `#` (a fragment is never sent) are refused; httparse has already refused controls and
+/// spaces. In the path, every `%` must start a percent-encoding (the path is decoded and
+/// compared; a stray `%` would be read two ways). Other characters RFC 3986 reserves (`{`,
+/// `|`, `^`, ...) are let through, as browsers send some of them unencoded in queries.
+#[inline(always)]
+pub(crate) fn scan_target(target: &[u8]) -> Result<Scan, TargetError> {
+    let n = target.len();
+    let mut normal = true;
     let mut i = 0;
-    while i < path.len() {
-        match path[i] {
-            b'%' => return false,
+    while i < n {
+        let b = target[i];
+        if CLASS[usize::from(b)] & PLAIN != 0 {
+            i += 1;
+            continue;
+        }
+        match b {
             b'/' => {
-                let rest = &path[i + 1..];
-                let seg_end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
-                let seg = &rest[..seg_end];
-                if (seg.is_empty() && i + 1 < path.len()) || seg == b"." || seg == b".." {
-                    return false;
+                // What follows a `/` decides whether the path is normal: another `/` (an empty
+                // segment), the end (a trailing `/`, unless it is the root), or `.` / `..` as
+                // a whole segment.
+                i += 1;
+                match target.get(i) {
+                    Some(b'/') => normal = false,
+                    None | Some(b'?') => normal &= i == 1,
+                    Some(b'.') => normal &= !is_dot_segment(&target[i..]),
+                    _ => {}
                 }
             }
-            _ => {}
+            b'.' => i += 1,
+            b'%' => {
+                if !is_pct_encoded(target, i) {
+                    return Err("malformed percent-encoding in the request path");
+                }
+                normal = false; // decoded or upper-cased by normalisation
+                i += 3;
+            }
+            b'?' => break,
+            _ => return Err(bad_byte(b)),
         }
-        i += 1;
     }
-    true
+    let query_at = i.min(n);
+    for &b in &target[query_at..] {
+        if CLASS[usize::from(b)] & QUERY == 0 {
+            return Err(bad_byte(b));
+        }
+    }
+    Ok(Scan { query_at, normal })
 }
 
-/// Normalises `path` (which starts with `/` and passed [`check_target`]) in place; returns its
-/// new length. The bytes after that length are left over and mean nothing.
-pub(crate) fn normalize_in_place(path: &mut [u8]) -> usize {
-    if is_normal(path) {
-        return path.len();
+/// Whether `rest` (just after a `/`) starts with a `.` or `..` segment.
+fn is_dot_segment(rest: &[u8]) -> bool {
+    let ends = |k: usize| matches!(rest.get(k), None | Some(b'/') | Some(b'?'));
+    ends(1) || (rest.get(1) == Some(&b'.') && ends(2))
+}
+
+fn bad_byte(b: u8) -> TargetError {
+    match b {
+        0x80.. => "raw non-ASCII byte in the request target (percent-encode it)",
+        b'#' => "a fragment (#) is not part of a request target",
+        _ => "control character or space in the request target",
     }
+}
+
+/// Checks an origin-form target (see [`scan_target`]).
+#[cfg(test)]
+pub(crate) fn check_target(target: &[u8]) -> Result<(), TargetError> {
+    scan_target(target).map(|_| ())
+}
+
+/// Normalises `path` (which starts with `/`, passed [`scan_target`] and was found not normal)
+/// in place; returns its new length. The bytes after that length are left over and mean
+/// nothing. (A normal path comes back unchanged, only slower.)
+pub(crate) fn normalize_in_place(path: &mut [u8]) -> usize {
     let n = path.len();
     // `w` (write) never passes `r` (read): every step writes at most what it has read.
     let (mut w, mut r) = (0, 0);
@@ -149,12 +213,14 @@ pub(crate) fn normalize_prefix(prefix: &str) -> String {
     if !bytes.starts_with(b"/") {
         bytes.insert(0, b'/');
     }
-    if check_target(&bytes).is_err() {
-        // Not a valid path: no request path will equal it, keep it as given.
-        return prefix.to_owned();
+    match scan_target(&bytes) {
+        Ok(scan) if scan.query_at == bytes.len() => {
+            let len = normalize_in_place(&mut bytes);
+            bytes.truncate(len);
+        }
+        // Not a plain path: no request path will equal it, keep it as given.
+        _ => return prefix.to_owned(),
     }
-    let len = normalize_in_place(&mut bytes);
-    bytes.truncate(len);
     String::from_utf8(bytes).unwrap_or_else(|_| prefix.to_owned())
 }
 
@@ -174,7 +240,27 @@ pub(crate) fn in_scope(path: &[u8], prefix: &str) -> bool {
 /// with `uri-host` an IP literal (`[::1]`) or a reg-name (unreserved, pct-encoded, sub-delims).
 /// Userinfo (`user@host`) is refused (RFC 9110 §4.2.4 deprecates it), and so is a comma, which
 /// no host name holds and which is what two Host lines joined into one look like.
+#[inline]
 pub(crate) fn check_host(host: &[u8]) -> Result<(), TargetError> {
+    // Nearly every Host is a plain name or address with an optional port: one table look-up
+    // a byte. IP literals and percent-encodings take the full path.
+    let mut name_len = 0;
+    while name_len < host.len() && CLASS[usize::from(host[name_len])] & HOST != 0 {
+        name_len += 1;
+    }
+    match host.get(name_len) {
+        None => Ok(()),
+        Some(b':') if is_port(&host[name_len + 1..]) => Ok(()),
+        _ => check_host_fully(host),
+    }
+}
+
+/// RFC 3986 §3.2.3 `port = *DIGIT` (at most five: no port is above 65535).
+fn is_port(port: &[u8]) -> bool {
+    port.len() <= 5 && port.iter().all(u8::is_ascii_digit)
+}
+
+fn check_host_fully(host: &[u8]) -> Result<(), TargetError> {
     const BAD: TargetError = "invalid Host (expected host[:port])";
     let (name, port) = if host.starts_with(b"[") {
         let close = host.iter().position(|&b| b == b']').ok_or(BAD)?;
@@ -200,24 +286,18 @@ pub(crate) fn check_host(host: &[u8]) -> Result<(), TargetError> {
     let mut i = 0;
     while i < name.len() {
         let b = name[i];
-        if b == b'%' {
-            if !is_pct_encoded(name, i) {
-                return Err(BAD);
-            }
+        if CLASS[usize::from(b)] & HOST != 0 {
+            i += 1;
+        } else if b == b'%' && is_pct_encoded(name, i) {
             i += 3;
-            continue;
-        }
-        if !(is_unreserved(b) || b"!$&'()*+;=".contains(&b)) {
-            return Err(BAD);
-        }
-        i += 1;
-    }
-    if let Some(port) = port {
-        if port.len() > 5 || !port.iter().all(u8::is_ascii_digit) {
+        } else {
             return Err(BAD);
         }
     }
-    Ok(())
+    match port {
+        Some(port) if !is_port(port) => Err(BAD),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -225,10 +305,20 @@ mod tests {
     use super::*;
 
     fn normal(path: &str) -> String {
-        check_target(path.as_bytes()).unwrap();
+        let scan = scan_target(path.as_bytes()).unwrap();
         let mut bytes = path.as_bytes().to_vec();
         let len = normalize_in_place(&mut bytes);
-        String::from_utf8(bytes[..len].to_vec()).unwrap()
+        let normalised = String::from_utf8(bytes[..len].to_vec()).unwrap();
+        // The scan may call a path with `%` not normal when it is (that only costs a pass of
+        // normalisation); the other way round would skip a needed rewrite.
+        if scan.normal || !path.contains('%') {
+            assert_eq!(
+                scan.normal,
+                normalised == path,
+                "{path}: the scan's verdict"
+            );
+        }
+        normalised
     }
 
     #[test]

@@ -37,6 +37,7 @@ impl Endpoints {
         }
     }
 
+    #[inline]
     fn handler(&self, method: Method) -> Option<&Arc<dyn Handler>> {
         let Some(i) = method.index() else {
             return self

@@ -146,8 +146,8 @@ impl Connection {
         // Whether the timer and the shutdown notice hold the waker in `armed_with` (see below).
         let (mut timer_armed, mut stop_armed) = (false, false);
         let mut armed_with: Option<Waker> = None;
-        // The eviction rounds this connection has answered (see `Shutdown::evict_idle`).
-        let mut evictions_seen = shutdown.evictions();
+        // The server's signals this connection has answered (shutdown, eviction rounds).
+        let mut signal_seen = shutdown.signal();
         loop {
             // Answer every complete request already in the buffer.
             if !self.read.is_empty() {
@@ -207,11 +207,7 @@ impl Connection {
                         return Poll::Ready(Wake::Timer);
                     }
                 }
-                if self.read.is_empty()
-                    && (!stop_armed
-                        || shutdown.is_stopping()
-                        || shutdown.evictions() != evictions_seen)
-                {
+                if self.read.is_empty() && (!stop_armed || shutdown.signal() != signal_seen) {
                     stop_armed = true;
                     if stopping.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Wake::Stop);
@@ -250,7 +246,7 @@ impl Connection {
                 Wake::Stop => {
                     // An eviction round: the server is out of connection slots. An idle
                     // connection is free to drop (the client reconnects when it needs to).
-                    evictions_seen = shutdown.evictions();
+                    signal_seen = shutdown.signal();
                     let idle_from = if served_any { idle_since } else { connected };
                     if shutdown.is_evicted(idle_from.elapsed()) {
                         tracing::debug!(peer = %self.peer, "idle connection closed to make room");
@@ -270,11 +266,12 @@ impl Connection {
         let head_bytes = self.read.split_to(head.len).freeze();
         // Held until the response is made: the body's bytes count against the server-wide
         // budget while the handler may still hold them.
-        let mut reserved = BodyReservation { shutdown, bytes: 0 };
+        let mut _reserved = None;
         let body = if head.framing == Framing::None {
             Bytes::new() // most requests: nothing to wait for
         } else {
-            match self.read_body(&head, &mut reserved).await {
+            let reserved = _reserved.insert(BodyReservation { shutdown, bytes: 0 });
+            match self.read_body(&head, reserved).await {
                 Ok(body) => body,
                 Err(BodyError::Reject(reject)) => {
                     self.refuse(reject, head.method == Method::Head).await?;

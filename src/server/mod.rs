@@ -41,7 +41,7 @@ pub(crate) use parse::parse_head;
 
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,23 +132,33 @@ impl Default for ServerConfig {
 /// if they have been idle long enough: see [`Shutdown::evict_idle`]).
 #[derive(Default)]
 pub(crate) struct Shutdown {
-    stopping: AtomicBool,
+    /// [`STOPPING`] once shutdown began, plus the number of eviction rounds so far: one word,
+    /// so that a waiting connection tells whether anything happened with one load.
+    signal: AtomicU64,
     notify: Notify,
-    /// Bumped by every eviction round, so that a connection knows a wake-up was one.
-    evictions: AtomicU64,
     /// The idle time (ms) from which the latest eviction round closes a connection.
     evict_idle_over_ms: AtomicU64,
     /// Request body bytes buffered now, over all connections.
     buffered_bodies: AtomicUsize,
 }
 
+/// The bit of [`Shutdown::signal`] that says the server is stopping.
+const STOPPING: u64 = 1 << 63;
+
 impl Shutdown {
     pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
+        self.signal() & STOPPING != 0
+    }
+
+    /// What has been signalled so far: compare two readings to tell whether anything
+    /// (shutdown, an eviction round) happened between them.
+    #[inline]
+    pub(crate) fn signal(&self) -> u64 {
+        self.signal.load(Ordering::Acquire)
     }
 
     fn begin(&self) {
-        self.stopping.store(true, Ordering::Release);
+        self.signal.fetch_or(STOPPING, Ordering::AcqRel);
         self.notify.notify_waiters();
     }
 
@@ -156,13 +166,8 @@ impl Shutdown {
     pub(crate) fn evict_idle(&self, idle_over: Duration) {
         let ms = u64::try_from(idle_over.as_millis()).unwrap_or(u64::MAX);
         self.evict_idle_over_ms.store(ms, Ordering::Release);
-        self.evictions.fetch_add(1, Ordering::AcqRel);
+        self.signal.fetch_add(1, Ordering::AcqRel);
         self.notify.notify_waiters();
-    }
-
-    /// The number of eviction rounds so far.
-    pub(crate) fn evictions(&self) -> u64 {
-        self.evictions.load(Ordering::Acquire)
     }
 
     /// Whether a connection idle for `idle` is to close in the latest eviction round.

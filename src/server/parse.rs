@@ -6,7 +6,7 @@
 
 use std::mem::MaybeUninit;
 
-use crate::http::target::{check_host, check_target, normalize_in_place};
+use crate::http::target::{check_host, normalize_in_place, scan_target};
 use crate::http::{HeadersBuilder, Method, StatusCode, Target, Version, MAX_HEAD};
 use crate::server::ServerConfig;
 
@@ -64,21 +64,32 @@ pub(crate) fn parse_head(
     // Header offsets are 16-bit: parse at most MAX_HEAD bytes (max_head_size is capped there).
     let limit = buf.len().min(MAX_HEAD);
     let buf = &mut buf[..limit];
-    let mut parsed = tokenize(buf, config, headers);
-    if let Err(Reject { status, .. }) = parsed {
-        if status == StatusCode::HTTP_VERSION_NOT_SUPPORTED {
-            // RFC 9110 §2.5: HTTP/1.2 and later minors are served as HTTP/1.1.
-            if let Some(at) = later_minor_version(buf) {
-                buf[at] = b'1';
-                parsed = tokenize(buf, config, headers);
-            }
+    let parsed = tokenize(buf, config, headers);
+    match &parsed {
+        Err(r) if r.status == StatusCode::HTTP_VERSION_NOT_SUPPORTED => {
+            retry_as_http_1_1(buf, config, headers, *r)
         }
+        _ => parsed,
     }
-    let Some(mut head) = parsed? else {
-        return Ok(None);
-    };
-    head.target = resolve_target(buf, head.target, head.method)?;
-    Ok(Some(head))
+}
+
+/// RFC 9110 §2.5: HTTP/1.2 and later minors are served as HTTP/1.1 (rare: kept off the
+/// common path).
+#[cold]
+#[inline(never)]
+fn retry_as_http_1_1(
+    buf: &mut [u8],
+    config: &ServerConfig,
+    headers: &mut HeadersBuilder,
+    refused: Reject,
+) -> Result<Option<Head>, Reject> {
+    match later_minor_version(buf) {
+        Some(at) => {
+            buf[at] = b'1';
+            tokenize(buf, config, headers)
+        }
+        None => Err(refused),
+    }
 }
 
 /// Where the request line's version is `HTTP/1.d` with a minor digit over 1: that digit's
@@ -116,9 +127,24 @@ fn version_reject(buf: &[u8]) -> Reject {
     }
 }
 
-/// httparse's tokenizing and the header checks; the head's `target` is still the raw
-/// target's range (`path_end` = `end`), and its `host` the Host value's.
+/// httparse's tokenizing, the header checks, and the target made canonical in place.
+#[inline(always)]
 fn tokenize(
+    buf: &mut [u8],
+    config: &ServerConfig,
+    headers: &mut HeadersBuilder,
+) -> Result<Option<Head>, Reject> {
+    let Some(mut head) = check_head(buf, config, headers)? else {
+        return Ok(None);
+    };
+    head.target = resolve_target(buf, head.target, head.method)?;
+    Ok(Some(head))
+}
+
+/// httparse's tokenizing and the header checks; the head's `target` is the raw target's
+/// range (`path_end` = `end`) with the Host value's.
+#[inline(always)]
+fn check_head(
     buf: &[u8],
     config: &ServerConfig,
     headers: &mut HeadersBuilder,
@@ -190,7 +216,10 @@ fn tokenize(
                 if host.is_some() {
                     return Err(reject(StatusCode::BAD_REQUEST, "more than one Host header"));
                 }
-                check_host(value).map_err(|why| reject(StatusCode::BAD_REQUEST, why))?;
+                if !headers.is_known_host(value) {
+                    check_host(value).map_err(|why| reject(StatusCode::BAD_REQUEST, why))?;
+                    headers.remember_host(value);
+                }
                 host = Some((value_at, value_at + value.len()));
             }
             6 if name.eq_ignore_ascii_case(b"expect") => {
@@ -278,12 +307,12 @@ fn tokenize(
         len,
         method,
         version,
-        target: Target {
-            start: target_start,
-            path_end: target_start + path.len(),
-            end: target_start + path.len(),
+        target: Target::new(
+            target_start,
+            target_start + path.len(),
+            target_start + path.len(),
             host,
-        },
+        ),
         framing,
         keep_alive,
         expect_continue: expect_continue && framing != Framing::None && version == Version::Http11,
@@ -307,6 +336,7 @@ fn parse_content_length(value: &[u8]) -> Result<usize, Reject> {
 /// which a server MUST accept, §3.2.2) reduced to its path and query, with `/` for an empty
 /// path, and its authority taking the place of Host; asterisk-form (`*`) for OPTIONS only;
 /// authority-form (`host:port`) is CONNECT's, which chirp does not implement.
+#[inline(always)]
 fn resolve_target(buf: &mut [u8], raw: Target, method: Method) -> Result<Target, Reject> {
     const NOT_A_TARGET: Reject = reject(
         StatusCode::BAD_REQUEST,
@@ -319,18 +349,15 @@ fn resolve_target(buf: &mut [u8], raw: Target, method: Method) -> Result<Target,
             "CONNECT is not implemented (chirp does not tunnel)",
         ));
     }
-    let (start, end) = (raw.start, raw.end);
+    let (start, end) = raw.range();
     let target = &buf[start..end];
     if target == b"*" {
         if method != Method::Options {
             return Err(bad("the target '*' is for OPTIONS only"));
         }
-        return Ok(Target {
-            path_end: end,
-            ..raw
-        });
+        return Ok(raw); // path_end = end already
     }
-    let (mut path_start, mut host) = (start, raw.host);
+    let (mut path_start, mut host) = (start, raw.host_range());
     if target.first() != Some(&b'/') {
         let scheme_len = target.iter().position(|&b| b == b':').ok_or(NOT_A_TARGET)?;
         let scheme = &target[..scheme_len];
@@ -361,22 +388,16 @@ fn resolve_target(buf: &mut [u8], raw: Target, method: Method) -> Result<Target,
             buf[path_start] = b'/';
         }
     }
-    check_target(&buf[path_start..end]).map_err(bad)?;
-    let query_at = buf[path_start..end]
-        .iter()
-        .position(|&b| b == b'?')
-        .map_or(end, |i| path_start + i);
-    let path_len = normalize_in_place(&mut buf[path_start..query_at]);
-    let path_end = path_start + path_len;
-    // A shorter path: the query moves down to follow it.
-    buf.copy_within(query_at..end, path_end);
-    let end = end - (query_at - path_end);
-    Ok(Target {
-        start: path_start,
-        path_end,
-        end,
-        host,
-    })
+    let scan = scan_target(&buf[path_start..end]).map_err(bad)?;
+    let query_at = path_start + scan.query_at;
+    let (mut path_end, mut end) = (query_at, end);
+    if !scan.normal {
+        path_end = path_start + normalize_in_place(&mut buf[path_start..query_at]);
+        // A shorter path: the query moves down to follow it.
+        buf.copy_within(query_at..end, path_end);
+        end -= query_at - path_end;
+    }
+    Ok(Target::new(path_start, path_end, end, host))
 }
 
 /// For an incomplete head: is it already over a limit?
@@ -430,8 +451,9 @@ mod tests {
         .unwrap();
         let t = h.target;
         let text = |a: usize, b: usize| String::from_utf8(buf[a..b].to_vec()).unwrap();
-        assert!(t.start <= t.path_end && t.path_end <= t.end && t.end <= h.len);
-        (text(t.start, t.end), t.host.map(|(a, b)| text(a, b)))
+        assert!(t.start <= t.path_end && t.path_end <= t.end && usize::from(t.end) <= h.len);
+        let (a, b) = t.range();
+        (text(a, b), t.host_range().map(|(a, b)| text(a, b)))
     }
 
     fn status(raw: &str) -> StatusCode {

@@ -100,7 +100,7 @@ fn the_parser_follows_the_table() {
                 let t = head.target;
                 let text =
                     |(a, b): (usize, usize)| String::from_utf8_lossy(&buf[a..b]).into_owned();
-                let (got_target, got_host) = (text((t.start, t.end)), t.host.map(text));
+                let (got_target, got_host) = (text(t.range()), t.host_range().map(text));
                 let got_host = got_host.filter(|h| !h.is_empty());
                 if got_target != target || got_host.as_deref() != host || head.framing != framing {
                     failures.push(format!(
