@@ -58,6 +58,7 @@ impl Target {
     }
 
     /// The host's range, if there is one.
+    #[cfg(test)]
     pub(crate) fn host_range(&self) -> Option<(usize, usize)> {
         let (a, b) = (usize::from(self.host.0), usize::from(self.host.1));
         (a < b).then_some((a, b))

@@ -256,6 +256,14 @@ fn check_head(
                     ));
                 }
                 transfer_encoding = true;
+                if version == Version::Http10 {
+                    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty
+                    // framing.
+                    return Err(reject(
+                        StatusCode::BAD_REQUEST,
+                        "Transfer-Encoding in an HTTP/1.0 request",
+                    ));
+                }
                 if !value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
                     return Err(reject(
                         StatusCode::NOT_IMPLEMENTED,
@@ -271,13 +279,6 @@ fn check_head(
         return Err(reject(
             StatusCode::BAD_REQUEST,
             "an HTTP/1.1 request needs a Host header",
-        ));
-    }
-    if transfer_encoding && version == Version::Http10 {
-        // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
-        return Err(reject(
-            StatusCode::BAD_REQUEST,
-            "Transfer-Encoding in an HTTP/1.0 request",
         ));
     }
     let framing = match (content_length, chunked) {
@@ -338,6 +339,48 @@ fn parse_content_length(value: &[u8]) -> Result<usize, Reject> {
 /// authority-form (`host:port`) is CONNECT's, which chirp does not implement.
 #[inline(always)]
 fn resolve_target(buf: &mut [u8], raw: Target, method: Method) -> Result<Target, Reject> {
+    let (start, end) = raw.range();
+    let (path_start, host) = if buf.get(start) == Some(&b'/') && method != Method::Connect {
+        (start, raw.host) // origin-form: nearly every request
+    } else {
+        match other_form(buf, raw, method)? {
+            OtherForm::Asterisk => return Ok(raw), // path_end = end already
+            OtherForm::Absolute { path_start, host } => {
+                (path_start, Target::new(0, 0, 0, Some(host)).host)
+            }
+        }
+    };
+    let scan =
+        scan_target(&buf[path_start..end]).map_err(|why| reject(StatusCode::BAD_REQUEST, why))?;
+    let query_at = path_start + scan.query_at;
+    let (mut path_end, mut end) = (query_at, end);
+    if !scan.normal {
+        path_end = path_start + normalize_in_place(&mut buf[path_start..query_at]);
+        // A shorter path: the query moves down to follow it.
+        buf.copy_within(query_at..end, path_end);
+        end -= query_at - path_end;
+    }
+    let mut target = Target::new(path_start, path_end, end, None);
+    target.host = host;
+    Ok(target)
+}
+
+/// A target that is not origin-form, as [`other_form`] leaves it.
+enum OtherForm {
+    /// `*`, for OPTIONS.
+    Asterisk,
+    /// Absolute-form, reduced in place: the path starts at `path_start` (a `/` written there
+    /// for an empty path) and the authority now sits at `host`.
+    Absolute {
+        path_start: usize,
+        host: (usize, usize),
+    },
+}
+
+/// The forms other than origin-form (RFC 9112 §3.2.2 to §3.2.4), kept off the common path.
+#[cold]
+#[inline(never)]
+fn other_form(buf: &mut [u8], raw: Target, method: Method) -> Result<OtherForm, Reject> {
     const NOT_A_TARGET: Reject = reject(
         StatusCode::BAD_REQUEST,
         "request target must be a path or an absolute http(s) URI",
@@ -355,49 +398,39 @@ fn resolve_target(buf: &mut [u8], raw: Target, method: Method) -> Result<Target,
         if method != Method::Options {
             return Err(bad("the target '*' is for OPTIONS only"));
         }
-        return Ok(raw); // path_end = end already
+        return Ok(OtherForm::Asterisk);
     }
-    let (mut path_start, mut host) = (start, raw.host_range());
-    if target.first() != Some(&b'/') {
-        let scheme_len = target.iter().position(|&b| b == b':').ok_or(NOT_A_TARGET)?;
-        let scheme = &target[..scheme_len];
-        if !(scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https"))
-            || !target[scheme_len..].starts_with(b"://")
-        {
-            return Err(NOT_A_TARGET);
-        }
-        let auth_start = start + scheme_len + 3;
-        let auth_end = buf[auth_start..end]
-            .iter()
-            .position(|&b| b == b'/' || b == b'?')
-            .map_or(end, |i| auth_start + i);
-        let authority = &buf[auth_start..auth_end];
-        if authority.is_empty() {
-            return Err(bad("an http(s) URI needs a host"));
-        }
-        check_host(authority).map_err(bad)?;
-        // The authority moves to the front of the target's bytes (the scheme's place), so
-        // that a `/` can precede a query that follows it directly (`http://h?x=1`): at
-        // least seven bytes (`http://`) lie between the two.
-        let auth_len = auth_end - auth_start;
-        buf.copy_within(auth_start..auth_end, start);
-        host = Some((start, start + auth_len));
-        path_start = auth_end;
-        if path_start == end || buf[path_start] == b'?' {
-            path_start -= 1;
-            buf[path_start] = b'/';
-        }
+    let scheme_len = target.iter().position(|&b| b == b':').ok_or(NOT_A_TARGET)?;
+    let scheme = &target[..scheme_len];
+    if !(scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https"))
+        || !target[scheme_len..].starts_with(b"://")
+    {
+        return Err(NOT_A_TARGET);
     }
-    let scan = scan_target(&buf[path_start..end]).map_err(bad)?;
-    let query_at = path_start + scan.query_at;
-    let (mut path_end, mut end) = (query_at, end);
-    if !scan.normal {
-        path_end = path_start + normalize_in_place(&mut buf[path_start..query_at]);
-        // A shorter path: the query moves down to follow it.
-        buf.copy_within(query_at..end, path_end);
-        end -= query_at - path_end;
+    let auth_start = start + scheme_len + 3;
+    let auth_end = buf[auth_start..end]
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .map_or(end, |i| auth_start + i);
+    let authority = &buf[auth_start..auth_end];
+    if authority.is_empty() {
+        return Err(bad("an http(s) URI needs a host"));
     }
-    Ok(Target::new(path_start, path_end, end, host))
+    check_host(authority).map_err(bad)?;
+    // The authority moves to the front of the target's bytes (the scheme's place), so that a
+    // `/` can precede a query that follows it directly (`http://h?x=1`): at least seven bytes
+    // (`http://`) lie between the two.
+    let auth_len = auth_end - auth_start;
+    buf.copy_within(auth_start..auth_end, start);
+    let mut path_start = auth_end;
+    if path_start == end || buf[path_start] == b'?' {
+        path_start -= 1;
+        buf[path_start] = b'/';
+    }
+    Ok(OtherForm::Absolute {
+        path_start,
+        host: (start, start + auth_len),
+    })
 }
 
 /// For an incomplete head: is it already over a limit?
