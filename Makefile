@@ -1,12 +1,16 @@
-# Convenience targets; the README's two commands need none of them.
-.PHONY: run test lint bench bench-peers
+# Convenience targets. `make test` is the README's test command: it sets up what the tests need
+# (see scripts/test.sh); `make run` the main job.
+.PHONY: run test lint bench bench-peers fuzz
 run:
 	cargo run --release --example dashboard
 test:
-	cargo test
+	bash scripts/test.sh
 lint:
 	cargo clippy --all-targets -- -D warnings && cargo fmt --all -- --check
 bench:
 	cargo bench
 bench-peers:
 	bash scripts/bench-peers.sh
+# Coverage-guided fuzzing (cargo fuzz, libFuzzer, nightly): FUZZ_MINUTES per target.
+fuzz:
+	bash scripts/fuzz.sh

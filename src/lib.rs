@@ -82,3 +82,182 @@ pub mod __bench {
         }
     }
 }
+
+/// The fuzz targets' entry points (not a stable API: hidden from the docs). Each takes
+/// arbitrary bytes, runs one part that reads network input, and panics only when an invariant
+/// breaks: `fuzz/` (cargo fuzz, libFuzzer) and `tests/properties.rs` (proptest) drive the
+/// same functions.
+#[doc(hidden)]
+pub mod __fuzz {
+    use crate::http::target::{normalize_in_place, scan_target};
+    use crate::http::{find_cookie, parse_cookie_header, HeadersBuilder};
+    use crate::middleware::sessions::{Digest, Signer};
+    use crate::server::ServerConfig;
+
+    /// Asserts what every normalised path is: `/`-rooted, no empty, `.` or `..` segment, and
+    /// normalising it again changes nothing (so no later check can read it another way).
+    fn check_normal_path(path: &[u8]) {
+        assert!(path.starts_with(b"/"), "not rooted: {path:?}");
+        if path.len() > 1 {
+            for segment in path[1..].split(|&b| b == b'/') {
+                assert!(
+                    !segment.is_empty() && segment != b"." && segment != b"..",
+                    "segment {segment:?} left in {path:?}"
+                );
+            }
+        }
+        let scan = scan_target(path).expect("a normalised path is a valid target");
+        if !scan.normal {
+            let mut again = path.to_vec();
+            let len = normalize_in_place(&mut again);
+            assert_eq!(&again[..len], path, "normalising twice changed it");
+        }
+    }
+
+    /// A request head: parse it; when accepted, the head, its target and host lie inside
+    /// it, the target is normalised (or `*`), and the framing is one of the three.
+    pub fn request_head(data: &[u8]) {
+        let mut buf = data.to_vec();
+        let mut headers = HeadersBuilder::new();
+        let Ok(Some(head)) =
+            crate::server::parse_head(&mut buf, &ServerConfig::default(), &mut headers)
+        else {
+            return;
+        };
+        assert!(head.len <= data.len());
+        let (start, end) = head.target.range();
+        let path_end = usize::from(head.target.path_end);
+        assert!(start <= path_end && path_end <= end && end <= head.len);
+        let (h0, h1) = (
+            usize::from(head.target.host.0),
+            usize::from(head.target.host.1),
+        );
+        assert!(h0 <= h1 && h1 <= head.len);
+        let path = &buf[start..path_end];
+        if path != b"*" {
+            check_normal_path(path);
+        }
+        let frozen = headers.take(bytes::Bytes::copy_from_slice(&buf[..head.len]));
+        for (name, _) in frozen.iter() {
+            assert!(!name.is_empty() && !name.contains(':'));
+        }
+    }
+
+    /// A chunked body: decoding it in one piece and split at `data[0]` gives the same result.
+    pub fn chunked_body(data: &[u8]) {
+        let Some((&split, body)) = data.split_first() else {
+            return;
+        };
+        let decode = |pieces: &[&[u8]]| {
+            let mut decoder = crate::server::ChunkedDecoder::new(1 << 16);
+            let mut out = bytes::BytesMut::new();
+            let mut used = 0;
+            for piece in pieces {
+                let n = decoder
+                    .decode(piece, &mut out)
+                    .map_err(|e| format!("{e:?}"))?;
+                assert!(n <= piece.len());
+                used += n;
+                if decoder.is_done() {
+                    break;
+                }
+            }
+            Ok::<_, String>((decoder.is_done(), used, out))
+        };
+        let at = usize::from(split).min(body.len());
+        let whole = decode(&[body]);
+        let split = decode(&[&body[..at], &body[at..]]);
+        match (&whole, &split) {
+            (Ok(a), Ok(b)) if a.0 && b.0 => assert_eq!(a, b, "split at {at}"),
+            (Err(a), Err(b)) => assert_eq!(a, b),
+            // Incomplete in one piece but not the other cannot happen for the same bytes.
+            (Ok(a), Ok(b)) => assert_eq!(a.0, b.0),
+            _ => panic!("{whole:?} vs {split:?} (split at {at})"),
+        }
+    }
+
+    /// A `Cookie` header: every pair the lazy parser yields is found by name, too.
+    pub fn cookie_header(data: &[u8]) {
+        let Ok(header) = std::str::from_utf8(data) else {
+            let _ = find_cookie(data, b"chirp_session");
+            return;
+        };
+        for (name, _value) in parse_cookie_header(header) {
+            assert!(!name.contains(';'));
+            if !name.is_empty() && !name.contains('=') {
+                assert!(
+                    find_cookie(header.as_bytes(), name.as_bytes()).is_some(),
+                    "{name:?} in {header:?}"
+                );
+            }
+        }
+    }
+
+    /// A session cookie: verifying arbitrary input never panics; a map built from the input
+    /// signs and verifies back to itself, and any one changed byte of the cookie fails.
+    pub fn session_cookie(data: &[u8]) {
+        let signer = Signer::new(
+            "fuzz-secret-key-0123456789abcdef",
+            &[],
+            Digest::Sha256,
+            "itsdangerous",
+        );
+        if let Ok(text) = std::str::from_utf8(data) {
+            let _ = signer.loads(text);
+        }
+        let mut map = serde_json::Map::new();
+        for (i, chunk) in data.chunks(7).enumerate().take(40) {
+            let value = String::from_utf8_lossy(chunk).into_owned();
+            map.insert(format!("k{i}"), serde_json::Value::from(value));
+        }
+        let cookie = signer.dumps(&map, 1_700_000_000);
+        let (back, ts) = signer.loads(&cookie).expect("own cookie verifies");
+        assert_eq!(back, map);
+        assert_eq!(ts, 1_700_000_000);
+        if let Some(&b) = data.first() {
+            let mut forged = cookie.into_bytes();
+            let i = usize::from(b) % forged.len();
+            forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+            if let Ok(forged) = std::str::from_utf8(&forged) {
+                assert!(signer.loads(forged).is_err(), "a changed byte verified");
+            }
+        }
+    }
+
+    /// Routing: a path finds a route or not without panicking, and a path and its
+    /// normalised form find the same route.
+    pub fn route_path(data: &[u8]) {
+        use std::sync::OnceLock;
+        static TABLE: OnceLock<super::__bench::RouteTable> = OnceLock::new();
+        let table = TABLE.get_or_init(|| {
+            let mut t = super::__bench::RouteTable::default();
+            for p in [
+                "/",
+                "/users/{id:int}",
+                "/users/me",
+                "/users/{name}/posts",
+                "/files/{rest:path}",
+                "/a/b/c",
+            ] {
+                t.add(p);
+            }
+            t
+        });
+        let Ok(path) = std::str::from_utf8(data) else {
+            return;
+        };
+        let found = table.lookup(path);
+        if path.starts_with('/') {
+            if let Ok(scan) = scan_target(path.as_bytes()) {
+                let mut bytes = path.as_bytes()[..scan.query_at].to_vec();
+                let len = normalize_in_place(&mut bytes);
+                let normal = std::str::from_utf8(&bytes[..len]).expect("ASCII");
+                check_normal_path(normal.as_bytes());
+                if scan.query_at == path.len() && !path.contains('%') && !path.contains("/.") {
+                    // Only empty segments differ: the router folds them the same way.
+                    assert_eq!(found, table.lookup(normal), "{path:?} vs {normal:?}");
+                }
+            }
+        }
+    }
+}

@@ -4,12 +4,14 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Iterates the `name=value` pairs of one `Cookie` header value, lazily and without allocating.
-/// Pairs without `=` are skipped; surrounding double quotes on a value are removed.
+/// Pairs without `=` are skipped; surrounding double quotes on a value are removed. Read as
+/// [`find_cookie`] reads them (RFC 6265 §4.2.1: `name=value` pairs split by `; `, nothing
+/// between a name and its `=`), so that both find the same cookies.
 pub(crate) fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &str)> {
     header.split(';').filter_map(|pair| {
         let (name, value) = pair.split_once('=')?;
-        let name = name.trim();
-        let value = value.trim();
+        let name = name.trim_ascii_start();
+        let value = value.trim_ascii();
         let value = value
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))

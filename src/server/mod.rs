@@ -37,6 +37,7 @@ pub(crate) async fn bind(
     }))
 }
 
+pub(crate) use chunked::ChunkedDecoder;
 pub(crate) use parse::parse_head;
 
 use std::future::Future;
