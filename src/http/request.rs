@@ -40,21 +40,23 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// Offsets at most [`MAX_HEAD`] (the parser reads no further).
+    /// Offsets at most [`MAX_HEAD`] (the parser reads no further); `host` as
+    /// [`Target::host_span`] makes it.
     #[inline]
-    pub(crate) fn new(
-        start: usize,
-        path_end: usize,
-        end: usize,
-        host: Option<(usize, usize)>,
-    ) -> Target {
-        let host = host.unwrap_or((0, 0));
+    pub(crate) fn new(start: usize, path_end: usize, end: usize, host: (u16, u16)) -> Target {
         Target {
             start: start as u16,
             path_end: path_end as u16,
             end: end as u16,
-            host: (host.0 as u16, host.1 as u16),
+            host,
         }
+    }
+
+    /// A host range as a target keeps it (empty: none).
+    #[inline]
+    pub(crate) fn host_span(range: Option<(usize, usize)>) -> (u16, u16) {
+        let (a, b) = range.unwrap_or((0, 0));
+        (a as u16, b as u16)
     }
 
     /// The host's range, if there is one.
@@ -205,7 +207,7 @@ impl Request {
         }
         let end = buf.len();
         let headers = HeadersBuilder::new().finish(Bytes::from(buf));
-        let target = Target::new(0, path_end, end, None);
+        let target = Target::new(0, path_end, end, (0, 0));
         Request::from_parts(method, Version::Http11, target, headers, Bytes::new(), None)
     }
 

@@ -312,7 +312,7 @@ fn check_head(
             target_start,
             target_start + path.len(),
             target_start + path.len(),
-            host,
+            Target::host_span(host),
         ),
         framing,
         keep_alive,
@@ -345,9 +345,7 @@ fn resolve_target(buf: &mut [u8], raw: Target, method: Method) -> Result<Target,
     } else {
         match other_form(buf, raw, method)? {
             OtherForm::Asterisk => return Ok(raw), // path_end = end already
-            OtherForm::Absolute { path_start, host } => {
-                (path_start, Target::new(0, 0, 0, Some(host)).host)
-            }
+            OtherForm::Absolute { path_start, host } => (path_start, Target::host_span(Some(host))),
         }
     };
     let scan =
@@ -360,9 +358,7 @@ fn resolve_target(buf: &mut [u8], raw: Target, method: Method) -> Result<Target,
         buf.copy_within(query_at..end, path_end);
         end -= query_at - path_end;
     }
-    let mut target = Target::new(path_start, path_end, end, None);
-    target.host = host;
-    Ok(target)
+    Ok(Target::new(path_start, path_end, end, host))
 }
 
 /// A target that is not origin-form, as [`other_form`] leaves it.
