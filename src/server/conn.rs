@@ -266,11 +266,11 @@ impl Connection {
         let head_bytes = self.read.split_to(head.len).freeze();
         // Held until the response is made: the body's bytes count against the server-wide
         // budget while the handler may still hold them.
-        let mut _reserved = None;
+        let mut reservation = None;
         let body = if head.framing == Framing::None {
             Bytes::new() // most requests: nothing to wait for
         } else {
-            let reserved = _reserved.insert(BodyReservation { shutdown, bytes: 0 });
+            let reserved = reservation.insert(BodyReservation { shutdown, bytes: 0 });
             match self.read_body(&head, reserved).await {
                 Ok(body) => body,
                 Err(BodyError::Reject(reject)) => {
