@@ -1,4 +1,5 @@
-//! The application: routes and middleware, built once into a [`Service`] and served.
+//! The application as it is set up: routes, middleware and server settings, checked and built
+//! once into a [`Service`] (see [`crate::service`]) and served.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -6,11 +7,11 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, ToSocketAddrs};
 
 use crate::error::{ConfigurationError, Error};
-use crate::http::{Method, Request, Response};
-use crate::middleware::{Chain, Middleware, Next};
-use crate::panic::{catch_panic, guarded, panic_response};
-use crate::routing::{BoxFuture, FutureSlot, Handler, Router};
+use crate::http::Method;
+use crate::middleware::{Chain, Middleware};
+use crate::routing::{Handler, Router};
 use crate::server::{self, ServerConfig};
+use crate::service::Service;
 
 /// A chirp application: register routes and middleware, then [`run`](App::run) it.
 ///
@@ -133,12 +134,7 @@ impl App {
             middleware: self.middleware,
             router: self.router,
         };
-        Ok((
-            Service {
-                chain: Arc::new(chain),
-            },
-            self.config,
-        ))
+        Ok((Service::new(chain), self.config))
     }
 
     /// Binds `addr` and serves until Ctrl-C or SIGTERM, then shuts down gracefully: stops
@@ -167,68 +163,4 @@ impl App {
         server::serve(listener, service, config, signal).await?;
         Ok(())
     }
-}
-
-/// A built application: cheap to clone, answers requests in-process. The server and
-/// [`TestClient`](crate::testing::TestClient) both drive it.
-#[derive(Clone)]
-pub struct Service {
-    chain: Arc<Chain>,
-}
-
-impl Service {
-    /// Runs `req` through the middleware chain and the router. A panic anywhere in them
-    /// becomes a `500` for this request only.
-    pub async fn call(&self, req: Request) -> Response {
-        let mut slot = FutureSlot::default();
-        match self.start(req, &mut slot) {
-            Started::Answered(res) => res,
-            Started::Running(fut) => catch_panic(fut).await,
-            Started::InSlot => slot.run().await,
-        }
-    }
-
-    /// Starts `req` without awaiting anything: either it is answered at once (404, 405, a
-    /// panic), or there is one future to await: the first middleware's (boxed), or the
-    /// handler's (in `slot`). The caller awaits that future itself, so a request is not moved
-    /// through layers of async state on its way in.
-    pub(crate) fn start(&self, req: Request, slot: &mut FutureSlot) -> Started<'_> {
-        self.start_with(|| req, slot)
-    }
-
-    /// Like [`Service::start`], with the request made by `make` inside the panic guard: a
-    /// 248-byte request moved into the guard's closure costs two more copies of it (~45
-    /// instructions a request), a closure that makes it costs none.
-    #[inline]
-    pub(crate) fn start_with(
-        &self,
-        make: impl FnOnce() -> Request,
-        slot: &mut FutureSlot,
-    ) -> Started<'_> {
-        let started = guarded(|| {
-            let mut req = make();
-            match self.chain.first_applicable(0, &req) {
-                Some(index) => Started::Running(Next::start_at(&self.chain, index, req)),
-                // No middleware for this request: straight to the router, no chain to walk.
-                None => match self.chain.router.route(&mut req) {
-                    Ok(handler) => {
-                        handler.start_in(req, slot);
-                        Started::InSlot
-                    }
-                    Err(res) => Started::Answered(res),
-                },
-            }
-        });
-        started.unwrap_or_else(|payload| Started::Answered(panic_response(payload)))
-    }
-}
-
-/// A request as [`Service::start`] leaves it.
-pub(crate) enum Started<'a> {
-    /// Answered already.
-    Answered(Response),
-    /// The first middleware's future, to be awaited (inside `catch_panic`).
-    Running(BoxFuture<'a, Response>),
-    /// The handler's future, in the slot.
-    InSlot,
 }

@@ -30,19 +30,22 @@
 #![warn(missing_docs)]
 
 mod app;
+mod clock;
 mod error;
 pub mod http;
 pub mod middleware;
 mod panic;
 pub mod routing;
 mod server;
+mod service;
 pub mod testing;
 
-pub use app::{App, Service};
+pub use app::App;
 pub use error::{ConfigurationError, Error, HttpError, LookupError};
 pub use http::{Cookie, IntoResponse, Method, Request, Response, SameSite, StatusCode};
 pub use middleware::{Middleware, Next};
 pub use server::ServerConfig;
+pub use service::Service;
 
 /// Entry points for the benchmarks in `benches/` (not a stable API: hidden from the docs).
 #[doc(hidden)]

@@ -13,11 +13,11 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::{Mutex, Once};
 use std::task::{Context, Poll};
 
 use crate::http::{Response, StatusCode};
-use crate::routing::BoxFuture;
 
 thread_local! {
     /// Whether a request guard is running on this thread (guards nest: the connection's
@@ -91,9 +91,10 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
 ///
 /// The future is dropped after a panic and never polled again, and nothing it touched is
 /// looked at afterwards, so the `AssertUnwindSafe` holds. (Boxed futures only, which need no
-/// pinning here: the returned future is the box and nothing else.)
+/// pinning here: the returned future is the box and nothing else. The type is spelled out,
+/// not `routing::BoxFuture`: this module sits below the router.)
 pub(crate) fn catch_panic(
-    mut fut: BoxFuture<'_, Response>,
+    mut fut: Pin<Box<dyn Future<Output = Response> + Send + '_>>,
 ) -> impl Future<Output = Response> + Send + '_ {
     std::future::poll_fn(
         move |cx: &mut Context<'_>| match guarded(|| fut.as_mut().poll(cx)) {

@@ -25,8 +25,9 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use crate::app::{App, Service};
+use crate::app::App;
 use crate::http::{Method, Request, Response, StatusCode};
+use crate::service::Service;
 
 /// An in-process client with a cookie jar.
 pub struct TestClient {

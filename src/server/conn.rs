@@ -28,10 +28,10 @@ use super::date::DateCache;
 use super::encode::{encode, ConnectionHeader};
 use super::parse::{parse_head, Framing, Head, Reject};
 use super::{ServerConfig, Shutdown};
-use crate::app::{Service, Started};
 use crate::http::{HeadersBuilder, Method, Request, Response, StatusCode, Version};
 use crate::panic::catch_panic;
 use crate::routing::FutureSlot;
+use crate::service::{Service, Started};
 
 /// Bodies at least this large are written straight from the response, not copied into the
 /// write buffer.

@@ -1,20 +1,13 @@
 //! The `Date` header value (IMF-fixdate, RFC 9110 §5.6.7), refreshed once a second.
 //!
-//! A ticker task, run by each server, stores the current second in [`SECONDS`]; each
-//! connection's [`DateCache`] formats that second once and lends the bytes after that. Reading
-//! the date is then an atomic load and a compare: no clock call per response. Without a ticker
-//! (outside a server, or between two servers' lifetimes) the clock is read directly.
+//! Each connection's [`DateCache`] formats the current second of [`crate::clock`] once and
+//! lends the bytes after that. Reading the date is then an atomic load and a compare: no clock
+//! call per response.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use crate::clock::unix_seconds;
 
 /// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub(crate) const DATE_LEN: usize = 29;
-
-/// The second the tickers last stored.
-static SECONDS: AtomicU64 = AtomicU64::new(0);
-/// How many tickers run (servers serving); 0 means `SECONDS` may be stale.
-static TICKERS: AtomicUsize = AtomicUsize::new(0);
 
 /// The response head's `date` line followed by the name of the `content-length` line, which
 /// comes after it in every head with a body: the part of a head that changes once a second,
@@ -71,50 +64,6 @@ impl DateCache {
             self.lines = DateLines::new(&format(secs));
         }
         &self.lines
-    }
-}
-
-fn clock_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// The current Unix second: the tickers' while a server runs (an atomic load), else the
-/// clock's. The session middleware stamps cookies with it too.
-pub(crate) fn unix_seconds() -> u64 {
-    if TICKERS.load(Ordering::Acquire) > 0 {
-        SECONDS.load(Ordering::Relaxed)
-    } else {
-        clock_seconds()
-    }
-}
-
-/// Keeps [`SECONDS`] current while the returned guard lives (a server's lifetime): a task
-/// that wakes at each second boundary.
-pub(crate) fn start_ticker() -> TickerGuard {
-    SECONDS.store(clock_seconds(), Ordering::Relaxed);
-    TICKERS.fetch_add(1, Ordering::AcqRel);
-    let task = tokio::spawn(async {
-        loop {
-            let into_second = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let to_next = Duration::from_nanos(1_000_000_000 - u64::from(into_second));
-            tokio::time::sleep(to_next).await;
-            SECONDS.store(clock_seconds(), Ordering::Relaxed);
-        }
-    });
-    TickerGuard(task)
-}
-
-/// Stops a ticker when dropped.
-pub(crate) struct TickerGuard(tokio::task::JoinHandle<()>);
-
-impl Drop for TickerGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-        TICKERS.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -187,6 +136,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_ticker_keeps_the_date_current() {
+        use crate::clock::{clock_seconds, start_ticker};
         let _ticker = start_ticker();
         let expected = format(clock_seconds());
         let mut cache = DateCache::new();

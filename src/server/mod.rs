@@ -4,7 +4,7 @@
 
 mod chunked;
 mod conn;
-pub(crate) mod date;
+mod date;
 mod encode;
 mod parse;
 #[cfg(test)]
@@ -50,7 +50,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::app::Service;
+use crate::service::Service;
 
 /// Limits and timeouts of the server. Every limit has a default that suits a public-facing
 /// app; change what you need:
@@ -217,7 +217,7 @@ pub(crate) async fn serve(
     signal: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let config = Arc::new(config);
-    let _date_ticker = date::start_ticker();
+    let _date_ticker = crate::clock::start_ticker();
     let shutdown = Arc::new(Shutdown::default());
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let mut connections = JoinSet::new();

@@ -23,7 +23,7 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     /// While a server runs, the second its `Date` ticker last stored (no clock call).
     fn now(&self) -> u64 {
-        crate::server::date::unix_seconds()
+        crate::clock::unix_seconds()
     }
 }
 
