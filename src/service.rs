@@ -47,8 +47,8 @@ impl Service {
     }
 
     /// Like [`Service::start`], with the request made by `make` inside the panic guard: a
-    /// 248-byte request moved into the guard's closure costs two more copies of it (~45
-    /// instructions a request), a closure that makes it costs none.
+    /// request moved into the guard's closure costs two more copies of it, a closure that makes
+    /// it costs none.
     #[inline]
     pub(crate) fn start_with(
         &self,

@@ -389,9 +389,8 @@ mod tests {
     use crate::middleware::tests::next_for_tests;
 
     /// The session middleware's future is boxed for every request it handles: kept under
-    /// 1 KiB it is a small allocation (glibc's per-thread cache takes up to 1,032 bytes), and
-    /// less to move into the box (1,344 bytes before `Next::run` stopped holding its request
-    /// twice: ~330 instructions a request more).
+    /// 1 KiB it is a small allocation (glibc's per-thread cache serves small sizes), and less
+    /// to move into the box. (The sizes measured are in the commit that set this limit.)
     #[test]
     fn the_session_future_is_a_small_allocation() {
         let middleware = SessionMiddleware::new(SessionConfig::new("k".repeat(32))).unwrap();
