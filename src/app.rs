@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, ToSocketAddrs};
 
 use crate::error::{ConfigurationError, Error};
-use crate::http::Method;
+use crate::http::{AppState, Method};
 use crate::middleware::{Chain, Middleware};
 use crate::routing::{Handler, Router};
 use crate::server::{self, ServerConfig};
@@ -33,6 +33,7 @@ use crate::service::Service;
 pub struct App {
     router: Router,
     middleware: Vec<Box<dyn Middleware>>,
+    state: AppState,
     errors: Vec<ConfigurationError>,
     config: ServerConfig,
 }
@@ -94,6 +95,27 @@ impl App {
         self.route_with(pattern, &[Method::Patch], handler)
     }
 
+    /// Registers a shared value that every handler and middleware reaches with
+    /// [`Request::state`](crate::Request::state): a database pool, a configuration, a cache.
+    /// Any number of types, each once (a second value of the same type is a
+    /// [`ConfigurationError`] at build). Stored once and shared, never cloned per request.
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// let mut app = chirp::App::new();
+    /// app.state(Mutex::new(Vec::<String>::new()));
+    /// app.state(String::from("config"));
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(&mut self, value: T) -> &mut App {
+        if !self.state.insert(value) {
+            self.errors.push(ConfigurationError::new(format!(
+                "app state of type `{}` is registered twice: register each type once",
+                std::any::type_name::<T>()
+            )));
+        }
+        self
+    }
+
     /// Adds a middleware. The first one added is the outermost: it sees the request first
     /// and the response last.
     pub fn add_middleware(&mut self, middleware: impl Middleware) -> &mut App {
@@ -133,6 +155,7 @@ impl App {
         let chain = Chain {
             middleware: self.middleware,
             router: self.router,
+            state: (!self.state.is_empty()).then(|| Arc::new(self.state)),
         };
         Ok((Service::new(chain), self.config))
     }

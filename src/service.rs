@@ -57,6 +57,9 @@ impl Service {
     ) -> Started<'_> {
         let started = guarded(|| {
             let mut req = make();
+            if let Some(state) = &self.chain.state {
+                req.set_state(state.clone());
+            }
             match self.chain.first_applicable(0, &req) {
                 Some(index) => Started::Running(Next::start_at(&self.chain, index, req)),
                 // No middleware for this request: straight to the router, no chain to walk.

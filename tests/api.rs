@@ -378,3 +378,62 @@ async fn scoped_middleware_runs_only_under_its_prefix() {
     assert_eq!(client.get("/administrator").await.header("x-admin"), None);
     assert_eq!(client.get("/nope").await.header("x-admin"), None);
 }
+
+/// App state (issue 11, item 1): several types, shared (not cloned) between requests and
+/// handlers; a type never registered is a 500 naming it; a type registered twice is a
+/// configuration error at build.
+#[tokio::test]
+async fn app_state_is_shared_and_missing_state_is_a_500_naming_the_type() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    struct Counter(AtomicUsize);
+    struct Notes(Mutex<Vec<String>>);
+    #[derive(Debug)]
+    struct NeverRegistered;
+    let mut app = App::new();
+    app.state(Counter(AtomicUsize::new(0)));
+    app.state(Notes(Mutex::new(Vec::new())));
+    app.state("config-name".to_owned());
+    app.route("/count", |req: Request| async move {
+        let n = req.state::<Counter>()?.0.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok::<_, chirp::Error>(format!("{n} {}", req.state::<String>()?))
+    });
+    app.route("/add/{text}", |req: Request| async move {
+        let notes = req.state::<Notes>()?;
+        notes
+            .0
+            .lock()
+            .unwrap()
+            .push(req.param("text").unwrap().to_owned());
+        Ok::<_, chirp::Error>(notes.0.lock().unwrap().join(","))
+    });
+    app.route("/missing", |req: Request| async move {
+        req.state::<NeverRegistered>()?;
+        Ok::<_, chirp::Error>("unreachable")
+    });
+    let client = TestClient::new(app);
+    assert_eq!(client.get("/count").await.text(), "1 config-name");
+    assert_eq!(client.get("/count").await.text(), "2 config-name");
+    client.get("/add/a").await;
+    assert_eq!(client.get("/add/b").await.text(), "a,b");
+    let res = client.get("/missing").await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+
+    let err = Request::new(Method::Get, "/")
+        .state::<NeverRegistered>()
+        .unwrap_err();
+    assert!(
+        err.message().contains("NeverRegistered"),
+        "{}",
+        err.message()
+    );
+
+    let mut twice = App::new();
+    twice.state(1u32);
+    twice.state(2u32);
+    let err = twice
+        .build()
+        .err()
+        .expect("registering a type twice is refused");
+    assert!(err.message().contains("u32"), "{err}");
+}

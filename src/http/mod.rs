@@ -16,7 +16,7 @@ pub use cookies::{is_valid_cookie_name, Cookie, SameSite};
 pub use headers::Headers;
 pub(crate) use headers::{HeadersBuilder, MAX_HEAD};
 pub use method::Method;
-pub(crate) use request::Target;
+pub(crate) use request::{AppState, Target};
 pub use request::{Extensions, Request, Version};
 pub use response::{IntoResponse, Response};
 pub use status::StatusCode;

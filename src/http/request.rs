@@ -14,7 +14,7 @@ use super::target::{normalize_in_place, scan_target};
 use super::{
     find_cookie, find_cookie_bytes, parse_cookie_header, Headers, HeadersBuilder, Method, MAX_HEAD,
 };
-use crate::error::HttpError;
+use crate::error::{HttpError, LookupError};
 
 /// The HTTP version of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,40 @@ impl Target {
     /// The range of the whole target (path and query).
     pub(crate) fn range(&self) -> (usize, usize) {
         (usize::from(self.start), usize::from(self.end))
+    }
+}
+
+/// The app's shared state: one value per type, registered with
+/// [`App::state`](crate::App::state) and read with [`Request::state`].
+#[derive(Default)]
+pub(crate) struct AppState {
+    values: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+}
+
+impl AppState {
+    /// Adds `value`; `false` (and nothing changed) when its type is already there.
+    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: T) -> bool {
+        match self.values.entry(TypeId::of::<T>()) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Box::new(value));
+                true
+            }
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.values.get(&TypeId::of::<T>())?.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AppState({} values)", self.values.len())
     }
 }
 
@@ -147,6 +181,8 @@ pub struct Request {
     params: Vec<(Arc<str>, String)>,
     extensions: Extensions,
     peer_addr: Option<SocketAddr>,
+    // The app's state, shared (an `Arc` clone per request, only for apps that have state).
+    state: Option<Arc<AppState>>,
 }
 
 impl Request {
@@ -171,6 +207,7 @@ impl Request {
             params: Vec::new(),
             extensions: Extensions::default(),
             peer_addr,
+            state: None,
         }
     }
 
@@ -396,6 +433,47 @@ impl Request {
 
     pub(crate) fn set_params(&mut self, params: Vec<(Arc<str>, String)>) {
         self.params = params;
+    }
+
+    /// The app's state of type `T`, registered with [`App::state`](crate::App::state): shared
+    /// by every request (not cloned), so use interior mutability (a `Mutex`, an atomic) for
+    /// what changes.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use chirp::{App, Error, Request};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// struct Hits(AtomicU64);
+    /// let mut app = App::new();
+    /// app.state(Hits(AtomicU64::new(0)));
+    /// app.route("/", |req: Request| async move {
+    ///     let hits = req.state::<Hits>()?;
+    ///     Ok::<_, Error>(format!("{}", hits.0.fetch_add(1, Ordering::Relaxed) + 1))
+    /// });
+    /// let client = chirp::testing::TestClient::new(app);
+    /// assert_eq!(client.get("/").await.text(), "1");
+    /// assert_eq!(client.get("/").await.text(), "2");
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`LookupError`] naming the type when the app never registered one (a `500` for the
+    /// client, logged): `App::build` cannot know what a handler will ask for, so register
+    /// every type your handlers read.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T, LookupError> {
+        self.state
+            .as_deref()
+            .and_then(AppState::get::<T>)
+            .ok_or_else(|| {
+                LookupError::new(format!(
+                    "no app state of type `{}`: register it with App::state(value)",
+                    std::any::type_name::<T>()
+                ))
+            })
+    }
+
+    pub(crate) fn set_state(&mut self, state: Arc<AppState>) {
+        self.state = Some(state);
     }
 
     /// Values that middleware attached to this request.

@@ -137,6 +137,8 @@ impl<M: Middleware> Middleware for Scoped<M> {
 pub(crate) struct Chain {
     pub(crate) middleware: Vec<Box<dyn Middleware>>,
     pub(crate) router: Router,
+    /// The app's state, handed to every request (`None`: the app has none).
+    pub(crate) state: Option<Arc<crate::http::AppState>>,
 }
 
 impl Chain {
@@ -204,6 +206,7 @@ pub(crate) mod tests {
             chain: Arc::new(Chain {
                 middleware: Vec::new(),
                 router: Router::default(),
+                state: None,
             }),
             index: 0,
         }
