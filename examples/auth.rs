@@ -48,7 +48,7 @@ async fn login_form(req: Request) -> Response {
 }
 
 async fn do_login(req: Request) -> Result<Response, Error> {
-    let form = req.form()?;
+    let form = req.form_pairs()?;
     let field = |k: &str| {
         form.iter()
             .find(|(n, _)| n == k)

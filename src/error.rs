@@ -114,6 +114,16 @@ impl HttpError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
     }
 
+    /// 415 Unsupported Media Type.
+    pub fn unsupported_media_type(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
+    }
+
+    /// 422 Unprocessable Content: well-formed, but not what the handler expects.
+    pub fn unprocessable(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
     /// 500 Internal Server Error.
     pub fn internal(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)

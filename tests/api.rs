@@ -36,6 +36,7 @@ async fn request_accessors() {
     let req = Request::new(Method::Post, "/items/42?q=a+b&x=%2F")
         .with_header("User-Agent", "test/1")
         .with_header("Cookie", "theme=dark; other=1")
+        .with_header("Content-Type", "application/json")
         .with_body(r#"{"name":"pen","qty":3}"#);
     let res = client.send(req).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -48,33 +49,119 @@ async fn request_accessors() {
     assert_eq!(v["ua"], "test/1");
 }
 
+/// A POST with this body and Content-Type (none when `None`).
+fn post(path: &str, content_type: Option<&str>, body: &'static [u8]) -> Request {
+    let req = Request::new(Method::Post, path).with_body(body);
+    match content_type {
+        Some(t) => req.with_header("Content-Type", t),
+        None => req,
+    }
+}
+
+/// Typed bodies and queries (issue 11, item 2): 415 for the wrong Content-Type, naming the
+/// expected one; 400 for a syntax error, with its position; 422 for a well-formed body that
+/// does not fit, naming the field; 400 for a query that does not fit.
 #[tokio::test]
-async fn bad_json_and_forms() {
+async fn typed_json_forms_and_queries() {
+    #[derive(Deserialize)]
+    struct Login {
+        username: String,
+        remember: Option<bool>,
+    }
+    #[derive(Deserialize)]
+    struct Page {
+        page: u32,
+    }
     let mut app = App::new();
     app.post("/json", |req: Request| async move {
-        req.json::<Item>().map(|i| i.name)
+        req.json::<Item>().map(|i| format!("{} x{}", i.name, i.qty))
     });
     app.post("/form", |req: Request| async move {
-        let form = req.form()?;
+        let form: Login = req.form()?;
+        Ok::<_, HttpError>(format!("{} {:?}", form.username, form.remember))
+    });
+    app.post("/pairs", |req: Request| async move {
+        let pairs = req.form_pairs()?;
         Ok::<_, HttpError>(
-            form.iter()
+            pairs
+                .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(","),
         )
     });
+    app.route("/search", |req: Request| async move {
+        req.query_as::<Page>().map(|p| p.page.to_string())
+    });
     let client = TestClient::new(app);
-    let res = client.post("/json", "{not json").await;
+    let json = Some("application/json");
+    let ok = client
+        .send(post("/json", json, br#"{"name":"pen","qty":3}"#))
+        .await;
+    assert_eq!(ok.text(), "pen x3");
+    let vendor = Some("application/vnd.api+json; charset=utf-8");
+    let ok = client
+        .send(post("/json", vendor, br#"{"name":"pen","qty":3}"#))
+        .await;
+    assert_eq!(ok.text(), "pen x3", "a +json type is JSON");
+    for wrong in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let res = client
+            .send(post("/json", wrong, br#"{"name":"pen","qty":3}"#))
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{wrong:?}"
+        );
+        assert!(res.text().contains("application/json"), "{}", res.text());
+    }
+    let res = client.send(post("/json", json, b"{not json")).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        res.text().starts_with("invalid JSON body"),
-        "{}",
-        res.text()
-    );
-    let res = client.post("/form", "a=1&b=x+y&c=%26").await;
+    assert!(res.text().contains("line 1 column 2"), "{}", res.text());
+    for (body, field) in [
+        (&br#"{"name":"pen"}"#[..], "qty"),
+        (br#"{"name":"pen","qty":"three"}"#, "line 1 column 27"),
+    ] {
+        let res = client.send(post("/json", json, body)).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res.text().contains(field), "{}", res.text());
+    }
+
+    let form = Some("application/x-www-form-urlencoded");
+    let res = client
+        .send(post("/form", form, b"username=demo&remember=true"))
+        .await;
+    assert_eq!(res.text(), "demo Some(true)");
+    let res = client.send(post("/form", json, b"username=demo")).await;
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(res.text().contains("application/x-www-form-urlencoded"));
+    let res = client.send(post("/form", form, b"user=demo")).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text().contains("username"), "{}", res.text());
+    let res = client
+        .send(post("/form", form, b"username=d&remember=maybe"))
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let res = client.send(post("/pairs", None, b"a=1&b=x+y&c=%26")).await;
     assert_eq!(res.text(), "a=1,b=x y,c=&");
-    let res = client.post("/form", vec![0xff, 0xfe]).await;
+    let res = client.send(post("/pairs", None, &[0xff, 0xfe])).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    assert_eq!(client.get("/search?page=7").await.text(), "7");
+    for bad in ["/search", "/search?page=x", "/search?page=-1"] {
+        let res = client.get(bad).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            res.text().contains("page") || res.text().contains("invalid"),
+            "{}",
+            res.text()
+        );
+    }
 }
 
 #[tokio::test]

@@ -389,15 +389,110 @@ impl Request {
             .map_err(|_| HttpError::bad_request("request body is not valid UTF-8"))
     }
 
-    /// The body parsed as JSON; `400` with the parser's message when it does not fit `T`.
+    /// The body as JSON, deserialised into `T`.
+    ///
+    /// ```
+    /// use chirp::{Method, Request, StatusCode};
+    /// #[derive(Debug, serde::Deserialize)]
+    /// struct Note { text: String }
+    /// let req = Request::new(Method::Post, "/notes")
+    ///     .with_header("Content-Type", "application/json")
+    ///     .with_body(r#"{"text": "hi"}"#);
+    /// assert_eq!(req.json::<Note>().unwrap().text, "hi");
+    /// let wrong = Request::new(Method::Post, "/notes")
+    ///     .with_header("Content-Type", "application/json")
+    ///     .with_body(r#"{"txt": "hi"}"#);
+    /// assert_eq!(wrong.json::<Note>().unwrap_err().status(), StatusCode::UNPROCESSABLE_ENTITY);
+    /// ```
+    ///
+    /// # Errors
+    /// `415` unless the `Content-Type` is `application/json` or another `+json` type; `400`
+    /// for JSON that does not parse (with the line and column); `422` for JSON that does not
+    /// fit `T` (a missing, unknown or mistyped field, named, with its position).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| HttpError::bad_request(format!("invalid JSON body: {e}")))
+        if !self.content_type_is(|t, sub| {
+            t == "application" && (sub == "json" || sub.ends_with("+json"))
+        }) {
+            return Err(HttpError::unsupported_media_type(
+                "expected a JSON body (Content-Type: application/json)",
+            ));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => {
+                HttpError::unprocessable(format!("JSON body does not fit: {e}"))
+            }
+            _ => HttpError::bad_request(format!("malformed JSON body: {e}")),
+        })
     }
 
-    /// The body parsed as `application/x-www-form-urlencoded` pairs; `400` if not UTF-8.
-    pub fn form(&self) -> Result<Vec<(String, String)>, HttpError> {
+    /// The body as an HTML form (`application/x-www-form-urlencoded`), deserialised into `T`
+    /// with `serde_urlencoded`.
+    ///
+    /// ```
+    /// use chirp::{Method, Request};
+    /// #[derive(serde::Deserialize)]
+    /// struct Login { username: String, password: String }
+    /// let req = Request::new(Method::Post, "/login")
+    ///     .with_header("Content-Type", "application/x-www-form-urlencoded")
+    ///     .with_body("username=demo&password=s%20cret");
+    /// let form: Login = req.form().unwrap();
+    /// assert_eq!((form.username.as_str(), form.password.as_str()), ("demo", "s cret"));
+    /// ```
+    ///
+    /// # Errors
+    /// `415` unless the `Content-Type` is `application/x-www-form-urlencoded`; `422` when the
+    /// fields do not fit `T` (the field is named).
+    pub fn form<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
+        if !self.content_type_is(|t, sub| t == "application" && sub == "x-www-form-urlencoded") {
+            return Err(HttpError::unsupported_media_type(
+                "expected a form body (Content-Type: application/x-www-form-urlencoded)",
+            ));
+        }
+        serde_urlencoded::from_bytes(&self.body)
+            .map_err(|e| HttpError::unprocessable(format!("form body does not fit: {e}")))
+    }
+
+    /// The body's `application/x-www-form-urlencoded` pairs, decoded, in order (whatever the
+    /// `Content-Type`); `400` if the body is not UTF-8.
+    pub fn form_pairs(&self) -> Result<Vec<(String, String)>, HttpError> {
         self.text().map(parse_urlencoded)
+    }
+
+    /// The query string deserialised into `T` (no query is an empty one).
+    ///
+    /// ```
+    /// use chirp::{Method, Request};
+    /// #[derive(Debug, serde::Deserialize)]
+    /// struct Page { page: u32, q: Option<String> }
+    /// let req = Request::new(Method::Get, "/search?page=2");
+    /// let page: Page = req.query_as().unwrap();
+    /// assert_eq!((page.page, page.q), (2, None));
+    /// assert_eq!(Request::new(Method::Get, "/search?page=x").query_as::<Page>().unwrap_err().status().as_u16(), 400);
+    /// ```
+    ///
+    /// # Errors
+    /// `400` when the query does not fit `T` (the field is named).
+    pub fn query_as<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
+        serde_urlencoded::from_str(self.query().unwrap_or(""))
+            .map_err(|e| HttpError::bad_request(format!("invalid query string: {e}")))
+    }
+
+    /// Whether the `Content-Type` (type and subtype, ASCII case-insensitive, parameters
+    /// ignored) passes `accept`, which gets them lower-cased.
+    fn content_type_is(&self, accept: impl Fn(&str, &str) -> bool) -> bool {
+        let Some(value) = self.header("content-type") else {
+            return false;
+        };
+        let essence = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match essence.split_once('/') {
+            Some((t, sub)) => accept(t, sub),
+            None => false,
+        }
     }
 
     /// The decoded path parameter `name` from the matched route (`/users/{id}`).
