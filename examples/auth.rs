@@ -60,11 +60,12 @@ async fn do_login(req: Request) -> Result<Response, Error> {
         .find(|u| u.name == field("name") && u.password == field("password"))
         .ok_or_else(|| HttpError::unauthorized("wrong name or password"))?;
     login(user)?;
-    // Only local paths: never redirect to another site.
+    // Only local paths: never redirect to another site (`//host` and `/\host` are other
+    // sites to a browser). 303: the browser follows the POST with a GET.
     let next = req
         .query_param("next")
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"));
-    Ok(Response::redirect(next.unwrap_or_else(|| "/".into())))
+        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\"));
+    Ok(Response::see_other(next.unwrap_or_else(|| "/".into())))
 }
 
 fn html_escape(s: &str) -> String {
@@ -90,7 +91,7 @@ async fn main() -> Result<(), Error> {
     app.post("/login", do_login);
     app.post("/logout", |_req: Request| async {
         logout()?;
-        Ok::<_, Error>(Response::redirect("/"))
+        Ok::<_, Error>(Response::see_other("/"))
     });
     app.route(
         "/private",

@@ -44,7 +44,9 @@ impl App {
         App::default()
     }
 
-    /// Adds a GET route (HEAD is served by it too).
+    /// Adds a GET route (HEAD is served by it too): the same as [`App::get`], under the name
+    /// the Python framework uses (`@app.route`), so that ported code reads alike. Other
+    /// methods: [`App::post`] and friends, or [`App::route_with`].
     pub fn route(&mut self, pattern: &str, handler: impl Handler) -> &mut App {
         self.route_with(pattern, &[Method::Get], handler)
     }
@@ -70,7 +72,7 @@ impl App {
         self
     }
 
-    /// Adds a GET route.
+    /// Adds a GET route (HEAD is served by it too); the same as [`App::route`].
     pub fn get(&mut self, pattern: &str, handler: impl Handler) -> &mut App {
         self.route_with(pattern, &[Method::Get], handler)
     }

@@ -217,7 +217,21 @@ impl Response {
         }
     }
 
-    /// `302 Found` to `location`.
+    /// `303 See Other` to `location`: the answer to a form POST that worked
+    /// (post/redirect/get), so that the browser fetches `location` with GET and a reload does
+    /// not send the form again.
+    ///
+    /// ```
+    /// use chirp::{Response, StatusCode};
+    /// let res = Response::see_other("/notes");
+    /// assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    /// assert_eq!(res.header("location"), Some("/notes"));
+    /// ```
+    pub fn see_other(location: impl Into<Cow<'static, str>>) -> Response {
+        Response::empty(StatusCode::SEE_OTHER).with_header("location", location)
+    }
+
+    /// `302 Found` to `location` (for a GET; after a POST, use [`Response::see_other`]).
     pub fn redirect(location: impl Into<Cow<'static, str>>) -> Response {
         Response::empty(StatusCode::FOUND).with_header("location", location)
     }

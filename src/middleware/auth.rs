@@ -29,7 +29,7 @@
 //! }))?);
 //! app.post("/login", |_req: Request| async {
 //!     login(&User { id: 1, name: "alice".into() })?;
-//!     Ok::<_, Error>(Response::redirect("/me"))
+//!     Ok::<_, Error>(Response::see_other("/me"))
 //! });
 //! app.route("/me", login_required(|_req: Request| async {
 //!     let user = get_user::<User>()?.expect("login_required let us in");
