@@ -59,13 +59,71 @@ impl TestClient {
 
     /// `GET path`.
     pub async fn get(&self, path: &str) -> TestResponse {
-        self.send(Request::new(Method::Get, path)).await
+        self.request(Method::Get, path).send().await
     }
 
-    /// `POST path` with a body.
-    pub async fn post(&self, path: &str, body: impl Into<Bytes>) -> TestResponse {
-        self.send(Request::new(Method::Post, path).with_body(body))
-            .await
+    /// `POST path` with a body (copied: any `&str`, `&[u8]`, `String`, `Vec<u8>`, `Bytes`).
+    pub async fn post(&self, path: &str, body: impl AsRef<[u8]>) -> TestResponse {
+        self.request(Method::Post, path).body(body).send().await
+    }
+
+    /// `PUT path` with a body.
+    pub async fn put(&self, path: &str, body: impl AsRef<[u8]>) -> TestResponse {
+        self.request(Method::Put, path).body(body).send().await
+    }
+
+    /// `PATCH path` with a body.
+    pub async fn patch(&self, path: &str, body: impl AsRef<[u8]>) -> TestResponse {
+        self.request(Method::Patch, path).body(body).send().await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> TestResponse {
+        self.request(Method::Delete, path).send().await
+    }
+
+    /// `OPTIONS path`.
+    pub async fn options(&self, path: &str) -> TestResponse {
+        self.request(Method::Options, path).send().await
+    }
+
+    /// `POST path` with `value` as a JSON body (`Content-Type: application/json`).
+    ///
+    /// # Panics
+    /// If `value` cannot be serialised (a test helper: the panic is the test failure).
+    pub async fn post_json<T: serde::Serialize + ?Sized>(
+        &self,
+        path: &str,
+        value: &T,
+    ) -> TestResponse {
+        self.request(Method::Post, path).json(value).send().await
+    }
+
+    /// `POST path` with `fields` as an HTML form body
+    /// (`Content-Type: application/x-www-form-urlencoded`).
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> TestResponse {
+        self.request(Method::Post, path).form(fields).send().await
+    }
+
+    /// A request to build: headers, a body, then [`send`](TestRequest::send).
+    ///
+    /// ```
+    /// use chirp::{App, Method, Request};
+    /// use chirp::testing::TestClient;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut app = App::new();
+    /// app.route("/", |req: Request| async move { req.header("x-tag").unwrap_or("-").to_owned() });
+    /// let client = TestClient::new(app);
+    /// let tag = String::from("borrowed");
+    /// let res = client.request(Method::Get, "/").header("X-Tag", &tag).send().await;
+    /// assert_eq!(res.text(), "borrowed");
+    /// # }
+    /// ```
+    pub fn request(&self, method: Method, path: &str) -> TestRequest<'_> {
+        TestRequest {
+            client: self,
+            request: Request::new(method, path),
+        }
     }
 
     /// Sends any request; the jar's cookies are added unless it already has a `Cookie` header.
@@ -121,6 +179,49 @@ impl TestClient {
     /// Empties the jar.
     pub fn clear_cookies(&self) {
         self.jar.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// A request being built by [`TestClient::request`].
+pub struct TestRequest<'c> {
+    client: &'c TestClient,
+    request: Request,
+}
+
+impl TestRequest<'_> {
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.request = self.request.with_header(name, value);
+        self
+    }
+
+    /// Sets the body (copied).
+    pub fn body(mut self, body: impl AsRef<[u8]>) -> Self {
+        self.request = self
+            .request
+            .with_body(Bytes::copy_from_slice(body.as_ref()));
+        self
+    }
+
+    /// Sets a JSON body and `Content-Type: application/json`.
+    ///
+    /// # Panics
+    /// If `value` cannot be serialised (a test helper: the panic is the test failure).
+    pub fn json<T: serde::Serialize + ?Sized>(self, value: &T) -> Self {
+        let body = serde_json::to_vec(value).unwrap_or_else(|e| panic!("json body: {e}"));
+        self.header("content-type", "application/json").body(body)
+    }
+
+    /// Sets a form body and `Content-Type: application/x-www-form-urlencoded`.
+    pub fn form(self, fields: &[(&str, &str)]) -> Self {
+        let body = serde_urlencoded::to_string(fields).unwrap_or_default();
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    }
+
+    /// Sends it (with the jar's cookies, unless a `Cookie` header was set).
+    pub async fn send(self) -> TestResponse {
+        self.client.send(self.request).await
     }
 }
 

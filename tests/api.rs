@@ -524,3 +524,82 @@ async fn app_state_is_shared_and_missing_state_is_a_500_naming_the_type() {
         .expect("registering a type twice is refused");
     assert!(err.message().contains("u32"), "{err}");
 }
+
+/// TestClient for real tests (issue 11, item 5): every method, JSON and form bodies, headers,
+/// bodies from borrowed data, and the response accessors.
+#[tokio::test]
+async fn test_client_sends_every_kind_of_request() {
+    let mut app = App::new();
+    let echo = |req: Request| async move {
+        format!(
+            "{} {} [{}] {}",
+            req.method(),
+            req.path(),
+            req.header("content-type").unwrap_or("-"),
+            String::from_utf8_lossy(req.body())
+        )
+    };
+    app.route_with(
+        "/echo",
+        &[Method::Post, Method::Put, Method::Patch, Method::Delete],
+        echo,
+    );
+    app.post("/items", |req: Request| async move {
+        let item: Item = req.json()?;
+        Ok::<_, HttpError>((StatusCode::CREATED, Response::json(&item)))
+    });
+    app.post("/login", |req: Request| async move {
+        #[derive(Deserialize)]
+        struct Login {
+            username: String,
+            password: String,
+        }
+        let f: Login = req.form()?;
+        Ok::<_, HttpError>(format!("{}:{}", f.username, f.password))
+    });
+    let client = TestClient::new(app);
+    let body = String::from("borrowed, not 'static");
+    assert_eq!(
+        client.post("/echo", &body).await.text(),
+        "POST /echo [-] borrowed, not 'static"
+    );
+    assert_eq!(
+        client.put("/echo", body.as_bytes()).await.text(),
+        format!("PUT /echo [-] {body}")
+    );
+    assert_eq!(client.patch("/echo", "p").await.text(), "PATCH /echo [-] p");
+    assert_eq!(client.delete("/echo").await.text(), "DELETE /echo [-] ");
+    let res = client.options("/echo").await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        res.header("allow"),
+        Some("POST, PUT, DELETE, PATCH, OPTIONS")
+    );
+
+    let res = client
+        .post_json(
+            "/items",
+            &Item {
+                name: "pen".into(),
+                qty: 2,
+            },
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let item: Item = res.json();
+    assert_eq!((item.name.as_str(), item.qty), ("pen", 2));
+
+    let res = client
+        .post_form("/login", &[("username", "demo"), ("password", "a&b=c")])
+        .await;
+    assert_eq!(res.text(), "demo:a&b=c");
+
+    let tag = format!("tag-{}", 7);
+    let res = client
+        .request(Method::Put, "/echo")
+        .header("Content-Type", &tag)
+        .body(vec![b'x'; 3])
+        .send()
+        .await;
+    assert_eq!(res.text(), "PUT /echo [tag-7] xxx");
+}
