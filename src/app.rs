@@ -153,6 +153,7 @@ impl App {
                 )));
             }
         }
+        check_middleware_order(&self.middleware)?;
         crate::panic::install_hook();
         let chain = Chain {
             middleware: self.middleware,
@@ -188,4 +189,31 @@ impl App {
         server::serve(listener, service, config, signal).await?;
         Ok(())
     }
+}
+
+/// Each middleware's [`requires`](Middleware::requires) must be provided by one added before
+/// it (the first added runs first).
+fn check_middleware_order(middleware: &[Box<dyn Middleware>]) -> Result<(), ConfigurationError> {
+    for (i, m) in middleware.iter().enumerate() {
+        for need in m.requires() {
+            if !middleware[..i]
+                .iter()
+                .any(|earlier| earlier.provides().contains(need))
+            {
+                let by = middleware
+                    .iter()
+                    .find(|other| other.provides().contains(need))
+                    .map(|other| other.name());
+                let fix = match by {
+                    Some(by) => format!("{by} is added after it: add it first"),
+                    None => format!("add the middleware that provides `{need}` before it"),
+                };
+                return Err(ConfigurationError::new(format!(
+                    "{} needs `{need}` from a middleware added before it; {fix}",
+                    m.name()
+                )));
+            }
+        }
+    }
+    Ok(())
 }

@@ -82,8 +82,9 @@ fn app(versions: Versions) -> App {
     });
     app.route("/static/app.js", |_req: Request| async {
         match get_user::<User>() {
-            Err(_) => "auth skipped",
-            Ok(_) => "auth ran",
+            Err(_) => "error".to_owned(),
+            Ok(None) => "anonymous".to_owned(),
+            Ok(Some(u)) => u.name,
         }
     });
     app
@@ -169,10 +170,16 @@ async fn a_changed_session_version_revokes_old_sessions() {
 }
 
 #[tokio::test]
-async fn excluded_paths_skip_the_middleware() {
+async fn excluded_paths_run_with_an_anonymous_user() {
     let c = TestClient::new(app(versions()));
-    assert_eq!(c.get("/static/app.js").await.text(), "auth skipped");
-    assert_eq!(c.get("/whoami").await.text(), "anonymous");
+    assert_eq!(c.get("/static/app.js").await.text(), "anonymous");
+    c.post("/login/1", "").await;
+    assert_eq!(c.get("/whoami").await.text(), "alice");
+    assert_eq!(
+        c.get("/static/app.js").await.text(),
+        "anonymous",
+        "no user is loaded on an excluded path, and get_user() is not an error there"
+    );
 }
 
 #[tokio::test]
@@ -252,4 +259,97 @@ async fn a_python_login_with_a_session_version_is_honoured() {
             "{version}"
         );
     }
+}
+
+/// Issue 11, item 4: what is evidently an API call gets 401, a browser a redirect: an
+/// `Accept` without `text/html` (fetch, curl's `*/*`), and any path under the API prefix.
+#[tokio::test]
+async fn api_calls_get_401_and_browsers_a_redirect() {
+    let mut app = App::new();
+    app.add_middleware(
+        SessionMiddleware::new(SessionConfig::new("auth-test-secret-0123456789abcdef0123"))
+            .unwrap(),
+    );
+    app.add_middleware(
+        AuthMiddleware::new(
+            AuthConfig::new()
+                .load_user(|_id: String| async { None::<User> })
+                .api_prefix("/api/"),
+        )
+        .unwrap(),
+    );
+    app.route("/page", login_required(|_req: Request| async { "page" }));
+    app.route(
+        "/api/notes",
+        login_required(|_req: Request| async { "notes" }),
+    );
+    let c = TestClient::new(app);
+    let get = |path: &str, accept: Option<&str>| {
+        let req = Request::new(Method::Get, path);
+        match accept {
+            Some(a) => req.with_header("Accept", a),
+            None => req,
+        }
+    };
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    for (path, accept, status) in [
+        ("/page", Some(browser), StatusCode::FOUND),
+        ("/page", None, StatusCode::FOUND),
+        ("/page", Some("*/*"), StatusCode::UNAUTHORIZED),
+        ("/page", Some("application/json"), StatusCode::UNAUTHORIZED),
+        ("/page", Some("text/html;q=0.9"), StatusCode::FOUND),
+        ("/api/notes", Some(browser), StatusCode::UNAUTHORIZED),
+        ("/api/notes", None, StatusCode::UNAUTHORIZED),
+        ("//api//notes/", None, StatusCode::UNAUTHORIZED),
+    ] {
+        let res = c.send(get(path, accept)).await;
+        assert_eq!(res.status(), status, "{path} {accept:?}");
+    }
+}
+
+/// Issue 11, item 4: session auth needs the session middleware before it; anything else is a
+/// ConfigurationError at build (it used to make every user silently anonymous). Bearer-only
+/// auth needs no session.
+#[tokio::test]
+async fn auth_without_sessions_before_it_fails_to_build() {
+    let session = || {
+        SessionMiddleware::new(SessionConfig::new("auth-test-secret-0123456789abcdef0123")).unwrap()
+    };
+    let session_auth = || {
+        AuthMiddleware::new(AuthConfig::new().load_user(|_id: String| async { None::<User> }))
+            .unwrap()
+    };
+    let mut after = App::new();
+    after.add_middleware(session_auth());
+    after.add_middleware(session());
+    let err = after
+        .build()
+        .err()
+        .expect("auth before sessions is refused");
+    assert!(err.message().contains("AuthMiddleware"), "{err}");
+    assert!(
+        err.message()
+            .contains("SessionMiddleware is added after it"),
+        "{err}"
+    );
+
+    let mut without = App::new();
+    without.add_middleware(session_auth());
+    let err = without
+        .build()
+        .err()
+        .expect("auth without sessions is refused");
+    assert!(err.message().contains("session"), "{err}");
+
+    let mut right = App::new();
+    right.add_middleware(session());
+    right.add_middleware(session_auth());
+    assert!(right.build().is_ok());
+
+    let mut bearer_only = App::new();
+    bearer_only.add_middleware(
+        AuthMiddleware::new(AuthConfig::new().verify_token(|_t: String| async { None::<User> }))
+            .unwrap(),
+    );
+    assert!(bearer_only.build().is_ok());
 }

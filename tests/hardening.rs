@@ -104,7 +104,8 @@ impl AuthUser for User {
 
 /// The same for the auth middleware's excluded paths: a path that merely starts with an
 /// excluded prefix as sent (`/static/../admin`) is not excluded, and an excluded one is,
-/// however it is spelled.
+/// however it is spelled. Signed in, a non-excluded path sees the user and an excluded one
+/// does not (no user is loaded there).
 #[tokio::test]
 async fn no_spelling_of_a_path_escapes_or_fakes_an_auth_exclusion() {
     let mut app = App::new();
@@ -114,29 +115,33 @@ async fn no_spelling_of_a_path_escapes_or_fakes_an_auth_exclusion() {
     app.add_middleware(
         AuthMiddleware::new(
             AuthConfig::new()
-                .load_user(|_id: String| async { None::<User> })
+                .load_user(|_id: String| async { Some(User) })
                 .exclude_path("/static/"),
         )
         .unwrap(),
     );
+    app.route_with("/login", &[Method::Post], |_req: Request| async {
+        chirp::middleware::auth::login(&User)?;
+        Ok::<_, chirp::Error>("in")
+    });
     app.route(
         "/admin",
         login_required(|_req: Request| async { "admin page" }),
     );
     app.route("/static/{file:path}", |req: Request| async move {
-        // Excluded: the auth middleware did not run, so there is no user scope.
-        let user = chirp::middleware::auth::get_user::<User>();
-        format!("{} {}", req.param("file").unwrap_or(""), user.is_err())
+        let user = chirp::middleware::auth::get_user::<User>().map(|u| u.is_some());
+        format!("{} {:?}", req.param("file").unwrap_or(""), user)
     });
     let server = TestServer::start(app).await;
     let mut conn = server.connect().await;
-    for target in [
+    let admin = [
         "/admin",
         "/static/../admin",
         "/static/%2e%2e/admin",
         "//static//..//admin",
         "/static/./../admin/",
-    ] {
+    ];
+    for target in admin {
         conn.send(get(target)).await;
         let res = conn.response().await;
         assert_eq!(res.status, 302, "{target}: {}", res.text());
@@ -146,11 +151,25 @@ async fn no_spelling_of_a_path_escapes_or_fakes_an_auth_exclusion() {
             "{target}"
         );
     }
+    conn.send("POST /login HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+        .await;
+    let cookie = conn.response().await.cookie_pair();
+    let with_cookie =
+        |target: &str| format!("GET {target} HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n");
+    for target in admin {
+        conn.send(with_cookie(target)).await;
+        let res = conn.response().await;
+        assert_eq!(res.text(), "admin page", "{target}: the user was loaded");
+    }
     for target in ["/static/a.css", "//static/a.css", "/static//x/../a.css"] {
-        conn.send(get(target)).await;
+        conn.send(with_cookie(target)).await;
         let res = conn.response().await;
         assert_eq!(res.status, 200, "{target}");
-        assert_eq!(res.text(), "a.css true", "{target}");
+        assert_eq!(
+            res.text(),
+            "a.css Ok(false)",
+            "{target}: excluded, anonymous"
+        );
     }
 }
 

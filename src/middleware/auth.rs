@@ -80,8 +80,12 @@ pub struct AuthConfig<U> {
     pub session_version_key: String,
     /// Where [`login_required`] sends anonymous browsers. Default `/login`.
     pub login_url: String,
-    /// Paths (and everything below them) the middleware skips, e.g. `/static`.
+    /// Paths (and everything below them) where no user is loaded, e.g. `/static`: handlers
+    /// there see an anonymous user (`get_user()` is `Ok(None)`).
     pub exclude_paths: Vec<String>,
+    /// Paths (and everything below them) that are an API: [`login_required`] answers `401`
+    /// there instead of redirecting. Default none; see [`AuthConfig::api_prefix`].
+    pub api_prefix: Option<String>,
     load_user: Option<Loader<U>>,
     verify_token: Option<Loader<U>>,
     session_version: Option<Versioner<U>>,
@@ -94,6 +98,7 @@ impl<U: AuthUser> Default for AuthConfig<U> {
             session_version_key: VERSION_KEY.to_owned(),
             login_url: "/login".to_owned(),
             exclude_paths: Vec::new(),
+            api_prefix: None,
             load_user: None,
             verify_token: None,
             session_version: None,
@@ -144,6 +149,14 @@ impl<U: AuthUser> AuthConfig<U> {
         self
     }
 
+    /// Marks `prefix` (and everything below it) as the app's API: [`login_required`] answers
+    /// anonymous requests there `401`, as it does for requests with an `Authorization` header
+    /// or an `Accept` without `text/html`; browsers elsewhere are redirected to log in.
+    pub fn api_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.api_prefix = Some(prefix.into());
+        self
+    }
+
     /// Adds an excluded path prefix.
     pub fn exclude_path(mut self, path: impl Into<String>) -> Self {
         self.exclude_paths.push(path.into());
@@ -156,6 +169,7 @@ struct AuthContext {
     user: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
     settings: Arc<dyn Any + Send + Sync>,
     login_url: Arc<str>,
+    api_prefix: Option<Arc<str>>,
 }
 
 /// The parts of [`AuthConfig`] that [`login`] needs, shared with every request.
@@ -182,6 +196,7 @@ pub struct AuthMiddleware<U: AuthUser> {
     load_user: Option<Loader<U>>,
     verify_token: Option<Loader<U>>,
     exclude_paths: Vec<String>,
+    api_prefix: Option<Arc<str>>,
     settings: Arc<Settings<U>>,
     login_url: Arc<str>,
 }
@@ -205,6 +220,10 @@ impl<U: AuthUser> AuthMiddleware<U> {
                 .into_iter()
                 .map(|p| normalize_prefix(&p))
                 .collect(),
+            api_prefix: config
+                .api_prefix
+                .as_deref()
+                .map(|p| Arc::from(normalize_prefix(p))),
             settings: Arc::new(Settings {
                 session_key: config.session_key,
                 session_version_key: config.session_version_key,
@@ -249,24 +268,37 @@ fn bearer_token(req: &Request) -> Option<&str> {
 impl<U: AuthUser> Middleware for AuthMiddleware<U> {
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
         Box::pin(async move {
-            let user = self
-                .find_user(&req)
-                .await
-                .map(|u| Arc::new(u) as Arc<dyn Any + Send + Sync>);
+            // Excluded paths load no user, but still run in a scope: handlers there see an
+            // anonymous user rather than an error.
+            let excluded = self
+                .exclude_paths
+                .iter()
+                .any(|p| in_scope(req.path_bytes(), p));
+            let user = match excluded {
+                true => None,
+                false => self.find_user(&req).await,
+            };
+            let user = user.map(|u| Arc::new(u) as Arc<dyn Any + Send + Sync>);
             let ctx = Arc::new(AuthContext {
                 user: Mutex::new(user),
                 settings: self.settings.clone(),
                 login_url: self.login_url.clone(),
+                api_prefix: self.api_prefix.clone(),
             });
             AUTH.scope(ctx, next.run(req)).await
         })
     }
 
-    fn applies_to(&self, req: &Request) -> bool {
-        !self
-            .exclude_paths
-            .iter()
-            .any(|p| in_scope(req.path_bytes(), p))
+    fn name(&self) -> &'static str {
+        "AuthMiddleware"
+    }
+
+    fn requires(&self) -> &'static [&'static str] {
+        // Session logins read the user id from the session; Bearer tokens need none.
+        match self.load_user {
+            Some(_) => &["session"],
+            None => &[],
+        }
     }
 }
 
@@ -322,8 +354,8 @@ pub fn logout() -> Result<(), LookupError> {
 }
 
 /// Guards a handler: anonymous browsers are redirected (302) to the login URL with
-/// `?next=<the original URL>`; API clients (an `Authorization` header, or an `Accept` that asks
-/// for JSON and not HTML) get `401`. Outside [`AuthMiddleware`] every request is refused (500,
+/// `?next=<the original URL>`; API calls (an `Authorization` header, an `Accept` without
+/// `text/html`, or a path under [`AuthConfig::api_prefix`]) get `401`. Outside [`AuthMiddleware`] every request is refused (500,
 /// logged), never let through.
 pub fn login_required<H: Handler>(handler: H) -> LoginRequired<H> {
     LoginRequired { handler }
@@ -334,12 +366,25 @@ pub struct LoginRequired<H> {
     handler: H,
 }
 
-fn wants_json(req: &Request) -> bool {
+/// Whether an anonymous request is an API call (answered `401`) rather than a browser's
+/// (redirected to log in): it carries `Authorization`, or an `Accept` without `text/html`
+/// (`fetch()`, curl, API clients), or its path is under the configured API prefix.
+fn is_api_call(req: &Request, api_prefix: Option<&str>) -> bool {
     if req.headers().contains("authorization") {
         return true;
     }
-    let accept = req.header("accept").unwrap_or("");
-    accept.contains("json") && !accept.contains("html")
+    if api_prefix.is_some_and(|p| in_scope(req.path_bytes(), p)) {
+        return true;
+    }
+    req.header("accept").is_some_and(|accept| {
+        !accept.split(',').any(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("text/html")
+        })
+    })
 }
 
 impl<H: Handler> Handler for LoginRequired<H> {
@@ -358,7 +403,7 @@ impl<H: Handler> Handler for LoginRequired<H> {
         if signed_in {
             return self.handler.call(req);
         }
-        let res = if wants_json(&req) {
+        let res = if is_api_call(&req, ctx.api_prefix.as_deref()) {
             Response::json(&serde_json::json!({"error": "authentication required"}))
                 .with_status(StatusCode::UNAUTHORIZED)
                 .with_header("www-authenticate", "Bearer")

@@ -61,6 +61,24 @@ pub trait Middleware: Send + Sync + 'static {
         let _ = req;
         true
     }
+
+    /// What this middleware puts in scope for the ones after it (`"session"` for
+    /// [`SessionMiddleware`](sessions::SessionMiddleware)). Checked when the app is built.
+    fn provides(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// What must be in scope when this middleware runs (`"session"` for the auth middleware
+    /// with session logins): an app whose middleware before it does not provide it fails to
+    /// build with a [`ConfigurationError`](crate::ConfigurationError).
+    fn requires(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The name used in configuration errors. The type's name, by default.
+    fn name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
 }
 
 impl<F, Fut> Middleware for F
@@ -130,6 +148,18 @@ impl<M: Middleware> Middleware for Scoped<M> {
 
     fn applies_to(&self, req: &Request) -> bool {
         crate::http::target::in_scope(req.path_bytes(), &self.prefix) && self.inner.applies_to(req)
+    }
+
+    fn provides(&self) -> &'static [&'static str] {
+        self.inner.provides()
+    }
+
+    fn requires(&self) -> &'static [&'static str] {
+        self.inner.requires()
+    }
+
+    fn name(&self) -> &'static str {
+        self.inner.name()
     }
 }
 

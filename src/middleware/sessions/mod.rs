@@ -367,6 +367,14 @@ impl IncomingCookie {
 }
 
 impl<S: SessionStore> Middleware for SessionMiddleware<S> {
+    fn provides(&self) -> &'static [&'static str] {
+        &["session"]
+    }
+
+    fn name(&self) -> &'static str {
+        "SessionMiddleware"
+    }
+
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
         Box::pin(async move {
             let now = self.config.clock.now();
