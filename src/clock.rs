@@ -22,6 +22,7 @@ pub(crate) fn clock_seconds() -> u64 {
 
 /// The current Unix second: the tickers' while a server runs (an atomic load), else the
 /// clock's.
+#[inline]
 pub(crate) fn unix_seconds() -> u64 {
     if TICKERS.load(Ordering::Acquire) > 0 {
         SECONDS.load(Ordering::Relaxed)

@@ -38,13 +38,22 @@ impl Spans {
         }
     }
 
-    #[inline]
+    /// Appends a span: inline, a store and an increment (every header of every request).
+    #[inline(always)]
     fn push(&mut self, span: Span) {
         match self {
             Spans::Inline { len, items } if usize::from(*len) < INLINE => {
                 items[usize::from(*len)] = span;
                 *len += 1;
             }
+            _ => self.push_spilled(span),
+        }
+    }
+
+    /// The 17th header on: the list moves to the heap.
+    #[cold]
+    fn push_spilled(&mut self, span: Span) {
+        match self {
             Spans::Inline { items, .. } => {
                 let mut v = items.to_vec();
                 v.push(span);
