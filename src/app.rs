@@ -97,6 +97,23 @@ impl App {
         self.route_with(pattern, &[Method::Patch], handler)
     }
 
+    /// Sets the handler for requests whose path no route matches (any method), instead of the
+    /// plain `404 Not Found`: a custom 404 page, or a single-page app's `index.html`. It
+    /// answers with whatever status it returns, so say 404 when that is what it means.
+    ///
+    /// ```
+    /// use chirp::{App, Request, Response, StatusCode};
+    /// let mut app = App::new();
+    /// app.fallback(|req: Request| async move {
+    ///     let page = format!("<h1>Nothing at {}</h1>", req.path());
+    ///     (StatusCode::NOT_FOUND, Response::html(page))
+    /// });
+    /// ```
+    pub fn fallback(&mut self, handler: impl Handler) -> &mut App {
+        self.router.set_fallback(Arc::new(handler));
+        self
+    }
+
     /// Registers a shared value that every handler and middleware reaches with
     /// [`Request::state`](crate::Request::state): a database pool, a configuration, a cache.
     /// Any number of types, each once (a second value of the same type is a

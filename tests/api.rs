@@ -603,3 +603,40 @@ async fn test_client_sends_every_kind_of_request() {
         .await;
     assert_eq!(res.text(), "PUT /echo [tag-7] xxx");
 }
+
+/// Issue 11, item 3: `fallback` answers unmatched paths (any method); matched paths with the
+/// wrong method still get 405; a middleware may return a `Result` and use `?`.
+#[tokio::test]
+async fn fallback_pages_and_middleware_with_question_mark() {
+    use chirp::middleware::from_fn;
+    let mut app = App::new();
+    app.add_middleware(from_fn(|req: Request, next: Next| async move {
+        if req.path() == "/forbidden" {
+            Err(HttpError::forbidden("not here"))?;
+        }
+        Ok::<_, Error>(next.run(req).await)
+    }));
+    app.route("/", |_req: Request| async { "home" });
+    app.fallback(|req: Request| async move {
+        (
+            StatusCode::NOT_FOUND,
+            Response::html(format!("<h1>No {} {}</h1>", req.method(), req.path())),
+        )
+    });
+    let client = TestClient::new(app);
+    let res = client.get("/missing/page").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(res.text(), "<h1>No GET /missing/page</h1>");
+    assert_eq!(res.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        client.delete("/nope").await.text(),
+        "<h1>No DELETE /nope</h1>"
+    );
+    assert_eq!(
+        client.post("/", "").await.status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let res = client.get("/forbidden").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(res.text(), "not here");
+}

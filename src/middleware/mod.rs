@@ -25,12 +25,12 @@ pub mod sessions;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::http::{Request, Response};
+use crate::http::{IntoResponse, Request, Response};
 use crate::panic::catch_panic;
 use crate::routing::{BoxFuture, Router};
 
 /// A middleware. Implement it for a struct, or use any
-/// `Fn(Request, Next) -> impl Future<Output = Response>` (see [`from_fn`]).
+/// `Fn(Request, Next) -> impl Future<Output = impl IntoResponse>` (see [`from_fn`]).
 ///
 /// ```
 /// use chirp::{Request, Response, StatusCode};
@@ -81,22 +81,39 @@ pub trait Middleware: Send + Sync + 'static {
     }
 }
 
-impl<F, Fut> Middleware for F
+impl<F, Fut, R> Middleware for F
 where
     F: Fn(Request, Next) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response> + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoResponse,
 {
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
-        Box::pin(self(req, next))
+        let fut = self(req, next);
+        Box::pin(async move { fut.await.into_response() })
     }
 }
 
 /// Wraps an async closure as a [`Middleware`]; unlike passing the closure directly, its
 /// argument types are inferred: `from_fn(|req, next| async move { next.run(req).await })`.
-pub fn from_fn<F, Fut>(f: F) -> FromFn<F>
+/// The closure may return anything [`IntoResponse`], a `Result` included, so `?` works:
+///
+/// ```
+/// use chirp::middleware::from_fn;
+/// use chirp::{App, Error, HttpError, Request};
+/// let mut app = App::new();
+/// app.add_middleware(from_fn(|req: Request, next| async move {
+///     let key = req.header("x-api-key").ok_or_else(|| HttpError::unauthorized("no API key"))?;
+///     if key != "secret" {
+///         return Err(HttpError::forbidden("wrong API key").into());
+///     }
+///     Ok::<_, Error>(next.run(req).await)
+/// }));
+/// ```
+pub fn from_fn<F, Fut, R>(f: F) -> FromFn<F>
 where
     F: Fn(Request, Next) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response> + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoResponse,
 {
     FromFn(f)
 }
@@ -104,13 +121,15 @@ where
 /// A closure made into a [`Middleware`] by [`from_fn`].
 pub struct FromFn<F>(F);
 
-impl<F, Fut> Middleware for FromFn<F>
+impl<F, Fut, R> Middleware for FromFn<F>
 where
     F: Fn(Request, Next) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response> + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoResponse,
 {
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
-        Box::pin((self.0)(req, next))
+        let fut = (self.0)(req, next);
+        Box::pin(async move { fut.await.into_response() })
     }
 }
 

@@ -229,6 +229,8 @@ pub(crate) struct Router {
     table: Vec<(Method, String)>,
     /// Extension methods some route serves: any other is `501`, not `405`.
     extensions: Vec<Method>,
+    /// What answers a path no pattern matches (`None`: a plain 404).
+    fallback: Option<Arc<dyn Handler>>,
 }
 
 impl Router {
@@ -310,6 +312,11 @@ impl Router {
         Ok(())
     }
 
+    /// Sets the handler for paths no pattern matches.
+    pub(crate) fn set_fallback(&mut self, handler: Arc<dyn Handler>) {
+        self.fallback = Some(handler);
+    }
+
     /// Whether `path` matches a pattern (any method); for benchmarks.
     pub(crate) fn has_route(&self, path: &str) -> bool {
         self.root
@@ -334,7 +341,10 @@ impl Router {
         }
         let mut params = Params::new();
         let Some(endpoints) = self.root.find(req.path_bytes(), &mut params) else {
-            return Err(Response::text("Not Found").with_status(StatusCode::NOT_FOUND));
+            return match &self.fallback {
+                Some(fallback) => Ok(&**fallback),
+                None => Err(Response::text("Not Found").with_status(StatusCode::NOT_FOUND)),
+            };
         };
         let allow = || endpoints.allow.clone();
         Err(match endpoints.handler(method) {
