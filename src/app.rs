@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 
 use crate::error::{ConfigurationError, Error};
 use crate::http::{AppState, Method};
-use crate::middleware::{Chain, Middleware};
+use crate::middleware::{Chain, ErrorHandler, Middleware};
 use crate::routing::{Handler, Router};
 use crate::server::{self, ServerConfig};
 use crate::service::Service;
@@ -34,6 +34,7 @@ pub struct App {
     router: Router,
     middleware: Vec<Box<dyn Middleware>>,
     state: AppState,
+    error_handler: Option<ErrorHandler>,
     errors: Vec<ConfigurationError>,
     config: ServerConfig,
 }
@@ -114,6 +115,36 @@ impl App {
         self
     }
 
+    /// Renders every error response chirp makes: the router's 404 (without a
+    /// [`fallback`](App::fallback)), 405 and 501, handler [`HttpError`](crate::HttpError)s
+    /// and other errors (500), panics (500), and the server's own refusals (400, 408, 413,
+    /// 414, 431, 501, 503, ...), so that an app's error pages and headers cover them all. The
+    /// headers the error carried (`Allow`, `Retry-After`, a session's `Set-Cookie`) are kept;
+    /// a refusal still closes the connection, and is rendered without reading its body or
+    /// running a handler. Responses a handler builds itself are not passed here.
+    ///
+    /// Without one, errors are rendered by content negotiation
+    /// ([`Problem::default_response`](crate::Problem::default_response)):
+    /// `application/problem+json` (RFC 9457) for clients that prefer JSON, plain text
+    /// otherwise.
+    ///
+    /// ```
+    /// use chirp::{App, Response};
+    /// let mut app = App::new();
+    /// app.error_handler(|problem| {
+    ///     Response::html(format!("<h1>{} {}</h1>", problem.status().as_u16(), problem.title()))
+    ///         .with_status(problem.status())
+    ///         .with_header("x-frame-options", "DENY")
+    /// });
+    /// ```
+    pub fn error_handler(
+        &mut self,
+        render: impl Fn(&crate::http::Problem) -> crate::http::Response + Send + Sync + 'static,
+    ) -> &mut App {
+        self.error_handler = Some(Box::new(render));
+        self
+    }
+
     /// Registers a shared value that every handler and middleware reaches with
     /// [`Request::state`](crate::Request::state): a database pool, a configuration, a cache.
     /// Any number of types, each once (a second value of the same type is a
@@ -176,6 +207,7 @@ impl App {
             middleware: self.middleware,
             router: self.router,
             state: (!self.state.is_empty()).then(|| Arc::new(self.state)),
+            error_handler: self.error_handler,
         };
         Ok((Service::new(chain), self.config))
     }

@@ -155,8 +155,10 @@ impl fmt::Display for HttpError {
 impl std::error::Error for HttpError {}
 
 impl IntoResponse for HttpError {
+    /// The message as a text body, marked as an error so that the app's error handler (or the
+    /// default content negotiation) renders it.
     fn into_response(self) -> Response {
-        Response::text(self.message.into_owned()).with_status(self.status)
+        Response::error(self.status, self.message)
     }
 }
 
@@ -248,8 +250,7 @@ impl IntoResponse for Error {
             Error::Http(e) => e.into_response(),
             other => {
                 tracing::error!(error = %other, "handler failed");
-                Response::text("Internal Server Error")
-                    .with_status(StatusCode::INTERNAL_SERVER_ERROR)
+                Response::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
             }
         }
     }

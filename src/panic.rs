@@ -115,7 +115,7 @@ fn payload_message(payload: &(dyn Any + Send)) -> String {
 /// Makes the 500 that answers a caught panic (the hook has logged it).
 pub(crate) fn panic_response(payload: Box<dyn Any + Send>) -> Response {
     drop(payload);
-    Response::text("Internal Server Error").with_status(StatusCode::INTERNAL_SERVER_ERROR)
+    Response::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
 }
 
 #[cfg(test)]

@@ -30,12 +30,26 @@ impl Service {
     /// Runs `req` through the middleware chain and the router. A panic anywhere in them
     /// becomes a `500` for this request only.
     pub async fn call(&self, req: Request) -> Response {
+        let prefers_json = req
+            .header("accept")
+            .is_some_and(|a| crate::http::problem::prefers_json(a.as_bytes()));
         let mut slot = FutureSlot::default();
-        match self.start(req, &mut slot) {
+        let res = match self.start(req, &mut slot) {
             Started::Answered(res) => res,
             Started::Running(fut) => catch_panic(fut).await,
             Started::InSlot => slot.run().await,
+        };
+        self.render(res, prefers_json)
+    }
+
+    /// Renders `res` if it is an error chirp made (through the app's error handler, or by
+    /// content negotiation); anything else passes as it is.
+    #[inline]
+    pub(crate) fn render(&self, res: Response, prefers_json: bool) -> Response {
+        if res.problem_detail().is_none() {
+            return res;
         }
+        crate::http::problem::render(res, prefers_json, self.chain.error_handler.as_deref())
     }
 
     /// Starts `req` without awaiting anything: either it is answered at once (404, 405, a

@@ -640,3 +640,101 @@ async fn fallback_pages_and_middleware_with_question_mark() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(res.text(), "not here");
 }
+
+/// Issue 11, item 3: errors render by content negotiation (RFC 9457 problem+json for JSON
+/// clients, text otherwise); `error_handler` renders every error chirp makes and keeps the
+/// headers they carry; responses an app builds itself pass untouched.
+#[tokio::test]
+async fn errors_render_as_problems_and_through_the_error_handler() {
+    let routes = |app: &mut App| {
+        app.route("/note/{id:int}", |req: Request| async move {
+            let id: u64 = req.param_as("id")?;
+            Err::<&str, _>(HttpError::not_found(format!("no note {id}")))
+        });
+        app.route("/boom", |_req: Request| async {
+            if true {
+                panic!("boom");
+            }
+            "unreachable"
+        });
+        app.route("/fail", |_req: Request| async {
+            Err::<&str, _>(Error::other("database down"))
+        });
+        app.route("/own", |_req: Request| async {
+            Response::text("my own 404").with_status(StatusCode::NOT_FOUND)
+        });
+    };
+    let json =
+        |path: &str| Request::new(Method::Get, path).with_header("Accept", "application/json");
+
+    let mut plain = App::new();
+    routes(&mut plain);
+    let client = TestClient::new(plain);
+    let res = client.send(json("/note/7")).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(res.header("content-type"), Some("application/problem+json"));
+    let problem: serde_json::Value = res.json();
+    assert_eq!(
+        problem,
+        serde_json::json!({"type": "about:blank", "title": "Not Found", "status": 404, "detail": "no note 7"})
+    );
+    let res = client.get("/note/7").await;
+    assert_eq!(res.text(), "no note 7");
+    assert_eq!(
+        res.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    let res = client.send(json("/fail")).await;
+    assert_eq!(
+        res.json::<serde_json::Value>()["detail"],
+        "Internal Server Error",
+        "no internals"
+    );
+
+    let mut custom = App::new();
+    routes(&mut custom);
+    custom.error_handler(|problem| {
+        Response::html(format!(
+            "<h1>{} {}</h1><p>{}</p>",
+            problem.status().as_u16(),
+            problem.title(),
+            problem.detail()
+        ))
+        .with_status(problem.status())
+        .with_header("x-frame-options", "DENY")
+    });
+    let client = TestClient::new(custom);
+    for (path, status, body) in [
+        ("/note/7", 404, "<h1>404 Not Found</h1><p>no note 7</p>"),
+        ("/nowhere", 404, "<h1>404 Not Found</h1><p>Not Found</p>"),
+        (
+            "/boom",
+            500,
+            "<h1>500 Internal Server Error</h1><p>Internal Server Error</p>",
+        ),
+        (
+            "/fail",
+            500,
+            "<h1>500 Internal Server Error</h1><p>Internal Server Error</p>",
+        ),
+    ] {
+        let res = client.get(path).await;
+        assert_eq!(res.status().as_u16(), status, "{path}");
+        assert_eq!(res.text(), body, "{path}");
+        assert_eq!(res.header("x-frame-options"), Some("DENY"), "{path}");
+    }
+    let res = client.post("/note/7", "").await;
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        res.header("allow"),
+        Some("GET, HEAD, OPTIONS"),
+        "the error's headers are kept"
+    );
+    assert!(res.text().starts_with("<h1>405"));
+    let res = client.get("/own").await;
+    assert_eq!(
+        res.text(),
+        "my own 404",
+        "an app's own response is not re-rendered"
+    );
+}

@@ -488,3 +488,40 @@ async fn a_client_closing_mid_request_leaves_the_server_serving() {
     conn.send(get("/")).await;
     assert_eq!(conn.response().await.text(), "Hello, World!");
 }
+
+/// Issue 11, item 3: the server's own refusals go through the app's error handler too (and
+/// still close the connection, with no handler run).
+#[tokio::test]
+async fn server_refusals_go_through_the_error_handler() {
+    let mut app = app();
+    app.error_handler(|problem| {
+        Response::html(format!(
+            "<p>{}: {}</p>",
+            problem.status().as_u16(),
+            problem.detail()
+        ))
+        .with_status(problem.status())
+        .with_header("x-frame-options", "DENY")
+    });
+    let server = TestServer::start(app).await;
+    let big_head = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(17 * 1024)
+    );
+    let res = refused(&server, big_head.as_bytes(), 431).await;
+    assert_eq!(res.text(), "<p>431: request head too large</p>");
+    assert_eq!(res.header("x-frame-options"), Some("DENY"));
+    assert_eq!(res.header("content-type"), Some("text/html; charset=utf-8"));
+    let res = refused(&server, b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400).await;
+    assert!(res.text().starts_with("<p>400: "), "{}", res.text());
+    let mut conn = server.connect().await;
+    conn.send(get("/nowhere")).await;
+    let res = conn.response().await;
+    assert_eq!(res.text(), "<p>404: Not Found</p>");
+    conn.send(get("/")).await;
+    assert_eq!(
+        conn.response().await.text(),
+        "Hello, World!",
+        "the connection goes on"
+    );
+}

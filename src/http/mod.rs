@@ -4,6 +4,7 @@
 mod cookies;
 mod headers;
 mod method;
+pub(crate) mod problem;
 mod request;
 pub(crate) mod response;
 mod status;
@@ -16,6 +17,7 @@ pub use cookies::{is_valid_cookie_name, Cookie, SameSite};
 pub use headers::Headers;
 pub(crate) use headers::{HeadersBuilder, MAX_HEAD};
 pub use method::Method;
+pub use problem::Problem;
 pub(crate) use request::{AppState, Target};
 pub use request::{Extensions, Request, Version};
 pub use response::{IntoResponse, Response};

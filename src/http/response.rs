@@ -73,8 +73,20 @@ pub struct Response {
     content_type: Option<ContentType>,
     headers: Vec<HeaderPair>,
     body: Bytes,
+    /// What few responses carry: a refused header, an error's detail. Boxed, so that the
+    /// response stays small to move.
+    extra: Option<Box<Extra>>,
+}
+
+/// The rare parts of a [`Response`].
+#[derive(Debug, Clone, Default)]
+struct Extra {
     /// Set when a header with CR, LF or NUL was refused; the server then answers 500.
     refused_header: Option<String>,
+    /// Set on the error responses chirp makes (router, handler errors, panics, server
+    /// refusals): their detail, for the app's error handler (see
+    /// [`App::error_handler`](crate::App::error_handler)).
+    problem: Option<Cow<'static, str>>,
 }
 
 thread_local! {
@@ -165,7 +177,7 @@ impl Response {
             content_type: None,
             headers: Vec::new(),
             body: Bytes::new(),
-            refused_header: None,
+            extra: None,
         }
     }
 
@@ -180,7 +192,7 @@ impl Response {
             content_type: Some(ContentType::Known(content_type)),
             headers: Vec::new(),
             body,
-            refused_header: None,
+            extra: None,
         }
     }
 
@@ -337,7 +349,33 @@ impl Response {
     }
 
     fn refuse(&mut self, problem: String) {
-        self.refused_header.get_or_insert(problem);
+        let extra = self.extra.get_or_insert_with(Box::default);
+        extra.refused_header.get_or_insert(problem);
+    }
+
+    /// An error response of chirp's own making: `status` with `detail` as its text body,
+    /// marked so that the app's error handler renders it (problem+json or text, custom
+    /// pages). [`HttpError`](crate::HttpError)s become these.
+    pub fn error(status: StatusCode, detail: impl Into<Cow<'static, str>>) -> Response {
+        let detail = detail.into();
+        let mut res = Response::text(Bytes::from(detail.clone().into_owned())).with_status(status);
+        res.extra = Some(Box::new(Extra {
+            refused_header: None,
+            problem: Some(detail),
+        }));
+        res
+    }
+
+    /// Forgets that this was an error to render (it has been).
+    pub(crate) fn clear_problem(&mut self) {
+        if let Some(extra) = &mut self.extra {
+            extra.problem = None;
+        }
+    }
+
+    /// The detail of an error response made by [`Response::error`] (not yet rendered).
+    pub(crate) fn problem_detail(&self) -> Option<&str> {
+        self.extra.as_ref()?.problem.as_deref()
     }
 
     /// The status.
@@ -391,7 +429,7 @@ impl Response {
 
     /// Why a header was refused, if one was: such a response is never sent as it is.
     pub fn refused_header(&self) -> Option<&str> {
-        self.refused_header.as_deref()
+        self.extra.as_ref()?.refused_header.as_deref()
     }
 }
 

@@ -188,7 +188,12 @@ pub(crate) struct Chain {
     pub(crate) router: Router,
     /// The app's state, handed to every request (`None`: the app has none).
     pub(crate) state: Option<Arc<crate::http::AppState>>,
+    /// Renders the errors chirp makes (`None`: the default negotiation).
+    pub(crate) error_handler: Option<ErrorHandler>,
 }
+
+/// What [`App::error_handler`](crate::App::error_handler) keeps.
+pub(crate) type ErrorHandler = Box<dyn Fn(&crate::http::Problem) -> Response + Send + Sync>;
 
 impl Chain {
     /// The first middleware from `from` on that wants `req`.
@@ -256,6 +261,7 @@ pub(crate) mod tests {
                 middleware: Vec::new(),
                 router: Router::default(),
                 state: None,
+                error_handler: None,
             }),
             index: 0,
         }

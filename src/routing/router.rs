@@ -337,13 +337,16 @@ impl Router {
         let method = req.method();
         if method.index().is_none() && !self.extensions.contains(&method) {
             // Declared somewhere in the process, but served by no route of this app.
-            return Err(Response::text("Not Implemented").with_status(StatusCode::NOT_IMPLEMENTED));
+            return Err(Response::error(
+                StatusCode::NOT_IMPLEMENTED,
+                "Not Implemented",
+            ));
         }
         let mut params = Params::new();
         let Some(endpoints) = self.root.find(req.path_bytes(), &mut params) else {
             return match &self.fallback {
                 Some(fallback) => Ok(&**fallback),
-                None => Err(Response::text("Not Found").with_status(StatusCode::NOT_FOUND)),
+                None => Err(Response::error(StatusCode::NOT_FOUND, "Not Found")),
             };
         };
         let allow = || endpoints.allow.clone();
@@ -360,8 +363,7 @@ impl Router {
                 res
             }
             None => {
-                let mut res = Response::text("Method Not Allowed")
-                    .with_status(StatusCode::METHOD_NOT_ALLOWED);
+                let mut res = Response::error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
                 res.append_trusted_header("allow", allow());
                 res
             }

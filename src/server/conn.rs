@@ -295,6 +295,7 @@ impl Connection {
             Started::Running(fut) => catch_panic(fut).await,
             Started::InSlot => self.slot.run().await,
         };
+        let res = self.service.render(res, head.prefers_json);
 
         let keep_alive = head.keep_alive && !shutdown.is_stopping();
         let connection = match (keep_alive, head.version) {
@@ -411,10 +412,13 @@ impl Connection {
     /// `head_only`: the request was a HEAD, whose answer has no body.
     async fn refuse(&mut self, reject: Reject, head_only: bool) -> io::Result<()> {
         tracing::debug!(peer = %self.peer, status = reject.status.as_u16(), reason = reject.reason, "request refused");
-        let mut res = Response::text(reject.reason).with_status(reject.status);
+        let mut res = Response::error(reject.status, reject.reason);
         if reject.status == StatusCode::SERVICE_UNAVAILABLE {
             res.append_trusted_header("retry-after", "1".to_owned());
         }
+        // The app's error pages cover the server's refusals too. Its Accept is not known
+        // (the head may not have parsed): text, unless the app's handler decides otherwise.
+        let res = self.service.render(res, false);
         encode(
             &mut self.write,
             &res,

@@ -36,6 +36,8 @@ pub(crate) struct Head {
     pub framing: Framing,
     pub keep_alive: bool,
     pub expect_continue: bool,
+    /// The client's `Accept` prefers JSON (how errors are rendered for it).
+    pub prefers_json: bool,
 }
 
 /// Why a head is refused: the status to answer with and a short reason. The connection is
@@ -201,6 +203,7 @@ fn check_head(
     let mut conn_close = false;
     let mut conn_keep_alive = false;
     let mut expect_continue = false;
+    let mut prefers_json = false;
     let mut host: Option<(usize, usize)> = None;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
@@ -221,6 +224,9 @@ fn check_head(
                     headers.remember_host(value);
                 }
                 host = Some((value_at, value_at + value.len()));
+            }
+            6 if name.eq_ignore_ascii_case(b"accept") => {
+                prefers_json = crate::http::problem::prefers_json(value);
             }
             6 if name.eq_ignore_ascii_case(b"expect") => {
                 if value.eq_ignore_ascii_case(b"100-continue") {
@@ -317,6 +323,7 @@ fn check_head(
         framing,
         keep_alive,
         expect_continue: expect_continue && framing != Framing::None && version == Version::Http11,
+        prefers_json,
     }))
 }
 
