@@ -404,8 +404,8 @@ impl<H: Handler> Handler for LoginRequired<H> {
             return self.handler.call(req);
         }
         let res = if is_api_call(&req, ctx.api_prefix.as_deref()) {
-            Response::json(&serde_json::json!({"error": "authentication required"}))
-                .with_status(StatusCode::UNAUTHORIZED)
+            // An error like any other: problem+json for JSON clients, or the app's error page.
+            Response::error(StatusCode::UNAUTHORIZED, "authentication required")
                 .with_header("www-authenticate", "Bearer")
         } else {
             let sep = if ctx.login_url.contains('?') {

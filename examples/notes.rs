@@ -1,0 +1,232 @@
+//! A small notes app: a login form, an HTML page, a JSON API, notes kept in app state. The
+//! example to copy when starting an app on chirp.
+//!
+//! ```sh
+//! cargo run --example notes        # http://127.0.0.1:8000/login, demo / demo
+//! ```
+//!
+//! Listens on `CHIRP_ADDR` (default 127.0.0.1:8000). The account is `NOTES_USER` /
+//! `NOTES_PASSWORD` (default `demo` / `demo`); set `NOTES_SECRET` to a long random secret for
+//! anything but a demo. `tests/notes.rs` drives it through `TestClient`.
+
+use std::sync::Mutex;
+
+use chirp::middleware::auth::{current_user, login, login_required, logout, AuthConfig};
+use chirp::middleware::auth::{AuthMiddleware, AuthUser};
+use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
+use chirp::{App, Error, HttpError, Method, Request, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+
+/// The signed-in user: the one account, by name.
+#[derive(Clone)]
+pub struct User {
+    name: String,
+}
+
+impl AuthUser for User {
+    fn id(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// The account's credentials, from the environment.
+struct Account {
+    name: String,
+    password: String,
+}
+
+#[derive(Clone, Serialize)]
+pub struct Note {
+    id: u64,
+    text: String,
+}
+
+/// The notes, shared by every request (app state).
+#[derive(Default)]
+struct Notes {
+    list: Mutex<(u64, Vec<Note>)>, // (last id, notes)
+}
+
+impl Notes {
+    fn add(&self, text: String) -> Note {
+        let mut guard = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0 += 1;
+        let note = Note { id: guard.0, text };
+        guard.1.push(note.clone());
+        note
+    }
+
+    fn all(&self) -> Vec<Note> {
+        self.list
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
+    }
+
+    fn remove(&self, id: u64) -> bool {
+        let mut guard = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        let before = guard.1.len();
+        guard.1.retain(|n| n.id != id);
+        guard.1.len() != before
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn page(title: &str, body: &str) -> Response {
+    Response::html(format!(
+        "<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1>{body}"
+    ))
+}
+
+async fn login_form(_req: Request) -> Result<Response, Error> {
+    // A flash message: shown once, then gone.
+    let flash = get_session()?.remove("flash");
+    let message = flash
+        .and_then(|v| {
+            v.as_str()
+                .map(|s| format!("<p role=alert>{}</p>", escape(s)))
+        })
+        .unwrap_or_default();
+    Ok(page(
+        "Log in",
+        &format!(
+            r#"{message}<form method=post action=/login>
+<label>User <input name=username></label> <label>Password <input name=password type=password></label>
+<button>Log in</button></form>"#
+        ),
+    ))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn do_login(req: Request) -> Result<Response, Error> {
+    let form: LoginForm = req.form()?;
+    let account = req.state::<Account>()?;
+    if form.username != account.name || form.password != account.password {
+        get_session()?.insert("flash", "Wrong user name or password.");
+        return Ok(Response::see_other("/login"));
+    }
+    login(&User {
+        name: form.username,
+    })?;
+    Ok(Response::see_other("/notes"))
+}
+
+async fn notes_page(req: Request) -> Result<Response, Error> {
+    let user = current_user::<User>()?;
+    let items: String = req
+        .state::<Notes>()?
+        .all()
+        .iter()
+        .map(|n| format!("<li>{}</li>", escape(&n.text)))
+        .collect();
+    Ok(page(
+        "Notes",
+        &format!(
+            r#"<p>Signed in as {}. <form method=post action=/logout><button>Log out</button></form>
+<ul>{items}</ul><form method=post action=/notes><input name=text><button>Add</button></form>"#,
+            escape(&user.name)
+        ),
+    ))
+}
+
+#[derive(Deserialize)]
+struct NewNote {
+    text: String,
+}
+
+async fn add_note_form(req: Request) -> Result<Response, Error> {
+    let note: NewNote = req.form()?;
+    req.state::<Notes>()?.add(note.text);
+    Ok(Response::see_other("/notes"))
+}
+
+async fn api_list(req: Request) -> Result<Response, Error> {
+    Ok(Response::json(&req.state::<Notes>()?.all()))
+}
+
+async fn api_add(req: Request) -> Result<Response, Error> {
+    let note: NewNote = req.json()?;
+    if note.text.trim().is_empty() {
+        return Err(HttpError::unprocessable("text must not be empty").into());
+    }
+    let note = req.state::<Notes>()?.add(note.text);
+    Ok(Response::json(&note).with_status(StatusCode::CREATED))
+}
+
+async fn api_delete(req: Request) -> Result<Response, Error> {
+    let id: u64 = req.param_as("id")?;
+    if !req.state::<Notes>()?.remove(id) {
+        return Err(HttpError::not_found(format!("no note {id}")).into());
+    }
+    Ok(Response::empty(StatusCode::NO_CONTENT))
+}
+
+/// The app, as `main` serves it and `tests/notes.rs` tests it.
+pub fn app() -> Result<App, Error> {
+    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let account = Account {
+        name: env("NOTES_USER", "demo"),
+        password: env("NOTES_PASSWORD", "demo"),
+    };
+    let secret = env(
+        "NOTES_SECRET",
+        "notes-demo-secret-change-me-0123456789abcdef",
+    );
+    let user_name = account.name.clone();
+
+    let mut app = App::new();
+    app.state(account);
+    app.state(Notes::default());
+    app.add_middleware(SessionMiddleware::new(SessionConfig::new(secret))?);
+    app.add_middleware(AuthMiddleware::new(
+        AuthConfig::new()
+            .load_user(move |id: String| {
+                let user = (id == user_name).then(|| User { name: id });
+                async move { user }
+            })
+            .api_prefix("/api"),
+    )?);
+    app.route("/", |_req: Request| async { Response::see_other("/notes") });
+    app.get("/login", login_form);
+    app.post("/login", do_login);
+    app.post("/logout", |_req: Request| async {
+        logout()?;
+        Ok::<_, Error>(Response::see_other("/login"))
+    });
+    app.get("/notes", login_required(notes_page));
+    app.post("/notes", login_required(add_note_form));
+    app.get("/api/notes", login_required(api_list));
+    app.post("/api/notes", login_required(api_add));
+    app.route_with(
+        "/api/notes/{id:int}",
+        &[Method::Delete],
+        login_required(api_delete),
+    );
+    app.fallback(|req: Request| async move {
+        let body = format!(
+            "<p>Nothing at {}. <a href=/notes>Your notes</a></p>",
+            escape(req.path())
+        );
+        page("Not found", &body).with_status(StatusCode::NOT_FOUND)
+    });
+    Ok(app)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let addr = std::env::var("CHIRP_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".into());
+    eprintln!("notes on http://{addr}/login");
+    app()?.run(addr).await
+}
