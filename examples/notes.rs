@@ -193,7 +193,7 @@ pub fn app() -> Result<App, Error> {
     app.add_middleware(AuthMiddleware::new(
         AuthConfig::new()
             .load_user(move |id: String| {
-                let user = (id == user_name).then(|| User { name: id });
+                let user = (id == user_name).then_some(User { name: id });
                 async move { user }
             })
             .api_prefix("/api"),
