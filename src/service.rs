@@ -34,22 +34,28 @@ impl Service {
             .header("accept")
             .is_some_and(|a| crate::http::problem::prefers_json(a.as_bytes()));
         let mut slot = FutureSlot::default();
-        let res = match self.start(req, &mut slot) {
+        let mut res = match self.start(req, &mut slot) {
             Started::Answered(res) => res,
             Started::Running(fut) => catch_panic(fut).await,
             Started::InSlot => slot.run().await,
         };
-        self.render(res, prefers_json)
+        self.render(&mut res, prefers_json);
+        res
     }
 
     /// Renders `res` if it is an error chirp made (through the app's error handler, or by
     /// content negotiation); anything else passes as it is.
+    /// (In place: a response that is not an error, nearly all, is not moved.)
     #[inline]
-    pub(crate) fn render(&self, res: Response, prefers_json: bool) -> Response {
-        if res.problem_detail().is_none() {
-            return res;
+    pub(crate) fn render(&self, res: &mut Response, prefers_json: bool) {
+        if res.problem_detail().is_some() {
+            let error = std::mem::replace(res, Response::empty(res.status()));
+            *res = crate::http::problem::render(
+                error,
+                prefers_json,
+                self.chain.error_handler.as_deref(),
+            );
         }
-        crate::http::problem::render(res, prefers_json, self.chain.error_handler.as_deref())
     }
 
     /// Starts `req` without awaiting anything: either it is answered at once (404, 405, a

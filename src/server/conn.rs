@@ -290,12 +290,12 @@ impl Connection {
                 Some(self.peer),
             )
         };
-        let res = match self.service.start_with(make, &mut self.slot) {
+        let mut res = match self.service.start_with(make, &mut self.slot) {
             Started::Answered(res) => res,
             Started::Running(fut) => catch_panic(fut).await,
             Started::InSlot => self.slot.run().await,
         };
-        let res = self.service.render(res, head.prefers_json);
+        self.service.render(&mut res, head.prefers_json);
 
         let keep_alive = head.keep_alive && !shutdown.is_stopping();
         let connection = match (keep_alive, head.version) {
@@ -418,7 +418,7 @@ impl Connection {
         }
         // The app's error pages cover the server's refusals too. Its Accept is not known
         // (the head may not have parsed): text, unless the app's handler decides otherwise.
-        let res = self.service.render(res, false);
+        self.service.render(&mut res, false);
         encode(
             &mut self.write,
             &res,
