@@ -66,8 +66,11 @@ impl fmt::Display for LookupError {
 
 impl std::error::Error for LookupError {}
 
-/// An error that is meant for the client: a status code and a short message, sent as the
-/// response body (`text/plain`).
+/// An error that is meant for the client: a status code and its detail, what went wrong this
+/// time (`no note 7`). It is rendered by content negotiation: `application/problem+json`
+/// (RFC 9457: `type`, `title` = the status phrase, `status`, `detail`) for clients that prefer
+/// JSON, the detail as `text/plain` otherwise, or by the app's
+/// [`error_handler`](crate::App::error_handler).
 ///
 /// ```
 /// use chirp::{HttpError, StatusCode};
