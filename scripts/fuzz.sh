@@ -5,7 +5,8 @@
 # runs in process, needs no Debian package, and cargo fuzz builds it from crates.io.
 #
 # Targets (fuzz/fuzz_targets/, each calling chirp::__fuzz::<name>, where its checks are
-# documented): request_head, chunked_body, cookie_header, session_cookie, route_path. The
+# documented): request_head, chunked_body, cookie_header, session_cookie, route_path,
+# static_path. The
 # same functions run in CI as proptest properties (tests/properties.rs).
 #
 # Environment: FUZZ_MINUTES [2] per target; TARGETS [all]. Seeds are read from

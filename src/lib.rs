@@ -42,6 +42,7 @@ pub mod testing;
 
 pub use app::App;
 pub use error::{ConfigurationError, Error, HttpError, LookupError};
+pub use http::sse;
 pub use http::{Cookie, IntoResponse, Method, Problem, Request, Response, SameSite, StatusCode};
 pub use middleware::{Middleware, Next};
 pub use server::ServerConfig;
@@ -143,6 +144,45 @@ pub mod __fuzz {
         let frozen = headers.take(bytes::Bytes::copy_from_slice(&buf[..head.len]));
         for (name, _) in frozen.iter() {
             assert!(!name.is_empty() && !name.contains(':'));
+        }
+    }
+
+    /// A static-file path: `data` as the target under `/static/`, normalised as the server
+    /// does; whatever `StaticFiles` would look up is relative, has no `.`, `..` or root
+    /// component, and joined under a root stays under it.
+    pub fn static_path(data: &[u8]) {
+        let mut buf = b"GET /static/".to_vec();
+        buf.extend_from_slice(data);
+        buf.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut headers = HeadersBuilder::new();
+        let Ok(Some(head)) =
+            crate::server::parse_head(&mut buf, &ServerConfig::default(), &mut headers)
+        else {
+            return;
+        };
+        let path = &buf[head.target.range().0..usize::from(head.target.path_end)];
+        let Ok(path) = std::str::from_utf8(path) else {
+            return;
+        };
+        let Some(rest) = path.strip_prefix("/static") else {
+            return; // normalised out of the prefix: not a static file request
+        };
+        for hidden in [false, true] {
+            let Some(relative) = crate::middleware::static_files::relative_path(rest, hidden)
+            else {
+                continue;
+            };
+            assert!(relative.is_relative(), "{relative:?}");
+            for part in relative.components() {
+                assert!(
+                    matches!(part, std::path::Component::Normal(_)),
+                    "{part:?} in {relative:?}"
+                );
+                let name = part.as_os_str().to_string_lossy();
+                assert!(!name.contains(['/', '\\', '\0']), "{relative:?}");
+            }
+            let root = std::path::Path::new("/srv/root");
+            assert!(root.join(&relative).starts_with(root));
         }
     }
 

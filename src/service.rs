@@ -33,12 +33,16 @@ impl Service {
         let prefers_json = req
             .header("accept")
             .is_some_and(|a| crate::http::problem::prefers_json(a.as_bytes()));
+        let conditionals = crate::http::file::Conditionals::of(&req);
         let mut slot = FutureSlot::default();
         let mut res = match self.start(req, &mut slot) {
             Started::Answered(res) => res,
             Started::Running(fut) => catch_panic(fut).await,
             Started::InSlot => slot.run().await,
         };
+        if let Some(conditionals) = conditionals {
+            conditionals.apply(&mut res);
+        }
         self.render(&mut res, prefers_json);
         res
     }

@@ -134,8 +134,24 @@ impl TestClient {
                 req = req.with_header("cookie", &cookies);
             }
         }
-        let response = self.service.call(req).await;
+        let mut response = self.service.call(req).await;
         self.store_cookies(&response);
+        // A streamed body is read whole, as a client would; an event stream is endless, so
+        // it is left for the test to read (`TestResponse::response_mut().take_stream()`).
+        if response.is_streamed() && response.content_type() != Some("text/event-stream") {
+            if let Some(mut stream) = response.take_stream() {
+                let mut body = bytes::BytesMut::new();
+                while let Some(chunk) =
+                    std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await
+                {
+                    match chunk {
+                        Ok(chunk) => body.extend_from_slice(&chunk),
+                        Err(e) => panic!("the response body stream failed: {e}"),
+                    }
+                }
+                response.set_body(body.freeze());
+            }
+        }
         TestResponse { response }
     }
 
@@ -274,5 +290,11 @@ impl TestResponse {
     /// The whole response.
     pub fn response(&self) -> &Response {
         &self.response
+    }
+
+    /// The whole response, to take an event stream's body
+    /// ([`Response::take_stream`]).
+    pub fn response_mut(&mut self) -> &mut Response {
+        &mut self.response
     }
 }

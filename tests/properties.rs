@@ -81,6 +81,75 @@ proptest! {
     fn route_paths(data in input("route_path")) {
         __fuzz::route_path(&data);
     }
+
+    #[test]
+    fn static_paths(data in input("static_path")) {
+        __fuzz::static_path(&data);
+    }
+}
+
+/// A root whose every file says `INSIDE`, beside a secret, with links out of it.
+fn static_site() -> (tempfile::TempDir, chirp::testing::TestClient) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(dir.path().join("secret"), "SECRET").unwrap();
+    std::fs::write(root.join("a"), "INSIDE a").unwrap();
+    std::fs::write(root.join("sub/b"), "INSIDE b").unwrap();
+    std::os::unix::fs::symlink("../secret", root.join("out")).unwrap();
+    std::os::unix::fs::symlink("..", root.join("up")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), root.join("abs")).unwrap();
+    let mut app = chirp::App::new();
+    app.add_middleware(chirp::middleware::static_files::StaticFiles::new("/s", &root).unwrap());
+    (dir, chirp::testing::TestClient::new(app))
+}
+
+/// Segments a traversal is made of.
+const SEGMENTS: &[&str] = &[
+    "a",
+    "sub",
+    "b",
+    "secret",
+    "out",
+    "up",
+    "abs",
+    "root",
+    "..",
+    ".",
+    "%2e%2e",
+    "%2E%2e",
+    "%2f",
+    "%2F",
+    "..%2f",
+    "%5c",
+    "..%5csecret",
+    "%00",
+    "",
+    "%2e",
+    "..%2F..%2Fsecret",
+    "%252e%252e",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// No generated path under the static prefix serves a byte from outside the root: each
+    /// answer is a 404 or a file of the root.
+    #[test]
+    fn no_static_path_escapes_the_root(
+        parts in prop::collection::vec(prop::sample::select(SEGMENTS.to_vec()), 1..7),
+    ) {
+        let (_dir, client) = static_site();
+        let path = format!("/s/{}", parts.join("/"));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let res = rt.block_on(client.get(&path));
+        let body = res.text();
+        prop_assert!(!body.contains("SECRET"), "{path} escaped: {body}");
+        prop_assert!(
+            res.status().as_u16() == 404 || body.starts_with("INSIDE"),
+            "{path}: {} {body}", res.status().as_u16()
+        );
+    }
 }
 
 proptest! {

@@ -114,3 +114,52 @@ mod tests {
         );
     }
 }
+
+/// The quality an `Accept-Encoding` value gives `coding` (RFC 9110 §12.5.3): its own entry's
+/// `q` (1 when it has none), else that of `*`, else 0 (not acceptable). Case-insensitive; a
+/// malformed `q` counts as 0.
+pub(crate) fn accepted_q(accept: &str, coding: &str) -> f32 {
+    let mut star = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        let mut q = 1.0;
+        for param in parts {
+            if let Some((k, v)) = param.split_once('=') {
+                if k.trim().eq_ignore_ascii_case("q") {
+                    q = v
+                        .trim()
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|q| (0.0..=1.0).contains(q))
+                        .unwrap_or(0.0);
+                }
+            }
+        }
+        if name.eq_ignore_ascii_case(coding) {
+            return q;
+        }
+        if name == "*" {
+            star = Some(q);
+        }
+    }
+    star.unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod accept_encoding_tests {
+    use super::accepted_q;
+
+    #[test]
+    fn q_values() {
+        assert_eq!(accepted_q("gzip, br", "br"), 1.0);
+        assert_eq!(accepted_q("gzip;q=0.5, br;q=0.8", "gzip"), 0.5);
+        assert_eq!(accepted_q("GZIP", "gzip"), 1.0);
+        assert_eq!(accepted_q("br;q=0", "br"), 0.0);
+        assert_eq!(accepted_q("*;q=0.3", "br"), 0.3);
+        assert_eq!(accepted_q("*;q=0.3, br;q=0", "br"), 0.0);
+        assert_eq!(accepted_q("identity", "gzip"), 0.0);
+        assert_eq!(accepted_q("gzip;q=2", "gzip"), 0.0);
+        assert_eq!(accepted_q("", "gzip"), 0.0);
+    }
+}

@@ -1,17 +1,22 @@
 //! HTTP types: what a handler receives ([`Request`]) and returns ([`Response`],
 //! anything [`IntoResponse`]), and the pieces they are made of.
 
+pub(crate) mod body;
 mod cookies;
+pub(crate) mod date;
+pub(crate) mod file;
 mod headers;
 mod method;
 pub(crate) mod problem;
 mod request;
 pub(crate) mod response;
+pub mod sse;
 mod status;
 
 pub(crate) mod encoding;
 pub(crate) mod target;
 
+pub use body::{BodyStream, BoxError};
 pub(crate) use cookies::{find_cookie, find_cookie_bytes, parse_cookie_header};
 pub use cookies::{is_valid_cookie_name, Cookie, SameSite};
 pub use headers::Headers;

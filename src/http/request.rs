@@ -345,6 +345,12 @@ impl Request {
         &self.headers
     }
 
+    /// The `Last-Event-ID` header: the `id` of the last Server-Sent Event a reconnecting
+    /// `EventSource` saw, to resume from (see [`sse`](crate::sse)).
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.header("last-event-id")
+    }
+
     /// The first value of header `name` (case-insensitive), as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name)

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 
+use super::body::{BodyStream, BoxError, BoxErrors, FileBody, Streamed};
 use super::{Cookie, StatusCode};
 
 type HeaderPair = (Cow<'static, str>, Cow<'static, str>);
@@ -67,7 +68,7 @@ impl ContentType {
 /// assert_eq!(res.header("X-Request-Id"), Some("42"));
 /// assert_eq!(res.body().as_ref(), b"created");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Response {
     status: StatusCode,
     content_type: Option<ContentType>,
@@ -79,8 +80,12 @@ pub struct Response {
 }
 
 /// The rare parts of a [`Response`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 struct Extra {
+    /// A body that is not in memory (then `Response::body` is empty), and its length when
+    /// known (`Content-Length`; otherwise chunked or close-delimited).
+    streamed: Option<Streamed>,
+    streamed_len: Option<u64>,
     /// Set when a header with CR, LF or NUL was refused; the server then answers 500.
     refused_header: Option<String>,
     /// Set on the error responses chirp makes (router, handler errors, panics, server
@@ -144,6 +149,15 @@ fn serialize_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Bytes>
         // Only when a `Serialize` impl itself builds a JSON response: no shared buffer then.
         Err(_) => serde_json::to_vec(value).map(Bytes::from),
     })
+}
+
+/// Boxes `stream` with its errors boxed (`BodyStream`), once if they already are.
+fn box_stream<S, E>(stream: S) -> BodyStream
+where
+    S: futures_core::Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<BoxError> + 'static,
+{
+    Box::pin(BoxErrors(Box::pin(stream)))
 }
 
 impl Default for Response {
@@ -253,6 +267,111 @@ impl Response {
         Response::empty(status).with_header("location", location)
     }
 
+    /// `200`, `application/octet-stream`, the body streamed from `stream` as it produces
+    /// chunks. The server polls the stream only as the client takes the bytes (backpressure),
+    /// drops it as soon as the client goes away, and sends it with `Transfer-Encoding:
+    /// chunked` (or, to HTTP/1.0 clients and on `Connection: close`, delimited by closing the
+    /// connection). A stream that ends with an error ends the response by closing the
+    /// connection, so the client never takes a truncated body for a whole one. Headers (and
+    /// the session cookie) are sent before the first chunk is polled.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// let chunks = futures_util::stream::iter(["a", "b"].map(|s| Ok::<_, std::io::Error>(Bytes::from(s))));
+    /// let res = chirp::Response::stream(chunks).with_content_type("text/plain");
+    /// assert!(res.is_streamed());
+    /// ```
+    pub fn stream<S, E>(stream: S) -> Response
+    where
+        S: futures_core::Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        Response::from_streamed(Streamed::Stream(box_stream(stream)), None)
+    }
+
+    /// Like [`Response::stream`], for a body of a known `length`: it is sent with
+    /// `Content-Length`. A stream that ends short of `length`, or goes past it, ends the
+    /// response by closing the connection.
+    pub fn stream_with_length<S, E>(length: u64, stream: S) -> Response
+    where
+        S: futures_core::Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        Response::from_streamed(Streamed::Stream(box_stream(stream)), Some(length))
+    }
+
+    pub(crate) fn from_streamed(body: Streamed, length: Option<u64>) -> Response {
+        let mut res = Response::bytes(Bytes::new());
+        res.set_streamed(body, length);
+        res
+    }
+
+    pub(crate) fn set_streamed(&mut self, body: Streamed, length: Option<u64>) {
+        self.body = Bytes::new();
+        let extra = self.extra.get_or_insert_with(Box::default);
+        extra.streamed = Some(body);
+        extra.streamed_len = length;
+    }
+
+    /// Whether the body is streamed ([`Response::stream`], a file) rather than in memory.
+    pub fn is_streamed(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| e.streamed.is_some())
+    }
+
+    /// The length of a streamed body, when it is known.
+    pub fn streamed_len(&self) -> Option<u64> {
+        self.extra
+            .as_ref()
+            .and_then(|e| e.streamed.as_ref().and(e.streamed_len))
+    }
+
+    /// Takes a streamed body out as a stream (a file's bytes are read as it is polled), for
+    /// middleware that transforms bodies; the response's body is then empty. `None` for an
+    /// in-memory body ([`Response::body`]).
+    pub fn take_stream(&mut self) -> Option<BodyStream> {
+        let extra = self.extra.as_mut()?;
+        extra.streamed_len = None;
+        match extra.streamed.take()? {
+            Streamed::Stream(stream) => Some(stream),
+            Streamed::File(file) => Some(file.into_stream()),
+        }
+    }
+
+    /// Replaces the body with `stream` (its length unknown), keeping status and headers.
+    pub fn set_stream(&mut self, stream: BodyStream) {
+        self.set_streamed(Streamed::Stream(stream), None);
+    }
+
+    /// The streamed body, for the server to write.
+    pub(crate) fn take_streamed(&mut self) -> Option<(Streamed, Option<u64>)> {
+        let extra = self.extra.as_mut()?;
+        let body = extra.streamed.take()?;
+        Some((body, extra.streamed_len.take()))
+    }
+
+    /// The file behind a file body, for range requests.
+    pub(crate) fn file_body_mut(&mut self) -> Option<&mut FileBody> {
+        match self.extra.as_mut()?.streamed.as_mut()? {
+            Streamed::File(file) => Some(file),
+            Streamed::Stream(_) => None,
+        }
+    }
+
+    /// Sets the length of a streamed body (a range of a file).
+    pub(crate) fn set_streamed_len(&mut self, len: u64) {
+        if let Some(extra) = self.extra.as_mut() {
+            extra.streamed_len = Some(len);
+        }
+    }
+
+    /// Drops a streamed body (a `304`, a `416`).
+    pub(crate) fn drop_streamed(&mut self) {
+        if let Some(extra) = self.extra.as_mut() {
+            extra.streamed = None;
+            extra.streamed_len = None;
+        }
+    }
+
     /// Replaces the status.
     pub fn with_status(mut self, status: StatusCode) -> Response {
         self.status = status;
@@ -342,10 +461,16 @@ impl Response {
         )
     }
 
-    /// Replaces the body (the content type stays).
+    /// Replaces the body (the content type stays); a streamed body is dropped.
     pub fn with_body_bytes(mut self, body: impl Into<Bytes>) -> Response {
-        self.body = body.into();
+        self.set_body(body);
         self
+    }
+
+    /// Replaces the body (see [`Response::with_body_bytes`]).
+    pub fn set_body(&mut self, body: impl Into<Bytes>) {
+        self.drop_streamed();
+        self.body = body.into();
     }
 
     fn refuse(&mut self, problem: String) {
@@ -360,8 +485,8 @@ impl Response {
         let detail = detail.into();
         let mut res = Response::text(Bytes::from(detail.clone().into_owned())).with_status(status);
         res.extra = Some(Box::new(Extra {
-            refused_header: None,
             problem: Some(detail),
+            ..Extra::default()
         }));
         res
     }
@@ -422,7 +547,7 @@ impl Response {
         self.content_type.as_ref()
     }
 
-    /// The body.
+    /// The body (empty when it is streamed: see [`Response::is_streamed`]).
     pub fn body(&self) -> &Bytes {
         &self.body
     }

@@ -36,6 +36,7 @@ statuses! {
     CREATED = 201, "Created";
     ACCEPTED = 202, "Accepted";
     NO_CONTENT = 204, "No Content";
+    PARTIAL_CONTENT = 206, "Partial Content";
     MOVED_PERMANENTLY = 301, "Moved Permanently";
     FOUND = 302, "Found";
     SEE_OTHER = 303, "See Other";
@@ -52,9 +53,11 @@ statuses! {
     CONFLICT = 409, "Conflict";
     GONE = 410, "Gone";
     LENGTH_REQUIRED = 411, "Length Required";
+    PRECONDITION_FAILED = 412, "Precondition Failed";
     PAYLOAD_TOO_LARGE = 413, "Payload Too Large";
     URI_TOO_LONG = 414, "URI Too Long";
     UNSUPPORTED_MEDIA_TYPE = 415, "Unsupported Media Type";
+    RANGE_NOT_SATISFIABLE = 416, "Range Not Satisfiable";
     EXPECTATION_FAILED = 417, "Expectation Failed";
     IM_A_TEAPOT = 418, "I'm a teapot";
     UNPROCESSABLE_ENTITY = 422, "Unprocessable Entity";

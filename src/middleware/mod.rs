@@ -21,6 +21,7 @@
 
 pub mod auth;
 pub mod sessions;
+pub mod static_files;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -25,10 +25,14 @@ use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::date::DateCache;
-use super::encode::{encode, ConnectionHeader};
+use super::encode::{
+    encode, encode_streamed_head, push_chunk_size, ConnectionHeader, StreamFraming,
+};
 use super::parse::{parse_head, Framing, Head, Reject};
 use super::{ServerConfig, Shutdown};
-use crate::http::{HeadersBuilder, Method, Request, Response, StatusCode, Version};
+use crate::http::body::{read_at_exact, FileBody, Streamed};
+use crate::http::file::Conditionals;
+use crate::http::{BodyStream, HeadersBuilder, Method, Request, Response, StatusCode, Version};
 use crate::panic::catch_panic;
 use crate::routing::FutureSlot;
 use crate::service::{Service, Started};
@@ -36,6 +40,9 @@ use crate::service::{Service, Started};
 /// Bodies at least this large are written straight from the response, not copied into the
 /// write buffer.
 const LARGE_BODY: usize = 16 * 1024;
+/// Files up to this size are copied into the write buffer behind their head (one write for
+/// both); larger ones are sent with `sendfile(2)`.
+const SMALL_FILE: usize = 32 * 1024;
 /// Buffers grown past this by one large request are given back afterwards.
 const SHRINK_ABOVE: usize = 64 * 1024;
 
@@ -280,21 +287,30 @@ impl Connection {
                 Err(BodyError::Io(e)) => return Err(e),
             }
         };
+        // Range and If-* headers are kept aside for the response (files answer them).
+        let mut conditionals = None;
         let make = || {
-            Request::from_parts(
+            let req = Request::from_parts(
                 head.method,
                 head.version,
                 head.target,
                 self.headers.take(head_bytes),
                 body,
                 Some(self.peer),
-            )
+            );
+            if head.conditional {
+                conditionals = Conditionals::of(&req);
+            }
+            req
         };
         let mut res = match self.service.start_with(make, &mut self.slot) {
             Started::Answered(res) => res,
             Started::Running(fut) => catch_panic(fut).await,
             Started::InSlot => self.slot.run().await,
         };
+        if let Some(conditionals) = conditionals {
+            conditionals.apply(&mut res);
+        }
         self.service.render(&mut res, head.prefers_json);
 
         let keep_alive = head.keep_alive && !shutdown.is_stopping();
@@ -304,6 +320,11 @@ impl Connection {
             (true, Version::Http11) => ConnectionHeader::None,
         };
         let head_only = head.method == Method::Head;
+        if res.is_streamed() {
+            return self
+                .send_streamed(res, head_only, head.version, keep_alive)
+                .await;
+        }
         let date = self.date.current();
         if res.body().len() >= LARGE_BODY && !head_only {
             encode(&mut self.write, &res, date, true, connection);
@@ -316,6 +337,197 @@ impl Connection {
             self.read = BytesMut::with_capacity(self.config.read_buffer_size);
         }
         Ok(keep_alive)
+    }
+
+    /// Sends a response whose body is streamed: the head first (with the handler's headers and
+    /// the session's cookie, all set by now), then the body as it comes. Returns whether the
+    /// connection stays open: not after a close-delimited body, and never after a body that
+    /// failed half-way (an error is returned then, so that the client sees a cut connection,
+    /// not a clean end).
+    async fn send_streamed(
+        &mut self,
+        mut res: Response,
+        head_only: bool,
+        version: Version,
+        keep_alive: bool,
+    ) -> io::Result<bool> {
+        let Some((body, length)) = res.take_streamed() else {
+            return Ok(keep_alive);
+        };
+        let date = self.date.current();
+        if res.status().forbids_body() {
+            drop(body); // 204 and 304 have no body (RFC 9110 §6.4.1)
+            let connection = connection_header(keep_alive, version);
+            encode(&mut self.write, &res, date, head_only, connection);
+            return Ok(keep_alive);
+        }
+        let length = match &body {
+            Streamed::File(file) => Some(file.len),
+            Streamed::Stream(_) => length,
+        };
+        let framing = match length {
+            Some(n) => StreamFraming::Length(n),
+            None if keep_alive && version == Version::Http11 => StreamFraming::Chunked,
+            // RFC 9112 §6.3: with neither length nor chunked coding, the body ends when the
+            // connection closes (HTTP/1.0 has no chunked coding).
+            None => StreamFraming::Close,
+        };
+        let keep_alive = keep_alive && framing != StreamFraming::Close;
+        let connection = connection_header(keep_alive, version);
+        if !encode_streamed_head(&mut self.write, &res, date, framing, connection) {
+            return Ok(keep_alive); // a refused header: a plain 500 went out instead
+        }
+        if head_only {
+            return Ok(keep_alive); // the producer is dropped unpolled
+        }
+        match body {
+            Streamed::Stream(stream) => self.send_stream(stream, framing).await?,
+            Streamed::File(file) => self.send_file(file).await?,
+        }
+        Ok(keep_alive)
+    }
+
+    /// Writes `stream` framed as `framing`. The stream is polled only when the bytes before
+    /// are written (backpressure); what it has ready at once is gathered into one write, and
+    /// what is gathered goes out as soon as it has nothing more ready (an event is not held
+    /// back). While it has nothing ready, the socket is watched: a client that goes away
+    /// ends the response at once, dropping the stream.
+    async fn send_stream(
+        &mut self,
+        mut stream: BodyStream,
+        framing: StreamFraming,
+    ) -> io::Result<()> {
+        let mut sent: u64 = 0;
+        loop {
+            let item =
+                match std::future::poll_fn(|cx| Poll::Ready(stream.as_mut().poll_next(cx))).await {
+                    Poll::Ready(item) => item,
+                    Poll::Pending => {
+                        self.flush().await?;
+                        self.next_while_watching(&mut stream).await?
+                    }
+                };
+            match item {
+                Some(Ok(chunk)) => {
+                    if chunk.is_empty() {
+                        continue; // an empty chunk would end a chunked body
+                    }
+                    sent += chunk.len() as u64;
+                    if let StreamFraming::Length(n) = framing {
+                        if sent > n {
+                            return Err(stream_failed("the body stream went past its length"));
+                        }
+                    }
+                    if framing == StreamFraming::Chunked {
+                        push_chunk_size(&mut self.write, chunk.len());
+                    }
+                    if chunk.len() >= LARGE_BODY {
+                        self.flush().await?;
+                        self.write_all_timed(&chunk).await?;
+                    } else {
+                        self.write.extend_from_slice(&chunk);
+                    }
+                    if framing == StreamFraming::Chunked {
+                        self.write.extend_from_slice(b"\r\n");
+                    }
+                    if self.write.len() >= LARGE_BODY {
+                        self.flush().await?;
+                    }
+                }
+                Some(Err(e)) => {
+                    // What was produced before the error goes out; the end of the body never
+                    // does.
+                    let _ = self.flush().await;
+                    tracing::warn!(peer = %self.peer, error = %e, "response body stream failed: connection closed");
+                    return Err(stream_failed("the body stream failed"));
+                }
+                None => {
+                    if let StreamFraming::Length(n) = framing {
+                        if sent < n {
+                            // What was produced goes out; the connection then closes.
+                            let _ = self.flush().await;
+                            return Err(stream_failed("the body stream ended short of its length"));
+                        }
+                    }
+                    if framing == StreamFraming::Chunked {
+                        self.write.extend_from_slice(b"0\r\n\r\n");
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Waits for the stream's next item while watching the socket: bytes the client sends
+    /// meanwhile (a pipelined request) are kept for later, and the client closing ends the
+    /// wait with an error, which drops the stream.
+    async fn next_while_watching(
+        &mut self,
+        stream: &mut BodyStream,
+    ) -> io::Result<Option<Result<Bytes, crate::http::BoxError>>> {
+        let keep_at_most = self.config.max_head_size.max(self.config.read_buffer_size);
+        std::future::poll_fn(|cx| loop {
+            if let Poll::Ready(item) = stream.as_mut().poll_next(cx) {
+                return Poll::Ready(Ok(item));
+            }
+            // Past this much unread input, stop reading (and so stop watching): the client
+            // is sending faster than it is served.
+            if self.read.len() >= keep_at_most {
+                return Poll::Pending;
+            }
+            match self.stream.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {
+                    self.read.reserve(1024);
+                    match self.stream.try_read_buf(&mut self.read) {
+                        Ok(0) => {
+                            return Poll::Ready(Err(io::Error::new(
+                                io::ErrorKind::ConnectionAborted,
+                                "the client went away during a streamed response",
+                            )))
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Writes a file's bytes. A small file joins the head in the write buffer (one write for
+    /// both); a larger one goes from the page cache to the socket with `sendfile(2)`, never
+    /// passing through user space.
+    async fn send_file(&mut self, file: FileBody) -> io::Result<()> {
+        if file.len <= SMALL_FILE as u64 {
+            let at = self.write.len();
+            self.write.resize(at + file.len as usize, 0);
+            return read_at_exact(&file.file, &mut self.write[at..], file.offset);
+        }
+        self.flush().await?;
+        let (mut offset, end) = (file.offset, file.offset + file.len);
+        while offset < end {
+            let count = (end - offset).min(1 << 30) as usize;
+            let sent = self.stream.try_io(tokio::io::Interest::WRITABLE, || {
+                rustix::fs::sendfile(&self.stream, &file.file, Some(&mut offset), count)
+                    .map_err(io::Error::from)
+            });
+            match sent {
+                Ok(0) => return Err(stream_failed("the file became shorter while it was sent")),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    timeout(self.config.write_timeout, self.stream.writable())
+                        .await
+                        .map_err(|_| {
+                            io::Error::new(io::ErrorKind::TimedOut, "write timed out")
+                        })??;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Reads the body that `head` announces: by Content-Length (a slice of the read buffer,
@@ -481,6 +693,20 @@ impl Connection {
     async fn write_all_timed(&mut self, bytes: &[u8]) -> io::Result<()> {
         write_timed(&mut self.stream, bytes, self.config.write_timeout).await
     }
+}
+
+/// The `Connection` header for a response that leaves the connection open or not.
+fn connection_header(keep_alive: bool, version: Version) -> ConnectionHeader {
+    match (keep_alive, version) {
+        (false, _) => ConnectionHeader::Close,
+        (true, Version::Http10) => ConnectionHeader::KeepAlive,
+        (true, Version::Http11) => ConnectionHeader::None,
+    }
+}
+
+/// The error that ends a streamed response half-way (the connection is then closed).
+fn stream_failed(why: &'static str) -> io::Error {
+    io::Error::other(why)
 }
 
 /// Writes all of `bytes`. Most writes go out at once with no waiting; only a client that

@@ -5,9 +5,7 @@
 //! call per response.
 
 use crate::clock::unix_seconds;
-
-/// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
-pub(crate) const DATE_LEN: usize = 29;
+pub(crate) use crate::http::date::{format, DATE_LEN};
 
 /// The response head's `date` line followed by the name of the `content-length` line, which
 /// comes after it in every head with a body: the part of a head that changes once a second,
@@ -65,46 +63,6 @@ impl DateCache {
         }
         &self.lines
     }
-}
-
-/// Formats `secs` since the epoch as an IMF-fixdate.
-pub(crate) fn format(secs: u64) -> [u8; DATE_LEN] {
-    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let days = secs / 86400;
-    let rem = secs % 86400;
-    let (year, month, day) = civil_from_days(days as i64);
-    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
-    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
-    let two = |out: &mut [u8; DATE_LEN], at: usize, v: u64| {
-        out[at] = b'0' + (v / 10) as u8;
-        out[at + 1] = b'0' + (v % 10) as u8;
-    };
-    two(&mut out, 5, day as u64);
-    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
-    two(&mut out, 12, (year / 100) as u64);
-    two(&mut out, 14, (year % 100) as u64);
-    two(&mut out, 17, rem / 3600);
-    two(&mut out, 20, rem / 60 % 60);
-    two(&mut out, 23, rem % 60);
-    out
-}
-
-/// Days since 1970-01-01 to (year, month 1-12, day 1-31): Howard Hinnant's `civil_from_days`.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -71,22 +71,9 @@ fn push_status_line(out: &mut Vec<u8>, status: StatusCode) {
     out.extend_from_slice(line);
 }
 
-/// Appends `res` to `out`. `head_only`: a HEAD request (headers as for GET, no body).
-/// A response carrying a refused header is replaced by a `500` (the refusal is logged).
-pub(crate) fn encode(
-    out: &mut Vec<u8>,
-    res: &Response,
-    date: &DateLines,
-    head_only: bool,
-    connection: ConnectionHeader,
-) {
-    if let Some(problem) = res.refused_header() {
-        tracing::error!(problem, "response refused: answered 500 instead");
-        let fallback =
-            Response::text("Internal Server Error").with_status(StatusCode::INTERNAL_SERVER_ERROR);
-        return encode(out, &fallback, date, head_only, connection);
-    }
-    let status = res.status();
+/// The status line, the content type and the handler's headers (framing headers dropped).
+#[inline(always)]
+fn push_head_lines(out: &mut Vec<u8>, res: &Response, status: StatusCode) {
     match res.content_type_header() {
         // The most common head of all: one copy.
         Some(ContentType::Known(known)) if status == StatusCode::OK => {
@@ -113,6 +100,78 @@ pub(crate) fn encode(
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
     }
+}
+
+/// How a streamed body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamFraming {
+    /// `Content-Length` (the stream's length is known).
+    Length(u64),
+    /// `Transfer-Encoding: chunked` (HTTP/1.1).
+    Chunked,
+    /// Neither: the body ends when the connection closes (HTTP/1.0, `Connection: close`).
+    Close,
+}
+
+/// Appends the head of a response whose body is streamed after it (see `StreamFraming`).
+/// Returns `false` when the response carried a refused header: a complete `500` was written
+/// instead, and the body must not follow.
+pub(crate) fn encode_streamed_head(
+    out: &mut Vec<u8>,
+    res: &Response,
+    date: &DateLines,
+    framing: StreamFraming,
+    connection: ConnectionHeader,
+) -> bool {
+    if res.refused_header().is_some() {
+        encode(out, res, date, false, connection);
+        return false;
+    }
+    let status = res.status();
+    push_head_lines(out, res, status);
+    match framing {
+        StreamFraming::Length(n) => {
+            out.extend_from_slice(date.with_length_name());
+            push_decimal(out, n);
+        }
+        StreamFraming::Chunked => {
+            out.extend_from_slice(date.date_line());
+            out.extend_from_slice(b"\r\ntransfer-encoding: chunked");
+        }
+        StreamFraming::Close => out.extend_from_slice(date.date_line()),
+    }
+    out.extend_from_slice(match connection {
+        ConnectionHeader::None => b"\r\n\r\n",
+        ConnectionHeader::KeepAlive => b"\r\nconnection: keep-alive\r\n\r\n",
+        ConnectionHeader::Close => b"\r\nconnection: close\r\n\r\n",
+    });
+    true
+}
+
+/// Appends a chunk's size line (RFC 9112 §7.1: hex size, CRLF).
+pub(crate) fn push_chunk_size(out: &mut Vec<u8>, n: usize) {
+    let digits = format_args!("{n:x}\r\n");
+    use std::io::Write;
+    let _ = out.write_fmt(digits);
+}
+
+/// Appends `res` to `out`. `head_only`: a HEAD request (headers as for GET, no body).
+/// A response carrying a refused header is replaced by a `500` (the refusal is logged).
+pub(crate) fn encode(
+    out: &mut Vec<u8>,
+    res: &Response,
+    date: &DateLines,
+    head_only: bool,
+    connection: ConnectionHeader,
+) {
+    if let Some(problem) = res.refused_header() {
+        tracing::error!(problem, "response refused: answered 500 instead");
+        let fallback =
+            Response::text("Internal Server Error").with_status(StatusCode::INTERNAL_SERVER_ERROR);
+        return encode(out, &fallback, date, head_only, connection);
+    }
+    let status = res.status();
+    push_head_lines(out, res, status);
     let no_body = status.forbids_body();
     if no_body {
         out.extend_from_slice(date.date_line());

@@ -38,6 +38,9 @@ pub(crate) struct Head {
     pub expect_continue: bool,
     /// The client's `Accept` prefers JSON (how errors are rendered for it).
     pub prefers_json: bool,
+    /// It has a `Range` or `If-None-Match` / `If-Modified-Since` header: the connection
+    /// keeps them aside for the response (see `http::file::Conditionals`).
+    pub conditional: bool,
 }
 
 /// Why a head is refused: the status to answer with and a short reason. The connection is
@@ -204,6 +207,7 @@ fn check_head(
     let mut conn_keep_alive = false;
     let mut expect_continue = false;
     let mut prefers_json = false;
+    let mut conditional = false;
     let mut host: Option<(usize, usize)> = None;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
@@ -278,6 +282,9 @@ fn check_head(
                 }
                 chunked = true;
             }
+            5 if name.eq_ignore_ascii_case(b"range") => conditional = true,
+            13 if name.eq_ignore_ascii_case(b"if-none-match") => conditional = true,
+            17 if name.eq_ignore_ascii_case(b"if-modified-since") => conditional = true,
             _ => {}
         }
     }
@@ -324,6 +331,7 @@ fn check_head(
         keep_alive,
         expect_continue: expect_continue && framing != Framing::None && version == Version::Http11,
         prefers_json,
+        conditional,
     }))
 }
 
