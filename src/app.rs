@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, ToSocketAddrs};
 
 use crate::error::{ConfigurationError, Error};
-use crate::http::{AppState, Method};
+use crate::http::{AppState, BodyConfig, Method};
 use crate::middleware::{Chain, ErrorHandler, Middleware};
 use crate::routing::{Handler, Router};
 use crate::server::{self, ServerConfig};
@@ -68,6 +68,30 @@ impl App {
         handler: impl Handler,
     ) -> &mut App {
         if let Err(e) = self.router.insert(pattern, methods, Arc::new(handler)) {
+            self.errors.push(e);
+        }
+        self
+    }
+
+    /// Sets how the routes of `pattern` take request bodies: a larger (or smaller) limit than
+    /// the server's 2 MiB default, and whether the handler streams the body as it arrives.
+    /// The pattern must be registered already (any method), or the app fails to build.
+    ///
+    /// ```
+    /// use chirp::{App, BodyConfig, HttpError, Request};
+    /// let mut app = App::new();
+    /// app.post("/upload", |mut req: Request| async move {
+    ///     let mut body = req.body_stream();
+    ///     let mut total = 0;
+    ///     while let Some(chunk) = body.next_chunk().await {
+    ///         total += chunk?.len();
+    ///     }
+    ///     Ok::<_, HttpError>(format!("{total} bytes"))
+    /// });
+    /// app.route_body("/upload", BodyConfig::max(100 * 1024 * 1024).streamed());
+    /// ```
+    pub fn route_body(&mut self, pattern: &str, body: BodyConfig) -> &mut App {
+        if let Err(e) = self.router.set_body(pattern, body) {
             self.errors.push(e);
         }
         self

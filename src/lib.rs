@@ -43,7 +43,9 @@ pub mod testing;
 pub use app::App;
 pub use error::{ConfigurationError, Error, HttpError, LookupError};
 pub use http::sse;
-pub use http::{Cookie, IntoResponse, Method, Problem, Request, Response, SameSite, StatusCode};
+pub use http::{
+    BodyConfig, Cookie, IntoResponse, Method, Problem, Request, Response, SameSite, StatusCode,
+};
 pub use middleware::{Middleware, Next};
 pub use server::ServerConfig;
 pub use service::Service;

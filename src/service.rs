@@ -62,6 +62,12 @@ impl Service {
         }
     }
 
+    /// How the route for `path` takes its body (`None`: the server's default).
+    #[inline]
+    pub(crate) fn body_config(&self, path: &[u8]) -> Option<crate::http::BodyConfig> {
+        self.chain.router.body_config(path)
+    }
+
     /// Starts `req` without awaiting anything: either it is answered at once (404, 405, a
     /// panic), or there is one future to await: the first middleware's (boxed), or the
     /// handler's (in `slot`). The caller awaits that future itself, so a request is not moved

@@ -12,6 +12,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_core::Stream;
 
+use crate::error::HttpError;
+
 /// Any error a body stream may end with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -133,5 +135,113 @@ where
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.0.size_hint()
+    }
+}
+
+/// How a route takes its request body: the most bytes it accepts, and whether the handler
+/// reads it as it arrives ([`Request::body_stream`](super::Request::body_stream)) instead of
+/// whole before it runs. Set with [`App::route_body`](crate::App::route_body); routes without
+/// one take at most [`ServerConfig::max_body_size`](crate::ServerConfig::max_body_size)
+/// (2 MiB), buffered.
+///
+/// ```
+/// use chirp::BodyConfig;
+/// let uploads = BodyConfig::max(100 * 1024 * 1024).streamed();
+/// assert_eq!(uploads.max_size(), 100 * 1024 * 1024);
+/// assert!(uploads.is_streamed());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyConfig {
+    pub(crate) max_size: usize,
+    pub(crate) streamed: bool,
+}
+
+impl BodyConfig {
+    /// Bodies of at most `bytes`, read whole before the handler runs (over it: `413`, and the
+    /// connection is closed).
+    pub fn max(bytes: usize) -> BodyConfig {
+        BodyConfig {
+            max_size: bytes,
+            streamed: false,
+        }
+    }
+
+    /// The body is streamed to the handler as it arrives (the limit is enforced as it
+    /// arrives: past it, the stream fails, and the client gets `413` and a closed
+    /// connection). Nothing of it is buffered beyond a few reads.
+    pub fn streamed(mut self) -> BodyConfig {
+        self.streamed = true;
+        self
+    }
+
+    /// The limit, in bytes.
+    pub fn max_size(&self) -> usize {
+        self.max_size
+    }
+
+    /// Whether the body is streamed to the handler.
+    pub fn is_streamed(&self) -> bool {
+        self.streamed
+    }
+}
+
+/// Where the server puts a streamed request body's chunks as they arrive (in the request's
+/// extensions until the handler takes it).
+pub(crate) struct BodyReceiver(pub(crate) tokio::sync::mpsc::Receiver<Result<Bytes, HttpError>>);
+
+/// The sending end, held by the connection.
+pub(crate) type BodySender = tokio::sync::mpsc::Sender<Result<Bytes, HttpError>>;
+
+/// A request body read as it arrives, from [`Request::body_stream`](super::Request::body_stream):
+/// chunks in order, then `None`. An error (`413` past the route's limit, `408` when the
+/// client is too slow, `400` for broken chunked framing) ends it; the server then answers
+/// with that error and closes the connection, whatever the handler returns.
+///
+/// For a route whose body is not streamed, it yields the buffered body as one chunk.
+/// Also a [`Stream`](futures_core::Stream), for `multer` and the like.
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: RequestBodyInner,
+}
+
+#[derive(Debug)]
+enum RequestBodyInner {
+    Buffered(Option<Bytes>),
+    Channel(tokio::sync::mpsc::Receiver<Result<Bytes, HttpError>>),
+}
+
+impl std::fmt::Debug for BodyReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BodyReceiver")
+    }
+}
+
+impl RequestBody {
+    pub(crate) fn buffered(body: Bytes) -> RequestBody {
+        RequestBody {
+            inner: RequestBodyInner::Buffered((!body.is_empty()).then_some(body)),
+        }
+    }
+
+    pub(crate) fn channel(rx: BodyReceiver) -> RequestBody {
+        RequestBody {
+            inner: RequestBodyInner::Channel(rx.0),
+        }
+    }
+
+    /// The next chunk, `None` at the end.
+    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, HttpError>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+}
+
+impl Stream for RequestBody {
+    type Item = Result<Bytes, HttpError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match &mut self.inner {
+            RequestBodyInner::Buffered(body) => Poll::Ready(body.take().map(Ok)),
+            RequestBodyInner::Channel(rx) => rx.poll_recv(cx),
+        }
     }
 }

@@ -7,6 +7,8 @@ pub(crate) mod date;
 pub(crate) mod file;
 mod headers;
 mod method;
+#[cfg(feature = "multipart")]
+pub mod multipart;
 pub(crate) mod problem;
 mod request;
 pub(crate) mod response;
@@ -16,7 +18,7 @@ mod status;
 pub(crate) mod encoding;
 pub(crate) mod target;
 
-pub use body::{BodyStream, BoxError};
+pub use body::{BodyConfig, BodyStream, BoxError, RequestBody};
 pub(crate) use cookies::{find_cookie, find_cookie_bytes, parse_cookie_header};
 pub use cookies::{is_valid_cookie_name, Cookie, SameSite};
 pub use headers::Headers;

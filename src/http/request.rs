@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use super::body::{BodyReceiver, RequestBody};
 use super::encoding::{parse_urlencoded, percent_decode};
 use super::target::{normalize_in_place, scan_target};
 use super::{
@@ -379,6 +380,22 @@ impl Request {
     /// Every cookie the client sent, as `(name, value)`, parsed lazily.
     pub fn cookies(&self) -> impl Iterator<Item = (&str, &str)> {
         self.headers.get_all("cookie").flat_map(parse_cookie_header)
+    }
+
+    /// The body as a stream of chunks: as they arrive, on a route whose body is streamed
+    /// ([`BodyConfig::streamed`](crate::BodyConfig::streamed)); otherwise the buffered body as
+    /// one chunk. It can be taken once: a second call yields nothing.
+    pub fn body_stream(&mut self) -> RequestBody {
+        if let Some(rx) = self.extensions.remove::<BodyReceiver>() {
+            return RequestBody::channel(rx);
+        }
+        RequestBody::buffered(std::mem::take(&mut self.body))
+    }
+
+    /// Whether the body is streamed (see [`Request::body_stream`]): then [`Request::body`]
+    /// is empty.
+    pub fn has_streamed_body(&self) -> bool {
+        self.extensions.get::<BodyReceiver>().is_some()
     }
 
     /// The body.

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod auth;
+pub mod compression;
 pub mod sessions;
 pub mod static_files;
 

@@ -13,6 +13,7 @@ use super::handler::Handler;
 use super::BoxFuture;
 use crate::error::ConfigurationError;
 use crate::http::encoding::percent_decode;
+use crate::http::BodyConfig;
 use crate::http::{Method, Request, Response, StatusCode};
 use crate::panic::{guarded, panic_response};
 
@@ -25,6 +26,8 @@ struct Endpoints {
     /// Handlers of extension methods ([`Method::other`]), in registration order.
     others: Vec<(Method, Arc<dyn Handler>)>,
     allow: String,
+    /// How this pattern's routes take request bodies (`None`: the server's default).
+    body: Option<BodyConfig>,
 }
 
 impl Endpoints {
@@ -34,6 +37,7 @@ impl Endpoints {
             handlers: Default::default(),
             others: Vec::new(),
             allow: String::new(),
+            body: None,
         }
     }
 
@@ -157,6 +161,23 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The endpoints registered for `pattern` (spelled as at registration, up to empty
+    /// segments), if any.
+    fn endpoints_mut(&mut self, pattern: &str) -> Option<&mut Endpoints> {
+        let mut node = self;
+        for segment in parse_pattern(pattern).ok()? {
+            node = match segment {
+                Segment::Static(s) => &mut node.statics.iter_mut().find(|(n, _)| **n == *s)?.1,
+                Segment::Param(_, Kind::Path) => return node.catch_all.as_mut().map(|(_, e)| e),
+                Segment::Param(_, Kind::Int) => &mut *node.int_param.as_mut()?.1,
+                Segment::Param(_, Kind::Str) => &mut *node.str_param.as_mut()?.1,
+            };
+        }
+        node.endpoints.as_mut()
+    }
+}
+
 /// Splits a pattern into segments, or says what is wrong with it.
 fn parse_pattern(pattern: &str) -> Result<Vec<Segment<'_>>, ConfigurationError> {
     let bad = |why: &str| ConfigurationError::new(format!("route pattern {pattern:?}: {why}"));
@@ -231,6 +252,9 @@ pub(crate) struct Router {
     extensions: Vec<Method>,
     /// What answers a path no pattern matches (`None`: a plain 404).
     fallback: Option<Arc<dyn Handler>>,
+    /// Whether any route has its own [`BodyConfig`], and the largest limit among them.
+    has_bodies: bool,
+    largest_body: usize,
 }
 
 impl Router {
@@ -310,6 +334,32 @@ impl Router {
         }
         endpoints.refresh_allow();
         Ok(())
+    }
+
+    /// Sets how the routes of `pattern` (registered already) take request bodies.
+    pub(crate) fn set_body(
+        &mut self,
+        pattern: &str,
+        body: BodyConfig,
+    ) -> Result<(), ConfigurationError> {
+        let endpoints = self.root.endpoints_mut(pattern).ok_or_else(|| {
+            ConfigurationError::new(format!(
+                "route_body({pattern:?}): no route has this pattern; add the route first"
+            ))
+        })?;
+        endpoints.body = Some(body);
+        self.largest_body = self.largest_body.max(body.max_size);
+        self.has_bodies = true;
+        Ok(())
+    }
+
+    /// How a request for `path` takes its body, when its route says (`None`: the default).
+    #[inline]
+    pub(crate) fn body_config(&self, path: &[u8]) -> Option<BodyConfig> {
+        if !self.has_bodies {
+            return None;
+        }
+        self.root.find(path, &mut Params::new())?.body
     }
 
     /// Sets the handler for paths no pattern matches.

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,7 +31,8 @@ use super::encode::{
 };
 use super::parse::{parse_head, Framing, Head, Reject};
 use super::{ServerConfig, Shutdown};
-use crate::http::body::{read_at_exact, FileBody, Streamed};
+use crate::error::HttpError;
+use crate::http::body::{read_at_exact, BodyReceiver, BodySender, FileBody, Streamed};
 use crate::http::file::Conditionals;
 use crate::http::{BodyStream, HeadersBuilder, Method, Request, Response, StatusCode, Version};
 use crate::panic::catch_panic;
@@ -45,6 +47,12 @@ const LARGE_BODY: usize = 16 * 1024;
 const SMALL_FILE: usize = 32 * 1024;
 /// Buffers grown past this by one large request are given back afterwards.
 const SHRINK_ABOVE: usize = 64 * 1024;
+
+/// The answer to a body over its route's limit.
+const TOO_LARGE: Reject = Reject {
+    status: StatusCode::PAYLOAD_TOO_LARGE,
+    reason: "request body too large",
+};
 
 /// The answer when the server-wide body budget is spent (`ServerConfig::max_buffered_bodies`).
 const BODIES_OVER_BUDGET: Reject = Reject {
@@ -277,8 +285,24 @@ impl Connection {
         let body = if head.framing == Framing::None {
             Bytes::new() // most requests: nothing to wait for
         } else {
+            // The route may set its own limit, and stream its body to the handler.
+            let (start, _) = head.target.range();
+            let path = &head_bytes[start..usize::from(head.target.path_end)];
+            let route = self.service.body_config(path);
+            let limit = route.map_or(self.config.max_body_size, |c| c.max_size());
+            if let Framing::Length(n) = head.framing {
+                if n > limit {
+                    self.refuse(TOO_LARGE, head.method == Method::Head).await?;
+                    return Ok(false);
+                }
+            }
+            if route.is_some_and(|c| c.is_streamed()) {
+                return self
+                    .respond_streaming(head, head_bytes, limit, shutdown)
+                    .await;
+            }
             let reserved = reservation.insert(BodyReservation { shutdown, bytes: 0 });
-            match self.read_body(&head, reserved).await {
+            match self.read_body(&head, reserved, limit).await {
                 Ok(body) => body,
                 Err(BodyError::Reject(reject)) => {
                     self.refuse(reject, head.method == Method::Head).await?;
@@ -299,7 +323,7 @@ impl Connection {
                 Some(self.peer),
             );
             if head.conditional {
-                conditionals = Conditionals::of(&req);
+                conditionals = Conditionals::of(&req).map(Box::new);
             }
             req
         };
@@ -311,14 +335,21 @@ impl Connection {
         if let Some(conditionals) = conditionals {
             conditionals.apply(&mut res);
         }
-        self.service.render(&mut res, head.prefers_json);
+        self.send_response(res, &head, head.keep_alive && !shutdown.is_stopping())
+            .await
+    }
 
-        let keep_alive = head.keep_alive && !shutdown.is_stopping();
-        let connection = match (keep_alive, head.version) {
-            (false, _) => ConnectionHeader::Close,
-            (true, Version::Http10) => ConnectionHeader::KeepAlive,
-            (true, Version::Http11) => ConnectionHeader::None,
-        };
+    /// Renders and queues (or, for large and streamed bodies, writes) the response to `head`.
+    /// Returns `keep_alive`, unless the response's framing ends the connection.
+    #[inline]
+    async fn send_response(
+        &mut self,
+        mut res: Response,
+        head: &Head,
+        keep_alive: bool,
+    ) -> io::Result<bool> {
+        self.service.render(&mut res, head.prefers_json);
+        let connection = connection_header(keep_alive, head.version);
         let head_only = head.method == Method::Head;
         if res.is_streamed() {
             return self
@@ -337,6 +368,87 @@ impl Connection {
             self.read = BytesMut::with_capacity(self.config.read_buffer_size);
         }
         Ok(keep_alive)
+    }
+
+    /// Runs the app for a request whose route streams its body: the handler starts at once,
+    /// and the body is read from the socket while it runs, chunk by chunk into the request's
+    /// [`RequestBody`](crate::http::RequestBody), as fast as the handler takes them (a
+    /// channel of two chunks: the client is held back, not buffered). A body that breaks a
+    /// rule (its limit, its framing, the time allowed between reads) fails the handler's
+    /// stream and is answered with that error, and the connection closed, whatever the
+    /// handler returns. A handler that answers without reading the whole body gets its
+    /// answer sent, and the connection is closed after it (the rest of the body is unread).
+    async fn respond_streaming(
+        &mut self,
+        head: Head,
+        head_bytes: Bytes,
+        limit: usize,
+        shutdown: &Shutdown,
+    ) -> io::Result<bool> {
+        // Earlier pipelined answers go out first: the client may wait for them before it
+        // sends the body.
+        self.flush().await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let make = || {
+            let mut req = Request::from_parts(
+                head.method,
+                head.version,
+                head.target,
+                self.headers.take(head_bytes),
+                Bytes::new(),
+                Some(self.peer),
+            );
+            req.extensions_mut().insert(BodyReceiver(rx));
+            req
+        };
+        // The handler and the body's reader run side by side, then both are dropped.
+        let (res, body) = {
+            let started = self.service.start_with(make, &mut self.slot);
+            let slot = &mut self.slot;
+            let handler = async move {
+                match started {
+                    Started::Answered(res) => res,
+                    Started::Running(fut) => catch_panic(fut).await,
+                    Started::InSlot => slot.run().await,
+                }
+            };
+            let pump = pump_body(
+                &mut self.stream,
+                &mut self.read,
+                &head,
+                limit,
+                &self.config,
+                tx,
+            );
+            let (mut handler, mut pump) = (pin!(handler), pin!(pump));
+            let mut body: Option<Result<bool, BodyError>> = None;
+            let res = loop {
+                tokio::select! {
+                    biased;
+                    read = &mut pump, if body.is_none() => body = Some(read),
+                    res = &mut handler => break res,
+                }
+            };
+            (res, body)
+        };
+        match body {
+            Some(Err(BodyError::Reject(reject))) => {
+                self.refuse(reject, false).await?;
+                Ok(false)
+            }
+            Some(Err(BodyError::Io(e))) => Err(e),
+            Some(Ok(true)) => {
+                let keep_alive = head.keep_alive && !shutdown.is_stopping();
+                self.send_response(res, &head, keep_alive).await
+            }
+            // Not read to its end: answer, then close (what follows is unread body).
+            Some(Ok(false)) | None => {
+                self.send_response(res, &head, false).await?;
+                self.flush().await?;
+                self.linger().await;
+                Ok(false)
+            }
+        }
     }
 
     /// Sends a response whose body is streamed: the head first (with the handler's headers and
@@ -537,6 +649,7 @@ impl Connection {
         &mut self,
         head: &Head,
         reserved: &mut BodyReservation<'_>,
+        limit: usize,
     ) -> Result<Bytes, BodyError> {
         let deadline = Instant::now() + self.config.body_timeout;
         let max = self.config.max_buffered_bodies;
@@ -561,21 +674,12 @@ impl Connection {
                 if head.expect_continue && self.read.is_empty() {
                     self.send_continue().await?;
                 }
-                let mut decoder = ChunkedDecoder::new(self.config.max_body_size);
+                let mut decoder = ChunkedDecoder::new(limit);
                 let mut body = BytesMut::new();
                 loop {
-                    let used = decoder.decode(&self.read, &mut body).map_err(|e| {
-                        BodyError::Reject(match e {
-                            ChunkedError::TooLarge => Reject {
-                                status: StatusCode::PAYLOAD_TOO_LARGE,
-                                reason: "request body too large",
-                            },
-                            ChunkedError::Malformed(reason) => Reject {
-                                status: StatusCode::BAD_REQUEST,
-                                reason,
-                            },
-                        })
-                    })?;
+                    let used = decoder
+                        .decode(&self.read, &mut body)
+                        .map_err(chunked_reject)?;
                     let _ = self.read.split_to(used);
                     // What this read decoded joins the reservation (one atomic per read).
                     if body.len() > reserved.bytes
@@ -692,6 +796,110 @@ impl Connection {
 
     async fn write_all_timed(&mut self, bytes: &[u8]) -> io::Result<()> {
         write_timed(&mut self.stream, bytes, self.config.write_timeout).await
+    }
+}
+
+/// The refusal for a chunked body that breaks a rule.
+fn chunked_reject(e: ChunkedError) -> BodyError {
+    BodyError::Reject(match e {
+        ChunkedError::TooLarge => TOO_LARGE,
+        ChunkedError::Malformed(reason) => Reject {
+            status: StatusCode::BAD_REQUEST,
+            reason,
+        },
+    })
+}
+
+/// Reads a streamed request body from `stream` (after what is already in `read`) into `tx`,
+/// as the handler takes it. Returns whether the body was read to its end (`false`: the
+/// handler dropped its stream first). A body that breaks a rule fails the handler's stream
+/// with the same error the client then gets. `body_timeout` applies to each wait for bytes
+/// (an upload of any size may take long; a stalled one may not).
+async fn pump_body(
+    stream: &mut TcpStream,
+    read: &mut BytesMut,
+    head: &Head,
+    limit: usize,
+    config: &ServerConfig,
+    tx: BodySender,
+) -> Result<bool, BodyError> {
+    let result = pump_body_inner(stream, read, head, limit, config, &tx).await;
+    if let Err(BodyError::Reject(reject)) = &result {
+        // The handler learns why its body ended (it gets no clean end).
+        let _ = tx
+            .send(Err(HttpError::new(reject.status, reject.reason)))
+            .await;
+    }
+    result
+}
+
+async fn pump_body_inner(
+    stream: &mut TcpStream,
+    read: &mut BytesMut,
+    head: &Head,
+    limit: usize,
+    config: &ServerConfig,
+    tx: &BodySender,
+) -> Result<bool, BodyError> {
+    if head.expect_continue && read.is_empty() {
+        write_timed(
+            stream,
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            config.write_timeout,
+        )
+        .await?;
+    }
+    match head.framing {
+        Framing::None => Ok(true),
+        Framing::Length(n) => {
+            let mut left = n;
+            while left > 0 {
+                if read.is_empty() {
+                    fill(stream, read, config.body_timeout).await?;
+                }
+                let take = left.min(read.len());
+                left -= take;
+                if tx.send(Ok(read.split_to(take).freeze())).await.is_err() {
+                    return Ok(false); // the handler let go of the body
+                }
+            }
+            Ok(true)
+        }
+        Framing::Chunked => {
+            let mut decoder = ChunkedDecoder::new(limit);
+            loop {
+                let mut out = BytesMut::new();
+                let used = decoder.decode(read, &mut out).map_err(chunked_reject)?;
+                let _ = read.split_to(used);
+                if !out.is_empty() && tx.send(Ok(out.freeze())).await.is_err() {
+                    return Ok(false);
+                }
+                if decoder.is_done() {
+                    return Ok(true);
+                }
+                fill(stream, read, config.body_timeout).await?;
+            }
+        }
+    }
+}
+
+/// Reads more of a streamed body, waiting at most `wait` for it.
+async fn fill(
+    stream: &mut TcpStream,
+    read: &mut BytesMut,
+    wait: Duration,
+) -> Result<(), BodyError> {
+    /// Room for each read: chunks of up to this size reach the handler.
+    const ROOM: usize = 64 * 1024;
+    read.reserve(ROOM);
+    match timeout(wait, stream.read_buf(read)).await {
+        Err(_) => Err(BodyError::Reject(Reject {
+            status: StatusCode::REQUEST_TIMEOUT,
+            reason: "request body not received in time",
+        })),
+        Ok(Ok(0)) => Err(BodyError::Io(io::ErrorKind::UnexpectedEof.into())),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(BodyError::Io(e)),
     }
 }
 

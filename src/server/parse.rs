@@ -302,15 +302,9 @@ fn check_head(
             ))
         }
         (Some(0), false) | (None, false) => Framing::None,
-        (Some(n), false) => {
-            if n > config.max_body_size {
-                return Err(reject(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body too large",
-                ));
-            }
-            Framing::Length(n)
-        }
+        // The size limit depends on the route (see `Service::body_config`): the connection
+        // checks it.
+        (Some(n), false) => Framing::Length(n),
         (None, true) => Framing::Chunked,
     };
     let keep_alive = match version {
@@ -644,8 +638,6 @@ mod tests {
         let many: String = (0..200).map(|i| format!("X-{i}: v\r\n")).collect();
         let many = format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n");
         assert_eq!(status(&many), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-        let huge_body = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n";
-        assert_eq!(status(huge_body), StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[test]
