@@ -1,6 +1,7 @@
 //! A 50 MiB upload to the files example, streamed: the process's resident memory grows by
 //! well under 30 MiB while it runs (the body is never held whole). Alone in its file so that
 //! no other test shares the process while it measures.
+#![cfg(feature = "multipart")] // the files example uploads multipart bodies
 
 mod common;
 

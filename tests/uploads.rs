@@ -1,6 +1,7 @@
 //! Request bodies over real sockets: per-route limits, bodies streamed to the handler as they
 //! arrive (limits enforced as they arrive), `multipart/form-data`, and the files example's
 //! upload endpoint.
+#![cfg(feature = "multipart")] // the files example uploads multipart bodies
 
 mod common;
 
