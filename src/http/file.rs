@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::UNIX_EPOCH;
 
 use super::body::{FileBody, Streamed};
-use super::{date, Method, Request, Response, StatusCode};
+use super::{date, Headers, Method, Request, Response, StatusCode};
 use crate::error::HttpError;
 
 impl Response {
@@ -117,12 +117,17 @@ pub(crate) struct Conditionals {
 impl Conditionals {
     /// The headers of `req` that [`Conditionals::apply`] acts on (`None` when it has none).
     pub(crate) fn of(req: &Request) -> Option<Conditionals> {
-        if !matches!(req.method(), Method::Get | Method::Head) {
+        Conditionals::of_headers(req.method(), req.headers())
+    }
+
+    /// [`Conditionals::of`] a request with `method` and `headers`.
+    pub(crate) fn of_headers(method: Method, headers: &Headers) -> Option<Conditionals> {
+        if !matches!(method, Method::Get | Method::Head) {
             return None;
         }
-        let get = |name| req.header(name).map(str::to_owned);
+        let get = |name| headers.get(name).map(str::to_owned);
         let c = Conditionals {
-            method: Some(req.method()),
+            method: Some(method),
             if_none_match: get("if-none-match"),
             if_modified_since: get("if-modified-since"),
             range: get("range"),

@@ -330,6 +330,15 @@ impl HeadersBuilder {
         Headers { buf, spans }
     }
 
+    /// The headers recorded so far over `buf`, without starting over (a copy of the offsets:
+    /// for the rare request whose headers are needed before the request is made).
+    pub(crate) fn peek(&self, buf: &Bytes) -> Headers {
+        Headers {
+            buf: buf.clone(),
+            spans: self.spans.clone(),
+        }
+    }
+
     pub(crate) fn finish(self, buf: Bytes) -> Headers {
         Headers {
             buf,

@@ -382,7 +382,7 @@ impl Router {
     /// The handler for `req` (its route's parameters now set on it), or the answer when
     /// there is none: 404, 405 (+`Allow`), or OPTIONS answered here. Takes the request by
     /// reference so that the caller moves it once, straight into the handler.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn route(&self, req: &mut Request) -> Result<&dyn Handler, Response> {
         let method = req.method();
         if method.index().is_none() && !self.extensions.contains(&method) {

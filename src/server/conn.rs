@@ -312,20 +312,20 @@ impl Connection {
             }
         };
         // Range and If-* headers are kept aside for the response (files answer them).
-        let mut conditionals = None;
+        let conditionals = if head.conditional {
+            Conditionals::of_headers(head.method, &self.headers.peek(&head_bytes)).map(Box::new)
+        } else {
+            None
+        };
         let make = || {
-            let req = Request::from_parts(
+            Request::from_parts(
                 head.method,
                 head.version,
                 head.target,
                 self.headers.take(head_bytes),
                 body,
                 Some(self.peer),
-            );
-            if head.conditional {
-                conditionals = Conditionals::of(&req).map(Box::new);
-            }
-            req
+            )
         };
         let mut res = match self.service.start_with(make, &mut self.slot) {
             Started::Answered(res) => res,
@@ -335,26 +335,14 @@ impl Connection {
         if let Some(conditionals) = conditionals {
             conditionals.apply(&mut res);
         }
-        self.send_response(res, &head, head.keep_alive && !shutdown.is_stopping())
-            .await
-    }
-
-    /// Renders and queues (or, for large and streamed bodies, writes) the response to `head`.
-    /// Returns `keep_alive`, unless the response's framing ends the connection.
-    #[inline]
-    async fn send_response(
-        &mut self,
-        mut res: Response,
-        head: &Head,
-        keep_alive: bool,
-    ) -> io::Result<bool> {
         self.service.render(&mut res, head.prefers_json);
+
+        let keep_alive = head.keep_alive && !shutdown.is_stopping();
         let connection = connection_header(keep_alive, head.version);
         let head_only = head.method == Method::Head;
         if res.is_streamed() {
-            return self
-                .send_streamed(res, head_only, head.version, keep_alive)
-                .await;
+            // Boxed, as above: a streamed body's state stays out of the connection's future.
+            return Box::pin(self.send_streamed(res, head_only, head.version, keep_alive)).await;
         }
         let date = self.date.current();
         if res.body().len() >= LARGE_BODY && !head_only {
@@ -366,6 +354,37 @@ impl Connection {
         }
         if self.read.is_empty() && self.read.capacity() > SHRINK_ABOVE {
             self.read = BytesMut::with_capacity(self.config.read_buffer_size);
+        }
+        Ok(keep_alive)
+    }
+
+    /// Renders and sends the response to `head` (for requests answered off the common path).
+    /// Returns `keep_alive`, unless the response's framing ends the connection.
+    async fn send_response(
+        &mut self,
+        mut res: Response,
+        head: &Head,
+        keep_alive: bool,
+    ) -> io::Result<bool> {
+        self.service.render(&mut res, head.prefers_json);
+        let head_only = head.method == Method::Head;
+        if res.is_streamed() {
+            return self
+                .send_streamed(res, head_only, head.version, keep_alive)
+                .await;
+        }
+        let connection = connection_header(keep_alive, head.version);
+        let large = res.body().len() >= LARGE_BODY && !head_only;
+        encode(
+            &mut self.write,
+            &res,
+            self.date.current(),
+            head_only || large,
+            connection,
+        );
+        if large {
+            self.flush().await?;
+            self.write_all_timed(res.body()).await?;
         }
         Ok(keep_alive)
     }

@@ -282,10 +282,7 @@ fn check_head(
                 }
                 chunked = true;
             }
-            5 if name.eq_ignore_ascii_case(b"range") => conditional = true,
-            13 if name.eq_ignore_ascii_case(b"if-none-match") => conditional = true,
-            17 if name.eq_ignore_ascii_case(b"if-modified-since") => conditional = true,
-            _ => {}
+            _ => conditional |= is_conditional(name),
         }
     }
     if version == Version::Http11 && host.is_none() {
@@ -327,6 +324,18 @@ fn check_head(
         prefers_json,
         conditional,
     }))
+}
+
+/// Whether a header is one that `http::file::Conditionals` answers (`Range`,
+/// `If-None-Match`, `If-Modified-Since`).
+#[inline]
+fn is_conditional(name: &[u8]) -> bool {
+    match name.len() {
+        5 => name.eq_ignore_ascii_case(b"range"),
+        13 => name.eq_ignore_ascii_case(b"if-none-match"),
+        17 => name.eq_ignore_ascii_case(b"if-modified-since"),
+        _ => false,
+    }
 }
 
 /// A strict Content-Length: ASCII digits only (no sign, no spaces inside, no list).
