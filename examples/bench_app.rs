@@ -4,6 +4,11 @@
 //! - `GET /json`      → `{"message":"Hello, World!"}` (application/json)
 //! - `GET /dashboard` → `Visits: N`, from a signed-cookie session (the session covers
 //!   `/dashboard` only, as in the peers)
+//! - `GET /static/...` → the files under `STATIC_DIR` (when it is set), with `StaticFiles`'
+//!   defaults, as the ext peers serve them with `ServeDir` / `actix-files`
+//! - `GET /sse/flood?n=N` → N Server-Sent Events as fast as the client takes them, and
+//!   `GET /sse/idle` → an event stream that stays silent (keep-alive comments only), for
+//!   `scripts/bench-sse.py`
 //!
 //! Listens on `CHIRP_ADDR` (default 127.0.0.1:8000), or on `127.0.0.1:<port>` given as the
 //! first argument or in `PORT` (how the benchmark scripts start servers). Worker threads:
@@ -11,7 +16,10 @@
 
 use chirp::middleware::scoped;
 use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
+use chirp::middleware::static_files::StaticFiles;
+use chirp::sse::{Event, Sse};
 use chirp::{App, Request, Response};
+use futures_util::StreamExt;
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -39,6 +47,22 @@ pub fn app() -> Result<App, chirp::Error> {
         let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
         session.insert("visits", visits);
         Ok::<_, chirp::Error>(format!("Visits: {visits}"))
+    });
+    if let Some(dir) = std::env::var_os("STATIC_DIR") {
+        // As a route, not middleware: the other routes pay nothing for it.
+        app.route("/static/{path:path}", StaticFiles::new("/static", dir)?);
+    }
+    app.route("/sse/flood", |req: Request| async move {
+        let n: u64 = req
+            .query_param("n")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1000);
+        let events = futures_util::stream::iter(1..=n)
+            .map(|i| Event::new().id(i.to_string()).data(i.to_string()));
+        Sse::new(events)
+    });
+    app.route("/sse/idle", |_req: Request| async {
+        Sse::new(futures_util::stream::pending::<Event>())
     });
     Ok(app)
 }
