@@ -1,6 +1,6 @@
 # Convenience targets. `make test` is the README's test command: it sets up what the tests need
 # (see scripts/test.sh); `make run` the main job.
-.PHONY: run test lint bench bench-peers fuzz
+.PHONY: bench-static run test lint bench bench-peers fuzz
 run:
 	cargo run --release --example dashboard
 test:
@@ -14,3 +14,7 @@ bench-peers:
 # Coverage-guided fuzzing (cargo fuzz, libFuzzer, nightly): FUZZ_MINUTES per target.
 fuzz:
 	bash scripts/fuzz.sh
+
+# Static files and SSE beside the ext peers (part of bench-peers; see the script's header).
+bench-static:
+	bash scripts/bench-static.sh

@@ -8,9 +8,13 @@
 #                    dashboard, pipeline), servers pinned to one core, wrk to the other
 #   peers.sh         memory per idle keep-alive connection (10 000) and peak RSS
 #   allocations      heap allocations per request (cargo bench --bench allocations)
+#   static           scripts/bench-static.sh: static files (13 B, 64 KiB) beside the ext peers
+#                    (tower-http ServeDir, actix-files): instructions, syscalls, throughput; and
+#                    Server-Sent Events (events per second, bytes per idle stream). Needs the
+#                    ext peers built (see that script's header) and redis-server.
 #
 # Environment: BENCH_DIR [../shared/bench], OUT [bench-out], SLICES [20], SKIP [] (any of
-# "instructions alternate peers allocations", to reuse an earlier run's output).
+# "instructions alternate peers allocations static", to reuse an earlier run's output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_DIR=${BENCH_DIR:-../shared/bench}
@@ -34,6 +38,7 @@ skip alternate || BENCH_OUT=$OUT/alternate PIN=1 SLICES=$SLICES REF=chirp \
 skip peers || BENCH_OUT=$OUT/peers PIN=1 SCENARIOS="plaintext idle" \
     "$BENCH_DIR"/peers.sh "${SERVERS[@]}" > "$OUT"/peers.txt
 skip allocations || cargo bench --bench allocations > "$OUT"/allocations.txt
+skip static || OUT=$OUT/static SLICES=$SLICES bash scripts/bench-static.sh
 
 python3 scripts/report.py "$OUT" docs
 echo "wrote docs/benchmarks.md and docs/benchmarks.svg" >&2

@@ -113,7 +113,7 @@ SERVERS=("chirp=env CHIRP_WORKERS=1 $APP" "axumr={peers}/axum-ext-peer" "actixr=
 export PEERS_BUILD=${PEERS_BUILD:-0}
 skip instructions || BENCH_OUT=$OUT/instructions SCENARIOS="static static64k" PEERS_TARGET_DIR=${PEERS_TARGET_DIR:-} \
     "$BENCH_DIR"/instructions.sh "${SERVERS[@]}" > "$OUT/instructions.txt"
-skip alternate || BENCH_OUT=$OUT/alternate SCENARIOS="static static64k" SLICES=$SLICES \
+skip alternate || BENCH_OUT=$OUT/alternate SCENARIOS="static static64k" SLICES=$SLICES PIN=1 REF=chirp \
     "$BENCH_DIR"/alternate.sh "${SERVERS[@]}" > "$OUT/alternate.txt"
 if ! skip sse; then
     port=$(free_port)

@@ -97,6 +97,46 @@ def svg_bars(title, groups, series, values, fmt, width=720, height=300, ref=None
     return "\n".join(out), height
 
 
+def static_section(static_dir):
+    """The static-file and SSE figures of scripts/bench-static.sh, when it ran."""
+    if not os.path.isdir(static_dir):
+        return []
+    instr = instructions(read(os.path.join(static_dir, "instructions.txt")))
+    sys_calls = instructions(read(os.path.join(static_dir, "syscalls.txt")))
+    alt = read(os.path.join(static_dir, "alternate.txt"))
+    ratios, rps = verdicts(alt), medians(alt)
+    peers = [("chirp", "chirp", "chirp"), ("axumr", "axum", "axum + tower-http ServeDir"),
+             ("actixr", "actix", "actix-web + actix-files")]
+    md = ["## Static files (scripts/bench-static.sh)", "",
+          "`GET /static/hello.txt` (13 bytes) and `GET /static/64k.bin` (64 KiB) from `STATIC_DIR`, one keep-alive "
+          "connection, one request in flight: chirp's `StaticFiles` (defaults, mounted as a route) beside the ext peers "
+          "(`../shared/peers`: tower-http `ServeDir`, actix-files `Files`, their defaults). Instructions: callgrind, "
+          "user space, the server process. Syscalls: `strace -f -c` over 2,000 requests (two runs, difference), one "
+          "worker on one core. Throughput: `alternate.sh`, servers pinned to core 0, wrk -c64 on core 1.", "",
+          "| server | instructions, 13 B | instructions, 64 KiB | syscalls, 13 B | syscalls, 64 KiB | req/s, 13 B | req/s, 64 KiB |",
+          "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for key, sys_key, label in peers:
+        cells = [instr.get((key, "static")), instr.get((key, "static64k"))]
+        calls = [sys_calls.get((sys_key, "static")), sys_calls.get((sys_key, "static64k"))]
+        speed = [rps.get((key, "static")), rps.get((key, "static64k"))]
+        md.append(f"| {label} | " + " | ".join(f"{c:,.0f}" if c else "n/a" for c in cells) + " | "
+                  + " | ".join(f"{c:.1f}" if c else "n/a" for c in calls) + " | "
+                  + " | ".join(f"{c:,.0f}" if c else "n/a" for c in speed) + " |")
+    if ratios:
+        md += ["", "Throughput, chirp ÷ peer within each round (median [min..max]): " + "; ".join(
+            f"{other} {sc} {r[0]:.2f} [{r[1]:.2f}..{r[2]:.2f}]" for (other, sc), r in sorted(ratios.items()))]
+    detail = read(os.path.join(static_dir, "syscalls-detail.txt")).strip()
+    if detail:
+        md += ["", "Syscalls per request, by name:", "", "```", detail, "```"]
+    sse = read(os.path.join(static_dir, "sse.txt")).strip()
+    if sse:
+        md += ["", "## Server-Sent Events (scripts/bench-sse.py)", "",
+               "chirp only (the peers have no SSE route): events per second on one connection (`/sse/flood`, events "
+               "as fast as a Python client reads them, so the client may be the limit), and the server's resident "
+               "memory per idle event stream (`/sse/idle`, 2,000 of them).", "", "```", sse, "```"]
+    return md + [""]
+
+
 def main():
     out_dir, docs = sys.argv[1], sys.argv[2]
     instr = instructions(read(os.path.join(out_dir, "instructions.txt")))
@@ -158,6 +198,7 @@ def main():
         md[-1] += f"{rss[s] / 1024 / 1024:.1f} MiB |" if s in rss else "n/a |"
 
     md += ["", "## Heap allocations per request", "", "```", allocs.strip() or "(not measured)", "```", ""]
+    md += static_section(os.path.join(out_dir, "static"))
     os.makedirs(docs, exist_ok=True)
     with open(os.path.join(docs, "benchmarks.md"), "w") as f:
         f.write("\n".join(md) + "\n")
