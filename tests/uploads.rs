@@ -284,3 +284,34 @@ async fn the_files_example_stores_uploads_and_serves_static_files() {
     raw.read_to_string(&mut all).await.unwrap();
     assert!(all.ends_with("\r\n\r\nHello, World!"), "{all}");
 }
+
+/// The server reads nothing of a streamed body, and sends no `100 Continue`, before the
+/// handler reads it: a request refused first never has its body sent.
+#[tokio::test]
+async fn a_refused_upload_is_never_asked_for() {
+    let mut app = App::new();
+    app.post("/upload", |mut req: Request| async move {
+        if req.header("authorization").is_none() {
+            return Err(HttpError::unauthorized("sign in first"));
+        }
+        let mut body = req.body_stream();
+        let mut total = 0;
+        while let Some(chunk) = body.next_chunk().await {
+            total += chunk?.len();
+        }
+        Ok(format!("{total} bytes"))
+    });
+    app.route_body("/upload", BodyConfig::max(MIB).streamed());
+    let server = TestServer::start(app).await;
+    let mut conn = server.connect().await;
+    conn.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 500000\r\nExpect: 100-continue\r\n\r\n").await;
+    let res = conn.response().await;
+    assert_eq!(res.status, 401, "no 100 Continue before the refusal");
+    assert_eq!(res.header("connection"), Some("close"));
+
+    let mut conn = server.connect().await;
+    conn.send("POST /upload HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n").await;
+    assert_eq!(conn.response().await.status, 100);
+    conn.send("hello").await;
+    assert_eq!(conn.response().await.text(), "5 bytes");
+}

@@ -168,7 +168,16 @@ impl BodyConfig {
 
     /// The body is streamed to the handler as it arrives (the limit is enforced as it
     /// arrives: past it, the stream fails, and the client gets `413` and a closed
-    /// connection). Nothing of it is buffered beyond a few reads.
+    /// connection). Nothing of it is buffered beyond a few reads (two chunks of at most
+    /// 64 KiB and the read buffer), so it does not count against
+    /// [`ServerConfig::max_buffered_bodies`](crate::ServerConfig::max_buffered_bodies).
+    ///
+    /// The server reads nothing of the body until the handler first reads it, and only then
+    /// answers `Expect: 100-continue`: a handler (or middleware) that refuses the request
+    /// first never has the body sent. [`ServerConfig::body_timeout`](crate::ServerConfig::body_timeout)
+    /// applies to each wait for bytes rather than to the whole body, so that a large upload
+    /// on a slow link is not cut off while a stalled one is. A handler that answers without
+    /// reading the body to its end has its answer sent, and the connection closed.
     pub fn streamed(mut self) -> BodyConfig {
         self.streamed = true;
         self
@@ -187,7 +196,13 @@ impl BodyConfig {
 
 /// Where the server puts a streamed request body's chunks as they arrive (in the request's
 /// extensions until the handler takes it).
-pub(crate) struct BodyReceiver(pub(crate) tokio::sync::mpsc::Receiver<Result<Bytes, HttpError>>);
+pub(crate) struct BodyReceiver {
+    pub(crate) chunks: tokio::sync::mpsc::Receiver<Result<Bytes, HttpError>>,
+    /// Fired at the handler's first read: only then does the server read the body (and send
+    /// `100 Continue` to a client that waits for it), so a handler that refuses the request
+    /// first (401, 403, 415) never has the body sent at all.
+    pub(crate) wanted: tokio::sync::oneshot::Sender<()>,
+}
 
 /// The sending end, held by the connection.
 pub(crate) type BodySender = tokio::sync::mpsc::Sender<Result<Bytes, HttpError>>;
@@ -207,7 +222,10 @@ pub struct RequestBody {
 #[derive(Debug)]
 enum RequestBodyInner {
     Buffered(Option<Bytes>),
-    Channel(tokio::sync::mpsc::Receiver<Result<Bytes, HttpError>>),
+    Channel {
+        chunks: tokio::sync::mpsc::Receiver<Result<Bytes, HttpError>>,
+        wanted: Option<tokio::sync::oneshot::Sender<()>>,
+    },
 }
 
 impl std::fmt::Debug for BodyReceiver {
@@ -225,7 +243,10 @@ impl RequestBody {
 
     pub(crate) fn channel(rx: BodyReceiver) -> RequestBody {
         RequestBody {
-            inner: RequestBodyInner::Channel(rx.0),
+            inner: RequestBodyInner::Channel {
+                chunks: rx.chunks,
+                wanted: Some(rx.wanted),
+            },
         }
     }
 
@@ -241,7 +262,12 @@ impl Stream for RequestBody {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match &mut self.inner {
             RequestBodyInner::Buffered(body) => Poll::Ready(body.take().map(Ok)),
-            RequestBodyInner::Channel(rx) => rx.poll_recv(cx),
+            RequestBodyInner::Channel { chunks, wanted } => {
+                if let Some(wanted) = wanted.take() {
+                    let _ = wanted.send(());
+                }
+                chunks.poll_recv(cx)
+            }
         }
     }
 }

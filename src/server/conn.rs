@@ -407,7 +407,8 @@ impl Connection {
         // Earlier pipelined answers go out first: the client may wait for them before it
         // sends the body.
         self.flush().await?;
-        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let (tx, chunks) = tokio::sync::mpsc::channel(2);
+        let (wanted, want) = tokio::sync::oneshot::channel();
         let make = || {
             let mut req = Request::from_parts(
                 head.method,
@@ -417,7 +418,7 @@ impl Connection {
                 Bytes::new(),
                 Some(self.peer),
             );
-            req.extensions_mut().insert(BodyReceiver(rx));
+            req.extensions_mut().insert(BodyReceiver { chunks, wanted });
             req
         };
         // The handler and the body's reader run side by side, then both are dropped.
@@ -437,7 +438,7 @@ impl Connection {
                 &head,
                 limit,
                 &self.config,
-                tx,
+                (tx, want),
             );
             let (mut handler, mut pump) = (pin!(handler), pin!(pump));
             let mut body: Option<Result<bool, BodyError>> = None;
@@ -840,8 +841,13 @@ async fn pump_body(
     head: &Head,
     limit: usize,
     config: &ServerConfig,
-    tx: BodySender,
+    (tx, want): (BodySender, tokio::sync::oneshot::Receiver<()>),
 ) -> Result<bool, BodyError> {
+    // Nothing is read until the handler reads (see `BodyReceiver::wanted`); a handler that
+    // drops its request unread ends the body here.
+    if want.await.is_err() {
+        return Ok(false);
+    }
     let result = pump_body_inner(stream, read, head, limit, config, &tx).await;
     if let Err(BodyError::Reject(reject)) = &result {
         // The handler learns why its body ended (it gets no clean end).
