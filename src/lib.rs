@@ -26,6 +26,13 @@
 //! The parts, in the order a request meets them: [`server`](ServerConfig) (bytes to
 //! [`Request`]), [`App`] and its [`middleware`] chain, the router, your handler, and the
 //! [`Response`] back up the chain. [`testing::TestClient`] drives an app without a socket.
+//!
+//! Beyond bodies in memory: [`Response::stream`] and [`sse`] (Server-Sent Events),
+//! [`Response::file`] (ranges, conditional requests),
+//! [`StaticFiles`](middleware::static_files::StaticFiles),
+//! [`Compression`](middleware::compression::Compression), and per-route body limits with
+//! bodies streamed as they arrive ([`App::route_body`], [`Request::body_stream`], and
+//! `Request::multipart` with the `multipart` feature).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -297,9 +297,11 @@ impl Connection {
                 }
             }
             if route.is_some_and(|c| c.is_streamed()) {
-                return self
-                    .respond_streaming(head, head_bytes, limit, shutdown)
-                    .await;
+                // Boxed, in a statement of its own: this rare path's state would otherwise
+                // sit in every connection's future (and a temporary in the awaiting statement
+                // would keep the unboxed future's room alive across the await).
+                let streaming = Box::pin(self.respond_streaming(head, head_bytes, limit, shutdown));
+                return streaming.await;
             }
             let reserved = reservation.insert(BodyReservation { shutdown, bytes: 0 });
             match self.read_body(&head, reserved, limit).await {
@@ -342,7 +344,8 @@ impl Connection {
         let head_only = head.method == Method::Head;
         if res.is_streamed() {
             // Boxed, as above: a streamed body's state stays out of the connection's future.
-            return Box::pin(self.send_streamed(res, head_only, head.version, keep_alive)).await;
+            let streamed = Box::pin(self.send_streamed(res, head_only, head.version, keep_alive));
+            return streamed.await;
         }
         let date = self.date.current();
         if res.body().len() >= LARGE_BODY && !head_only {
