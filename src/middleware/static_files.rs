@@ -4,7 +4,7 @@
 //! ranges ([`Response::file`](crate::Response::file)'s machinery).
 //!
 //! **Path safety is the point.** A request path reaches the file system only through
-//! [`relative_path`]: every segment percent-decoded and checked (no `.` or `..`, no `/` or
+//! `relative_path`: every segment percent-decoded and checked (no `.` or `..`, no `/` or
 //! `\` or NUL from an escape, no hidden names unless asked), joined under the root and opened
 //! with `openat2(RESOLVE_BENEATH)`, so that the kernel itself refuses any way out of the root,
 //! symlinks included. Where `openat2` is missing (Linux before 5.6, some sandboxes), the path
