@@ -2,6 +2,7 @@
 //! anything [`IntoResponse`]), and the pieces they are made of.
 
 pub(crate) mod body;
+mod client_ip;
 mod cookies;
 pub(crate) mod date;
 pub(crate) mod file;
@@ -19,6 +20,7 @@ pub(crate) mod encoding;
 pub(crate) mod target;
 
 pub use body::{BodyConfig, BodyStream, BoxError, RequestBody};
+pub use client_ip::TrustedProxies;
 pub(crate) use cookies::{find_cookie, find_cookie_bytes, parse_cookie_header};
 pub use cookies::{is_valid_cookie_name, Cookie, SameSite};
 pub use headers::Headers;

@@ -53,6 +53,7 @@ use crate::error::{ConfigurationError, Error, HttpError, LookupError};
 use crate::http::encoding::percent_encode;
 use crate::http::target::{in_scope, normalize_prefix};
 use crate::http::{Request, Response, StatusCode};
+use crate::middleware::audit::{emit_info, RequestInfo};
 use crate::middleware::sessions::{get_session, regenerate_session};
 use crate::middleware::{Middleware, Next};
 use crate::routing::{BoxFuture, Handler};
@@ -65,6 +66,11 @@ pub const VERSION_KEY: &str = "_session_version";
 pub trait AuthUser: Clone + Send + Sync + 'static {
     /// The id stored in the session and handed back to [`AuthConfig::load_user`].
     fn id(&self) -> String;
+
+    /// The user's permissions, checked by [`requires`] (none by default).
+    fn permissions(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 type Loader<U> = Arc<dyn Fn(String) -> BoxFuture<'static, Option<U>> + Send + Sync>;
@@ -166,10 +172,37 @@ impl<U: AuthUser> AuthConfig<U> {
 
 /// What a request's handlers can reach: the user (type-erased) and the typed settings.
 struct AuthContext {
-    user: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
+    user: Mutex<Option<SignedIn>>,
     settings: Arc<dyn Any + Send + Sync>,
     login_url: Arc<str>,
     api_prefix: Option<Arc<str>>,
+    /// The request, for the security events of `login` and `logout`.
+    request: RequestInfo,
+}
+
+/// The signed-in user, type-erased, with what [`requires`] and the security events read.
+#[derive(Clone)]
+struct SignedIn {
+    user: Arc<dyn Any + Send + Sync>,
+    id: String,
+    permissions: Arc<[String]>,
+}
+
+impl SignedIn {
+    fn of<U: AuthUser>(user: U) -> SignedIn {
+        SignedIn {
+            id: user.id(),
+            permissions: user.permissions().into(),
+            user: Arc::new(user),
+        }
+    }
+}
+
+/// The id of the user signed in on this request, if any (for security events).
+pub(crate) fn current_user_id() -> Option<String> {
+    let ctx = context().ok()?;
+    let user = ctx.user.lock().unwrap_or_else(|e| e.into_inner());
+    user.as_ref().map(|u| u.id.clone())
 }
 
 /// The parts of [`AuthConfig`] that [`login`] needs, shared with every request.
@@ -278,12 +311,12 @@ impl<U: AuthUser> Middleware for AuthMiddleware<U> {
                 true => None,
                 false => self.find_user(&req).await,
             };
-            let user = user.map(|u| Arc::new(u) as Arc<dyn Any + Send + Sync>);
             let ctx = Arc::new(AuthContext {
-                user: Mutex::new(user),
+                user: Mutex::new(user.map(SignedIn::of)),
                 settings: self.settings.clone(),
                 login_url: self.login_url.clone(),
                 api_prefix: self.api_prefix.clone(),
+                request: RequestInfo::of(&req),
             });
             AUTH.scope(ctx, next.run(req)).await
         })
@@ -312,9 +345,14 @@ pub fn get_user<U: AuthUser>() -> Result<Option<U>, LookupError> {
     let user = ctx.user.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match user {
         None => Ok(None),
-        Some(any) => any.downcast_ref::<U>().cloned().map(Some).ok_or_else(|| {
-            LookupError::new("get_user: the requested type is not AuthMiddleware's user type")
-        }),
+        Some(signed) => signed
+            .user
+            .downcast_ref::<U>()
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| {
+                LookupError::new("get_user: the requested type is not AuthMiddleware's user type")
+            }),
     }
 }
 
@@ -338,7 +376,8 @@ pub fn login<U: AuthUser>(user: &U) -> Result<(), LookupError> {
     if let Some(version) = &settings.session_version {
         session.insert(&settings.session_version_key, version(user));
     }
-    *ctx.user.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(user.clone()));
+    *ctx.user.lock().unwrap_or_else(|e| e.into_inner()) = Some(SignedIn::of(user.clone()));
+    emit_info("auth.login", &ctx.request, Some(&user.id()));
     Ok(())
 }
 
@@ -349,7 +388,12 @@ pub fn login<U: AuthUser>(user: &U) -> Result<(), LookupError> {
 pub fn logout() -> Result<(), LookupError> {
     let ctx = context()?;
     regenerate_session()?;
-    *ctx.user.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    let was = ctx.user.lock().unwrap_or_else(|e| e.into_inner()).take();
+    emit_info(
+        "auth.logout",
+        &ctx.request,
+        was.as_ref().map(|u| u.id.as_str()),
+    );
     Ok(())
 }
 
@@ -403,7 +447,15 @@ impl<H: Handler> Handler for LoginRequired<H> {
         if signed_in {
             return self.handler.call(req);
         }
-        let res = if is_api_call(&req, ctx.api_prefix.as_deref()) {
+        Box::pin(std::future::ready(anonymous_answer(&ctx, &req)))
+    }
+}
+
+/// The answer to an anonymous request for a guarded handler: `401` for API calls, a redirect
+/// to the login URL for browsers.
+fn anonymous_answer(ctx: &AuthContext, req: &Request) -> Response {
+    {
+        if is_api_call(req, ctx.api_prefix.as_deref()) {
             // An error like any other: problem+json for JSON clients, or the app's error page.
             Response::error(StatusCode::UNAUTHORIZED, "authentication required")
                 .with_header("www-authenticate", "Bearer")
@@ -418,7 +470,90 @@ impl<H: Handler> Handler for LoginRequired<H> {
                 ctx.login_url,
                 percent_encode(req.target())
             ))
+        }
+    }
+}
+
+/// Who is asking, as a permission policy sees it ([`requires_policy`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Principal<'a> {
+    /// The user's id ([`AuthUser::id`]).
+    pub id: &'a str,
+    /// The user's permissions ([`AuthUser::permissions`]).
+    pub permissions: &'a [String],
+}
+
+impl Principal<'_> {
+    /// Whether the user has `permission`.
+    pub fn has(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
+    }
+}
+
+type Policy = Arc<dyn Fn(&Request, &Principal<'_>) -> bool + Send + Sync>;
+
+/// Guards a handler with permissions (the Python framework's `@requires`): an anonymous
+/// request is answered as by [`login_required`] (401 for API calls, the login redirect for
+/// browsers), and a signed-in user without every one of `permissions` gets **403 with the
+/// body `Forbidden`** and nothing more (which permission was missing is not told), and a
+/// `permission.denied` security event. 401 always comes before 403.
+///
+/// ```
+/// use chirp::middleware::auth::requires;
+/// use chirp::{App, Request};
+/// let mut app = App::new();
+/// app.route("/admin", requires(&["admin"], |_req: Request| async { "the admin page" }));
+/// ```
+pub fn requires<H: Handler>(permissions: &[&str], handler: H) -> Requires<H> {
+    let needed: Vec<String> = permissions.iter().map(|p| (*p).to_owned()).collect();
+    requires_policy(move |_req, who| needed.iter().all(|p| who.has(p)), handler)
+}
+
+/// Like [`requires`], with a policy of the app's own: `policy(request, principal)` says
+/// whether the signed-in user may go on (owner checks, time windows, ...).
+pub fn requires_policy<H: Handler>(
+    policy: impl Fn(&Request, &Principal<'_>) -> bool + Send + Sync + 'static,
+    handler: H,
+) -> Requires<H> {
+    Requires {
+        policy: Arc::new(policy),
+        handler,
+    }
+}
+
+/// A handler guarded by [`requires`] or [`requires_policy`].
+pub struct Requires<H> {
+    policy: Policy,
+    handler: H,
+}
+
+impl<H: Handler> Handler for Requires<H> {
+    fn call(&self, req: Request) -> BoxFuture<'static, Response> {
+        let ctx = match context() {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                tracing::error!(error = %e, "requires used without AuthMiddleware");
+                return Box::pin(std::future::ready(
+                    Response::text("Internal Server Error")
+                        .with_status(StatusCode::INTERNAL_SERVER_ERROR),
+                ));
+            }
         };
-        Box::pin(std::future::ready(res))
+        let signed = ctx.user.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(signed) = signed else {
+            return Box::pin(std::future::ready(anonymous_answer(&ctx, &req)));
+        };
+        let who = Principal {
+            id: &signed.id,
+            permissions: &signed.permissions,
+        };
+        if !(self.policy)(&req, &who) {
+            crate::middleware::audit::emit("permission.denied", &req, Some(&signed.id));
+            return Box::pin(std::future::ready(Response::error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+            )));
+        }
+        self.handler.call(req)
     }
 }

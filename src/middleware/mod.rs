@@ -19,8 +19,11 @@
 //! app.route("/", |_req: Request| async { "hi" });
 //! ```
 
+pub mod access_log;
+pub mod audit;
 pub mod auth;
 pub mod compression;
+pub mod csrf;
 pub mod sessions;
 pub mod static_files;
 
