@@ -20,10 +20,15 @@
 //! ```
 
 pub mod access_log;
+pub mod allowed_hosts;
 pub mod audit;
 pub mod auth;
+pub mod auth_rate_limit;
 pub mod compression;
+pub mod cors;
 pub mod csrf;
+pub mod flash;
+pub mod security_headers;
 pub mod sessions;
 pub mod static_files;
 
