@@ -1,19 +1,30 @@
-//! A small notes app: a login form, an HTML page, a JSON API, notes kept in app state. The
-//! example to copy when starting an app on chirp.
+//! A small notes app: a login form, an HTML page, a JSON API, notes kept in app state, and
+//! the security middleware a real app runs (access log, security headers with a CSP nonce,
+//! a login rate limit, sessions, auth, CSRF on every form and on the API, flash messages).
+//! The example to copy when starting an app on chirp.
 //!
 //! ```sh
 //! cargo run --example notes        # http://127.0.0.1:8000/login, demo / demo
+//! RUST_LOG=debug cargo run --example notes
 //! ```
 //!
 //! Listens on `CHIRP_ADDR` (default 127.0.0.1:8000). The account is `NOTES_USER` /
 //! `NOTES_PASSWORD` (default `demo` / `demo`); set `NOTES_SECRET` to a long random secret for
-//! anything but a demo. `tests/notes.rs` drives it through `TestClient`.
+//! anything but a demo. The access log and security events go to stdout (`RUST_LOG`, default
+//! `info`). API clients fetch a CSRF token from `GET /api/csrf` and send it as
+//! `X-CSRF-Token`. `tests/notes.rs` drives it through `TestClient`.
 
 use std::sync::Mutex;
 
+use chirp::middleware::access_log::AccessLog;
+use chirp::middleware::audit;
 use chirp::middleware::auth::{current_user, login, login_required, logout, AuthConfig};
 use chirp::middleware::auth::{AuthMiddleware, AuthUser};
-use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
+use chirp::middleware::auth_rate_limit::AuthRateLimit;
+use chirp::middleware::csrf::{csrf_field, get_csrf_token, CsrfConfig, CsrfMiddleware};
+use chirp::middleware::flash::{flash_with, take_flashes};
+use chirp::middleware::security_headers::{csp_nonce, SecurityHeaders};
+use chirp::middleware::sessions::{SessionConfig, SessionMiddleware};
 use chirp::{App, Error, HttpError, Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -79,29 +90,37 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn page(title: &str, body: &str) -> Response {
-    Response::html(format!(
-        "<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1>{body}"
-    ))
+/// A page: the flash messages waiting (shown once, then gone), and a style allowed by the
+/// request's CSP nonce.
+fn page(title: &str, body: &str) -> Result<Response, Error> {
+    let flashes: String = take_flashes()?
+        .iter()
+        .map(|f| {
+            format!(
+                "<p role=alert class={}>{}</p>",
+                escape(&f.category),
+                escape(&f.message)
+            )
+        })
+        .collect();
+    let nonce = csp_nonce()?;
+    Ok(Response::html(format!(
+        "<!doctype html><meta charset=utf-8><title>{title}</title>\
+         <style nonce=\"{nonce}\">body{{font-family:sans-serif;max-width:40rem;margin:2rem auto}}</style>\
+         <h1>{title}</h1>{flashes}{body}"
+    )))
 }
 
 async fn login_form(_req: Request) -> Result<Response, Error> {
-    // A flash message: shown once, then gone.
-    let flash = get_session()?.remove("flash");
-    let message = flash
-        .and_then(|v| {
-            v.as_str()
-                .map(|s| format!("<p role=alert>{}</p>", escape(s)))
-        })
-        .unwrap_or_default();
-    Ok(page(
+    let csrf = csrf_field()?;
+    page(
         "Log in",
         &format!(
-            r#"{message}<form method=post action=/login>
+            r#"<form method=post action=/login>{csrf}
 <label>User <input name=username></label> <label>Password <input name=password type=password></label>
 <button>Log in</button></form>"#
         ),
-    ))
+    )
 }
 
 #[derive(Deserialize)]
@@ -114,7 +133,8 @@ async fn do_login(req: Request) -> Result<Response, Error> {
     let form: LoginForm = req.form()?;
     let account = req.state::<Account>()?;
     if form.username != account.name || form.password != account.password {
-        get_session()?.insert("flash", "Wrong user name or password.");
+        audit::emit("auth.login_failed", &req, Some(&form.username));
+        flash_with("error", "Wrong user name or password.")?;
         return Ok(Response::see_other("/login"));
     }
     login(&User {
@@ -131,14 +151,15 @@ async fn notes_page(req: Request) -> Result<Response, Error> {
         .iter()
         .map(|n| format!("<li>{}</li>", escape(&n.text)))
         .collect();
-    Ok(page(
+    let csrf = csrf_field()?;
+    page(
         "Notes",
         &format!(
-            r#"<p>Signed in as {}. <form method=post action=/logout><button>Log out</button></form>
-<ul>{items}</ul><form method=post action=/notes><input name=text><button>Add</button></form>"#,
+            r#"<p>Signed in as {}. <form method=post action=/logout>{csrf}<button>Log out</button></form>
+<ul>{items}</ul><form method=post action=/notes>{csrf}<input name=text><button>Add</button></form>"#,
             escape(&user.name)
         ),
-    ))
+    )
 }
 
 #[derive(Deserialize)]
@@ -148,7 +169,12 @@ struct NewNote {
 
 async fn add_note_form(req: Request) -> Result<Response, Error> {
     let note: NewNote = req.form()?;
-    req.state::<Notes>()?.add(note.text);
+    if note.text.trim().is_empty() {
+        flash_with("error", "A note needs some text.")?;
+    } else {
+        req.state::<Notes>()?.add(note.text);
+        flash_with("success", "Note added.")?;
+    }
     Ok(Response::see_other("/notes"))
 }
 
@@ -189,6 +215,13 @@ pub fn app() -> Result<App, Error> {
     let mut app = App::new();
     app.state(account);
     app.state(Notes::default());
+    // Outermost first: the log sees every request, refusals included; the headers go on
+    // every response; login attempts are counted before any session work.
+    app.add_middleware(AccessLog::new());
+    app.add_middleware(SecurityHeaders::new().content_security_policy(
+        "default-src 'self'; style-src 'nonce-{nonce}'; frame-ancestors 'none'; form-action 'self'",
+    )?);
+    app.add_middleware(AuthRateLimit::new().per_username("username"));
     app.add_middleware(SessionMiddleware::new(SessionConfig::new(secret))?);
     app.add_middleware(AuthMiddleware::new(
         AuthConfig::new()
@@ -198,6 +231,8 @@ pub fn app() -> Result<App, Error> {
             })
             .api_prefix("/api"),
     )?);
+    // After sessions (the build checks it): every form and every API write needs the token.
+    app.add_middleware(CsrfMiddleware::new(CsrfConfig::default())?);
     app.route("/", |_req: Request| async { Response::see_other("/notes") });
     app.get("/login", login_form);
     app.post("/login", do_login);
@@ -207,6 +242,11 @@ pub fn app() -> Result<App, Error> {
     });
     app.get("/notes", login_required(notes_page));
     app.post("/notes", login_required(add_note_form));
+    app.get("/api/csrf", |_req: Request| async {
+        Ok::<_, Error>(Response::json(
+            &serde_json::json!({ "token": get_csrf_token()? }),
+        ))
+    });
     app.get("/api/notes", login_required(api_list));
     app.post("/api/notes", login_required(api_add));
     app.route_with(
@@ -219,13 +259,20 @@ pub fn app() -> Result<App, Error> {
             "<p>Nothing at {}. <a href=/notes>Your notes</a></p>",
             escape(req.path())
         );
-        page("Not found", &body).with_status(StatusCode::NOT_FOUND)
+        page("Not found", &body).map(|p| p.with_status(StatusCode::NOT_FOUND))
     });
     Ok(app)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    // The access log and security events, to stdout; RUST_LOG picks the level (default info).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     let addr = std::env::var("CHIRP_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".into());
     eprintln!("notes on http://{addr}/login");
     app()?.run(addr).await

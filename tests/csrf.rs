@@ -198,6 +198,25 @@ async fn state_changing_requests_need_the_token() {
 }
 
 #[tokio::test]
+async fn token_clients_without_cookies_are_not_checked() {
+    let client = TestClient::new(app(CsrfConfig::default()));
+    let res = client
+        .request(Method::Post, "/save")
+        .header("authorization", "Bearer t")
+        .send()
+        .await;
+    assert_eq!(res.text(), "saved POST");
+    // With a cookie too, it could be a browser: checked.
+    let _ = token(&client).await; // the jar now holds a session cookie
+    let res = client
+        .request(Method::Post, "/save")
+        .header("authorization", "Bearer t")
+        .send()
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
 async fn exempt_paths_pass() {
     let client = TestClient::new(app(CsrfConfig::default().exempt_path("/hooks")));
     assert_eq!(client.post("/hooks/payment", "{}").await.text(), "hook");
