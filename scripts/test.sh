@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite (`make test`, and CI through .ci/run): sets up what the tests need that
-# Cargo cannot bring, then runs `cargo test`. Today that is Python's itsdangerous, in a
-# virtualenv under target/ (made once, reused after), for the live interop tests
-# (tests/python_interop.rs), which find it through CHIRP_PYTHON. Plain `cargo test` runs every
-# other test and skips those, saying so (in CI, with CI set, they fail instead).
-# Extra arguments go to cargo test.
+# Cargo cannot bring, then runs `cargo test`:
+#   - Python's itsdangerous, in a virtualenv under target/ (made once, reused after), for the
+#     live interop tests (tests/python_interop.rs), which find it through CHIRP_PYTHON;
+#   - Chromium (Debian's `chromium` package, installed with apt-get when missing and root),
+#     for the browser test (tests/browser.rs), which finds it on the PATH or in CHIRP_CHROMIUM.
+# Plain `cargo test` runs every other test and skips those, saying so (in CI, with CI set,
+# they fail instead). Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,14 @@ if ! have_venv; then
     rm -rf "$VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'itsdangerous>=2.2,<3'
+fi
+if [[ -z ${CHIRP_CHROMIUM:-} ]] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        echo "== installing chromium (apt-get), for tests/browser.rs" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+    else
+        echo "== no Chromium: tests/browser.rs will skip (fail with CI=true); apt-get install chromium" >&2
+    fi
 fi
 CHIRP_PYTHON="$(cd "$VENV" && pwd)/bin/python"
 export CHIRP_PYTHON
