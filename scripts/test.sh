@@ -4,7 +4,8 @@
 #   - Python's itsdangerous, in a virtualenv under target/ (made once, reused after), for the
 #     live interop tests (tests/python_interop.rs), which find it through CHIRP_PYTHON;
 #   - Chromium (Debian's `chromium` package, installed with apt-get when missing and root),
-#     for the browser test (tests/browser.rs), which finds it on the PATH or in CHIRP_CHROMIUM.
+#     for the browser test (browser-test/tests/browser.rs, a package of its own: see its
+#     Cargo.toml), which finds it on the PATH or in CHIRP_CHROMIUM.
 # Plain `cargo test` runs every other test and skips those, saying so (in CI, with CI set,
 # they fail instead). Extra arguments go to cargo test.
 set -euo pipefail
@@ -30,13 +31,15 @@ if ! have_venv; then
 fi
 if [[ -z ${CHIRP_CHROMIUM:-} ]] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-        echo "== installing chromium (apt-get), for tests/browser.rs" >&2
+        echo "== installing chromium (apt-get), for the browser test" >&2
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
     else
-        echo "== no Chromium: tests/browser.rs will skip (fail with CI=true); apt-get install chromium" >&2
+        echo "== no Chromium: the browser test will skip (fail with CI=true); apt-get install chromium" >&2
     fi
 fi
 CHIRP_PYTHON="$(cd "$VENV" && pwd)/bin/python"
 export CHIRP_PYTHON
 echo "== cargo test (Python: $CHIRP_PYTHON)" >&2
 cargo test --locked "$@"
+echo "== cargo test -p chirp-browser-test (Chromium)" >&2
+cargo test --locked -p chirp-browser-test "$@"

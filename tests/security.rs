@@ -268,6 +268,15 @@ async fn flashes_are_shown_once() {
 
 #[tokio::test]
 async fn the_login_rate_limit() {
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let sink = seen.clone();
+    chirp::middleware::audit::on_security_event(move |e| {
+        sink.lock().unwrap().push(format!(
+            "{} {}",
+            e.name,
+            e.client_ip.map(|i| i.to_string()).unwrap_or_default()
+        ))
+    });
     let clock = ManualClock::new(1_000_040); // 20 s into a 60 s window
     let mut app = App::new();
     app.add_middleware(
@@ -320,4 +329,10 @@ async fn the_login_rate_limit() {
     clock.advance(40);
     conn.send(attempt("198.51.100.1", "dan")).await;
     assert_eq!(conn.response().await.status, 200);
+    // Each refusal was a security event, with the forwarded client address.
+    let events = seen.lock().unwrap();
+    assert!(
+        events.contains(&"ratelimit.hit 198.51.100.1".to_owned()),
+        "{events:?}"
+    );
 }

@@ -4,11 +4,12 @@
 //!
 //! Needs Chromium: `chromium` on the PATH (Debian's package), or `CHIRP_CHROMIUM`. `make test`
 //! installs it in CI; without it the test fails in CI (`CI=true`) and is skipped elsewhere,
-//! saying so.
+//! saying so. It lives in a package of its own: see `browser-test/Cargo.toml`.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
-#[path = "../examples/notes.rs"]
+#[path = "../../examples/notes.rs"]
 #[allow(dead_code)]
 mod notes;
 
