@@ -6,7 +6,7 @@ run:
 test:
 	bash scripts/test.sh
 lint:
-	cargo clippy --workspace --all-targets -- -D warnings && cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --all-features -- -D warnings && cargo fmt --all -- --check
 bench:
 	cargo bench
 bench-peers:

@@ -3,6 +3,10 @@
 # Cargo cannot bring, then runs `cargo test`:
 #   - Python's itsdangerous, in a virtualenv under target/ (made once, reused after), for the
 #     live interop tests (tests/python_interop.rs), which find it through CHIRP_PYTHON;
+#   - redis-server (Debian's package, installed with apt-get when missing and root), started on
+#     a free loopback port with nothing on disk and stopped by its PID at the end, for the
+#     Redis session store's tests (tests/redis_sessions.rs, feature `redis`), which find it
+#     through CHIRP_REDIS_URL (the fault test starts its own from the PATH);
 #   - Chromium (Debian's `chromium` package, installed with apt-get when missing and root),
 #     for the browser test (browser-test/tests/browser.rs, a package of its own: see its
 #     Cargo.toml), which finds it on the PATH or in CHIRP_CHROMIUM.
@@ -37,9 +41,31 @@ if [[ -z ${CHIRP_CHROMIUM:-} ]] && ! command -v chromium >/dev/null && ! command
         echo "== no Chromium: the browser test will skip (fail with CI=true); apt-get install chromium" >&2
     fi
 fi
+if ! command -v redis-server >/dev/null; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        echo "== installing redis-server (apt-get), for the Redis session store's tests" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >&2
+    else
+        echo "== no redis-server: the Redis tests will skip (fail with CI=true); apt-get install redis-server" >&2
+    fi
+fi
+if command -v redis-server >/dev/null && [[ -z ${CHIRP_REDIS_URL:-} ]]; then
+    REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    REDIS_DIR=$(mktemp -d)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$REDIS_DIR" \
+        > "$REDIS_DIR/redis.log" 2>&1 &
+    REDIS_PID=$!
+    trap 'kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; rm -rf "$REDIS_DIR"' EXIT
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break
+        sleep 0.05
+    done
+    export CHIRP_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+    echo "== redis-server on $CHIRP_REDIS_URL (pid $REDIS_PID)" >&2
+fi
 CHIRP_PYTHON="$(cd "$VENV" && pwd)/bin/python"
 export CHIRP_PYTHON
 echo "== cargo test (Python: $CHIRP_PYTHON)" >&2
-cargo test --locked "$@"
+cargo test --locked --features redis "$@"
 echo "== cargo test -p chirp-browser-test (Chromium)" >&2
 cargo test --locked -p chirp-browser-test "$@"

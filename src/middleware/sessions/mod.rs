@@ -55,7 +55,11 @@ mod session;
 mod signer;
 mod store;
 
+#[cfg(feature = "redis")]
+mod redis;
 pub use config::{Clock, ManualClock, SaveMode, SessionConfig, SystemClock};
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
 pub use session::Session;
 pub use signer::{CookieError, Digest, Signer};
 pub use store::{CookieStore, SessionRecord, SessionStore};
@@ -63,7 +67,7 @@ pub use store::{CookieStore, SessionRecord, SessionStore};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::error::{ConfigurationError, LookupError};
+use crate::error::{ConfigurationError, Error, LookupError};
 use crate::http::{is_valid_cookie_name, Cookie, Request, Response, SameSite, StatusCode};
 use crate::middleware::{Middleware, Next};
 use crate::routing::BoxFuture;
@@ -199,13 +203,14 @@ impl<S: SessionStore> SessionMiddleware<S> {
     }
 
     /// Loads the cookie's session into `session` (left empty when there is no valid, fresh
-    /// one). The store parses into the session's own (reused) map.
-    async fn load(&self, session: &Session, cookie: Option<&str>, now: u64) {
+    /// one). The store parses into the session's own (reused) map. `Err`: the store could not
+    /// answer, and the request must not go on as if it had no session.
+    async fn load(&self, session: &Session, cookie: Option<&str>, now: u64) -> Result<(), Error> {
         let Some(cookie) = cookie else {
-            return;
+            return Ok(());
         };
-        let Some(mut record) = self.store.load_into(cookie, session.take_map()).await else {
-            return;
+        let Some(mut record) = self.store.load_into(cookie, session.take_map()).await? else {
+            return Ok(());
         };
         let (mut created, mut last_seen) = (record.issued_at as f64, record.issued_at as f64);
         if self.has_timeouts() {
@@ -218,9 +223,10 @@ impl<S: SessionStore> SessionMiddleware<S> {
         }
         if !self.is_fresh(record.issued_at, created, last_seen, now) {
             tracing::debug!("session cookie expired; starting an empty session");
-            return;
+            return Ok(());
         }
         session.loaded(record.data, created);
+        Ok(())
     }
 
     /// Writes the session into `res` (or not, per the save mode and the handler's outcome).
@@ -300,9 +306,7 @@ impl<S: SessionStore> SessionMiddleware<S> {
                 .await;
         }
         if let Err(e) = saved {
-            tracing::error!(error = %e, "session store failed to save the session");
-            *res = Response::text("Internal Server Error")
-                .with_status(StatusCode::INTERNAL_SERVER_ERROR);
+            *res = store_failed(e);
             return;
         }
         set_cookie.push_str(&self.attributes);
@@ -324,6 +328,23 @@ impl<S: SessionStore> SessionMiddleware<S> {
         // dots: nothing to re-check per response.
         res.append_trusted_header("set-cookie", set_cookie);
         add_vary_cookie(res);
+    }
+}
+
+/// The answer when the store failed: its own status for an [`HttpError`] (a server-side store
+/// that is down says `503`, with `Retry-After`), else `500`; logged either way.
+fn store_failed(e: Error) -> Response {
+    tracing::error!(error = %e, "session store failed");
+    match e {
+        Error::Http(http) => {
+            let unavailable = http.status() == StatusCode::SERVICE_UNAVAILABLE;
+            let mut res = crate::http::IntoResponse::into_response(http);
+            if unavailable && res.header("retry-after").is_none() {
+                res.append_trusted_header("retry-after", "1");
+            }
+            res
+        }
+        _ => Response::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
     }
 }
 
@@ -381,7 +402,9 @@ impl<S: SessionStore> Middleware for SessionMiddleware<S> {
             let incoming = IncomingCookie::of(&req, &self.config.cookie_name);
             let incoming = incoming.as_ref().map(IncomingCookie::as_str);
             let session = Session::for_request();
-            self.load(&session, incoming, now).await;
+            if let Err(e) = self.load(&session, incoming, now).await {
+                return store_failed(e);
+            }
             let mut res = CURRENT.scope(session.clone(), next.run(req)).await;
             self.save(&mut res, &session, incoming, now).await;
             session.recycle();

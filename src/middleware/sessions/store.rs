@@ -21,9 +21,15 @@ pub struct SessionRecord {
 
 /// A session backend.
 pub trait SessionStore: Send + Sync + 'static {
-    /// The session that `cookie_value` names, or `None` when the cookie is not valid (bad
-    /// signature, unknown id, ...): the request then gets a fresh, empty session.
-    fn load(&self, cookie_value: &str) -> impl Future<Output = Option<SessionRecord>> + Send;
+    /// The session that `cookie_value` names, or `Ok(None)` when the cookie is not valid (bad
+    /// signature, unknown id, ...): the request then gets a fresh, empty session. `Err` when
+    /// the store cannot answer (a server-side store that is down or slow): the request is then
+    /// refused (`503` with `Retry-After` for an [`HttpError`](crate::HttpError) of that
+    /// status), never handled with an empty session that would look like a logout.
+    fn load(
+        &self,
+        cookie_value: &str,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, Error>> + Send;
 
     /// Like [`load`](SessionStore::load), given an empty map to fill: memory left over from
     /// an earlier request on this thread, which a store that parses into it reuses (the
@@ -32,7 +38,7 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         cookie_value: &str,
         data: Map<String, Value>,
-    ) -> impl Future<Output = Option<SessionRecord>> + Send {
+    ) -> impl Future<Output = Result<Option<SessionRecord>, Error>> + Send {
         drop(data);
         self.load(cookie_value)
     }
@@ -76,7 +82,10 @@ impl CookieStore {
 }
 
 impl SessionStore for CookieStore {
-    fn load(&self, cookie_value: &str) -> impl Future<Output = Option<SessionRecord>> + Send {
+    fn load(
+        &self,
+        cookie_value: &str,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, Error>> + Send {
         self.load_into(cookie_value, Map::new())
     }
 
@@ -84,7 +93,7 @@ impl SessionStore for CookieStore {
         &self,
         cookie_value: &str,
         mut data: Map<String, Value>,
-    ) -> impl Future<Output = Option<SessionRecord>> + Send {
+    ) -> impl Future<Output = Result<Option<SessionRecord>, Error>> + Send {
         let record = match self.signer.loads_into(cookie_value, &mut data) {
             Ok(issued_at) => Some(SessionRecord { data, issued_at }),
             Err(e) => {
@@ -92,7 +101,7 @@ impl SessionStore for CookieStore {
                 None
             }
         };
-        std::future::ready(record)
+        std::future::ready(Ok(record))
     }
 
     fn save(
