@@ -330,3 +330,60 @@ async fn redis_stopped_then_restarted_under_a_running_server() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The login rate limit counted in Redis: two instances share the count.
+#[tokio::test]
+async fn two_instances_share_the_login_rate_limit() {
+    use chirp::middleware::auth_rate_limit::{AuthRateLimit, RedisRateLimitStore};
+    use chirp::middleware::sessions::ManualClock;
+    let Some(url) = redis_url("two_instances_share_the_login_rate_limit") else {
+        return;
+    };
+    // A prefix of this run's own: earlier runs' counts do not leak in.
+    let prefix = format!("test:ratelimit:{}:", std::process::id());
+    let clock = ManualClock::new(1_000_020); // on a window's edge: a whole window to go
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let store = RedisRateLimitStore::connect(&url)
+            .await
+            .unwrap()
+            .prefix(prefix.clone());
+        let mut app = App::new();
+        app.add_middleware(
+            AuthRateLimit::new()
+                .limit(3, Duration::from_secs(60))
+                .store(store)
+                .clock(clock.clone()),
+        );
+        app.post("/login", |_req: Request| async { "wrong password" });
+        instances.push(TestClient::new(app));
+    }
+    let (a, b) = (&instances[0], &instances[1]);
+    assert_eq!(a.post("/login", "").await.status().as_u16(), 200);
+    assert_eq!(b.post("/login", "").await.status().as_u16(), 200);
+    assert_eq!(a.post("/login", "").await.status().as_u16(), 200);
+    let res = b.post("/login", "").await;
+    assert_eq!(
+        res.status().as_u16(),
+        429,
+        "the 4th attempt, counted over both instances"
+    );
+    assert_eq!(res.header("retry-after"), Some("60"));
+    clock.advance(60);
+    assert_eq!(
+        b.post("/login", "").await.status().as_u16(),
+        200,
+        "a new window"
+    );
+    let mut conn = redis(&url).await;
+    let left = keys(&mut conn, &prefix).await;
+    for key in &left {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!((1..=120).contains(&ttl), "{key} TTL {ttl}");
+    }
+    assert!(!left.is_empty());
+}

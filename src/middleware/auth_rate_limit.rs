@@ -27,11 +27,13 @@ pub struct Counts {
 /// Where attempts are counted. Implement it over a shared store to limit across instances.
 pub trait RateLimitStore: Send + Sync + 'static {
     /// Counts one attempt under `key` in the window `window_index` (time divided by the
-    /// window's length), and returns the counts of that window and the one before.
+    /// window's length, `window_secs`), and returns the counts of that window and the one
+    /// before. A shared store may forget both after two windows.
     fn hit<'a>(
         &'a self,
         key: &'a str,
         window_index: u64,
+        window_secs: u64,
     ) -> BoxFuture<'a, Result<Counts, BoxError>>;
 }
 
@@ -70,7 +72,12 @@ impl Default for MemoryStore {
 }
 
 impl RateLimitStore for MemoryStore {
-    fn hit<'a>(&'a self, key: &'a str, window: u64) -> BoxFuture<'a, Result<Counts, BoxError>> {
+    fn hit<'a>(
+        &'a self,
+        key: &'a str,
+        window: u64,
+        _window_secs: u64,
+    ) -> BoxFuture<'a, Result<Counts, BoxError>> {
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         if !keys.contains_key(key) && keys.len() >= self.max_keys {
             // Windows that are over (not the current one, nor the one before) count no more.
@@ -96,6 +103,85 @@ impl RateLimitStore for MemoryStore {
         counts.current += 1;
         let counts = *counts;
         Box::pin(std::future::ready(Ok(counts)))
+    }
+}
+
+/// Counts in Redis (feature `redis`), shared by every instance of the app: one pipelined
+/// round trip per attempt (`INCR` and `EXPIRE` of the window's key, `GET` of the previous
+/// window's), keys `chirp:ratelimit:<key>:<window>` that expire after two windows.
+#[cfg(feature = "redis")]
+#[derive(Clone)]
+pub struct RedisRateLimitStore {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+}
+
+#[cfg(feature = "redis")]
+impl RedisRateLimitStore {
+    /// Connects to the Redis at `url`. Each attempt's round trip may take at most 1 s; past
+    /// it (or with Redis down) the login is answered `503`.
+    ///
+    /// # Errors
+    /// A malformed URL, or a Redis that does not answer within 5 s.
+    pub async fn connect(url: &str) -> Result<RedisRateLimitStore, crate::Error> {
+        let client = redis::Client::open(url)
+            .map_err(|e| crate::ConfigurationError::new(format!("Redis URL {url:?}: {e}")))?;
+        let manager = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(2)
+            .set_factor(50)
+            .set_max_delay(500)
+            .set_connection_timeout(Duration::from_secs(1))
+            .set_response_timeout(Duration::from_secs(1));
+        let conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            redis::aio::ConnectionManager::new_with_config(client, manager),
+        )
+        .await
+        .map_err(|_| crate::Error::other(format!("Redis at {url} did not answer within 5 s")))?
+        .map_err(|e| crate::Error::other(format!("Redis at {url}: {e}")))?;
+        Ok(RedisRateLimitStore {
+            conn,
+            prefix: "chirp:ratelimit:".to_owned(),
+            timeout: Duration::from_secs(1),
+        })
+    }
+
+    /// The key prefix (default `chirp:ratelimit:`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> RedisRateLimitStore {
+        self.prefix = prefix.into();
+        self
+    }
+}
+
+#[cfg(feature = "redis")]
+impl RateLimitStore for RedisRateLimitStore {
+    fn hit<'a>(
+        &'a self,
+        key: &'a str,
+        window: u64,
+        window_secs: u64,
+    ) -> BoxFuture<'a, Result<Counts, BoxError>> {
+        Box::pin(async move {
+            let current = format!("{}{key}:{window}", self.prefix);
+            let previous = format!("{}{key}:{}", self.prefix, window.saturating_sub(1));
+            let mut pipe = redis::pipe();
+            pipe.cmd("INCR").arg(&current);
+            pipe.cmd("EXPIRE")
+                .arg(&current)
+                .arg(window_secs * 2)
+                .ignore();
+            pipe.cmd("GET").arg(&previous);
+            let mut conn = self.conn.clone();
+            let (now, before): (u64, Option<u64>) =
+                tokio::time::timeout(self.timeout, pipe.query_async(&mut conn))
+                    .await
+                    .map_err(|_| "Redis did not answer in time")??;
+            Ok(Counts {
+                current: now,
+                previous: if window == 0 { 0 } else { before.unwrap_or(0) },
+            })
+        })
     }
 }
 
@@ -197,7 +283,7 @@ impl AuthRateLimit {
     /// `Some(retry_after_seconds)` when `key` is over the limit.
     async fn check(&self, key: &str, now: u64) -> Result<Option<u64>, BoxError> {
         let window = now / self.window;
-        let counts = self.store.hit(key, window).await?;
+        let counts = self.store.hit(key, window, self.window).await?;
         let into = now % self.window;
         let over = if self.sliding {
             let weight = (self.window - into) as f64 / self.window as f64;
@@ -284,7 +370,7 @@ mod tests {
     async fn the_memory_store_is_bounded() {
         let store = MemoryStore::new(3);
         for i in 0..10 {
-            store.hit(&format!("k{i}"), 5).await.unwrap();
+            store.hit(&format!("k{i}"), 5, 60).await.unwrap();
         }
         assert_eq!(store.len(), 3);
         // Counts roll into "previous" across one window, and to nothing across more.
