@@ -375,17 +375,17 @@ mod tests {
         assert_eq!(store.len(), 3);
         // Counts roll into "previous" across one window, and to nothing across more.
         let store = MemoryStore::new(10);
-        store.hit("a", 1).await.unwrap();
-        store.hit("a", 1).await.unwrap();
+        store.hit("a", 1, 60).await.unwrap();
+        store.hit("a", 1, 60).await.unwrap();
         assert_eq!(
-            store.hit("a", 2).await.unwrap(),
+            store.hit("a", 2, 60).await.unwrap(),
             Counts {
                 current: 1,
                 previous: 2
             }
         );
         assert_eq!(
-            store.hit("a", 9).await.unwrap(),
+            store.hit("a", 9, 60).await.unwrap(),
             Counts {
                 current: 1,
                 previous: 0
