@@ -435,13 +435,7 @@ impl<H: Handler> Handler for LoginRequired<H> {
     fn call(&self, req: Request) -> BoxFuture<'static, Response> {
         let ctx = match context() {
             Ok(ctx) => ctx,
-            Err(e) => {
-                tracing::error!(error = %e, "login_required used without AuthMiddleware");
-                return Box::pin(std::future::ready(
-                    Response::text("Internal Server Error")
-                        .with_status(StatusCode::INTERNAL_SERVER_ERROR),
-                ));
-            }
+            Err(e) => return refused_without_auth("login_required", e),
         };
         let signed_in = ctx.user.lock().unwrap_or_else(|e| e.into_inner()).is_some();
         if signed_in {
@@ -449,6 +443,15 @@ impl<H: Handler> Handler for LoginRequired<H> {
         }
         Box::pin(std::future::ready(anonymous_answer(&ctx, &req)))
     }
+}
+
+/// The answer of a guard (`what`) used outside [`AuthMiddleware`]: every request is refused
+/// (500, logged), never let through.
+fn refused_without_auth(what: &str, e: LookupError) -> BoxFuture<'static, Response> {
+    tracing::error!(error = %e, "{what} used without AuthMiddleware");
+    Box::pin(std::future::ready(
+        Response::text("Internal Server Error").with_status(StatusCode::INTERNAL_SERVER_ERROR),
+    ))
 }
 
 /// The answer to an anonymous request for a guarded handler: `401` for API calls, a redirect
@@ -531,13 +534,7 @@ impl<H: Handler> Handler for Requires<H> {
     fn call(&self, req: Request) -> BoxFuture<'static, Response> {
         let ctx = match context() {
             Ok(ctx) => ctx,
-            Err(e) => {
-                tracing::error!(error = %e, "requires used without AuthMiddleware");
-                return Box::pin(std::future::ready(
-                    Response::text("Internal Server Error")
-                        .with_status(StatusCode::INTERNAL_SERVER_ERROR),
-                ));
-            }
+            Err(e) => return refused_without_auth("requires", e),
         };
         let signed = ctx.user.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let Some(signed) = signed else {

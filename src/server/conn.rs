@@ -724,15 +724,7 @@ impl Connection {
     async fn read_more(&mut self, deadline: Instant) -> Result<(), BodyError> {
         self.flush().await?;
         self.reserve_read_space();
-        match timeout_at(deadline, self.stream.read_buf(&mut self.read)).await {
-            Err(_) => Err(BodyError::Reject(Reject {
-                status: StatusCode::REQUEST_TIMEOUT,
-                reason: "request body not received in time",
-            })),
-            Ok(Ok(0)) => Err(BodyError::Io(io::ErrorKind::UnexpectedEof.into())),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(BodyError::Io(e)),
-        }
+        body_read(timeout_at(deadline, self.stream.read_buf(&mut self.read)).await)
     }
 
     fn reserve_read_space(&mut self) {
@@ -920,7 +912,15 @@ async fn fill(
     /// Room for each read: chunks of up to this size reach the handler.
     const ROOM: usize = 64 * 1024;
     read.reserve(ROOM);
-    match timeout(wait, stream.read_buf(read)).await {
+    body_read(timeout(wait, stream.read_buf(read)).await)
+}
+
+/// What a timed read of body bytes comes to: more bytes, a `408` (out of time), or the
+/// connection's end or failure.
+fn body_read(
+    read: Result<io::Result<usize>, tokio::time::error::Elapsed>,
+) -> Result<(), BodyError> {
+    match read {
         Err(_) => Err(BodyError::Reject(Reject {
             status: StatusCode::REQUEST_TIMEOUT,
             reason: "request body not received in time",
