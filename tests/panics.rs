@@ -1,25 +1,11 @@
 //! A panic that reaches the request guard is a 500 for that request, logged once per place in
 //! the code with a short message, not once (with a backtrace) per request.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
 
 use chirp::testing::TestClient;
 use chirp::{App, Request, StatusCode};
-
-/// Collects what the subscriber writes.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use common::CapturedLog as Log;
 
 #[tokio::test]
 async fn each_panic_site_is_logged_once() {
