@@ -13,9 +13,9 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chirp::middleware::auth::{login, logout, AuthConfig, AuthMiddleware, AuthUser};
+use chirp::middleware::auth::{current_user, login, logout, AuthConfig, AuthMiddleware, AuthUser};
 use chirp::middleware::sessions::{
-    get_session, RedisStore, SaveMode, SessionConfig, SessionMiddleware,
+    get_session, ManualClock, RedisStore, SaveMode, SessionConfig, SessionMiddleware,
 };
 use chirp::testing::TestClient;
 use chirp::{App, Request};
@@ -61,7 +61,7 @@ async fn instance(url: &str, prefix: &str, mode: SaveMode) -> App {
         .unwrap()
         .prefix(prefix);
     let mut app = App::new();
-    app.add_middleware(SessionMiddleware::with_store(config, store).unwrap());
+    app.add_middleware(SessionMiddleware::with_store(config, store.clone()).unwrap());
     app.add_middleware(
         AuthMiddleware::new(
             AuthConfig::new().load_user(|id: String| async move { Some(User(id)) }),
@@ -87,6 +87,28 @@ async fn instance(url: &str, prefix: &str, mode: SaveMode) -> App {
     app.post("/logout", |_req: Request| async {
         logout()?;
         Ok::<_, chirp::Error>("out")
+    });
+    app.route("/me", |_req: Request| async {
+        let user = current_user::<User>()?;
+        Ok::<_, chirp::Error>(format!("user {}", user.0))
+    });
+    // "Log out everywhere": every session of the signed-in user, on every instance.
+    let revoker = store.clone();
+    app.post("/logout-everywhere", move |_req: Request| {
+        let store = revoker.clone();
+        async move {
+            let user = current_user::<User>()?;
+            let n = store.revoke_user(&user.0).await?;
+            Ok::<_, chirp::Error>(format!("revoked {n}"))
+        }
+    });
+    // A write that lands after a revocation made while it ran.
+    app.route("/slow-visit", |_req: Request| async {
+        let session = get_session()?;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let n = session.get::<u64>("visits").unwrap_or(0) + 1;
+        session.insert("visits", n);
+        Ok::<_, chirp::Error>(format!("visits {n}"))
     });
     app
 }
@@ -155,11 +177,20 @@ async fn two_instances_share_sessions_and_logout_leaves_nothing() {
         .unwrap();
     assert_eq!(json, r#"{"visits":3}"#);
 
-    // Login makes a new id and deletes the old key; logout leaves nothing.
+    // Login makes a new id and deletes the old key, and lists the id in the user's index;
+    // logout leaves nothing.
     a.post("/login", "").await;
-    let after_login = keys(&mut conn, prefix).await;
-    assert_eq!(after_login.len(), 1);
+    let mut after_login = keys(&mut conn, prefix).await;
+    after_login.sort();
+    assert_eq!(after_login.len(), 2, "{after_login:?}");
     assert_ne!(&after_login[0], key, "a new id");
+    assert_eq!(after_login[1], format!("{prefix}user:u1"));
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(&after_login[1])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(members, [after_login[0][prefix.len()..].to_owned()]);
     a.post("/logout", "").await;
     assert!(
         keys(&mut conn, prefix).await.is_empty(),
@@ -175,6 +206,9 @@ async fn forged_ids_never_reach_redis_and_round_trips_are_few() {
     let Some(url) = redis_url("forged_ids_never_reach_redis") else {
         return;
     };
+    drop(url);
+    // A Redis of its own: INFO commandstats counts every client's commands.
+    let (_redis, url, _dir) = own_redis().await;
     let prefix = "test:trips:";
     let mut conn = redis(&url).await;
     let client = TestClient::new(instance(&url, prefix, SaveMode::OnChange).await);
@@ -217,6 +251,40 @@ async fn forged_ids_never_reach_redis_and_round_trips_are_few() {
         (1, 0),
         "a read-only request: 1 round trip (GETEX refreshes the TTL)"
     );
+    // Login: the old session read (GETEX), then its deletion, the new session and the user's
+    // index in one transaction, sent as one round trip.
+    let before: Vec<u64> = {
+        let mut v = Vec::new();
+        for c in ["getex", "multi", "exec", "del", "set", "sadd", "eval"] {
+            v.push(calls(&mut conn, c).await);
+        }
+        v
+    };
+    client.post("/login", "").await;
+    let mut after = Vec::new();
+    for c in ["getex", "multi", "exec", "del", "set", "sadd", "eval"] {
+        after.push(calls(&mut conn, c).await);
+    }
+    let delta: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(
+        delta,
+        [1, 1, 1, 1, 1, 1, 1],
+        "getex multi exec del set sadd eval"
+    );
+}
+
+/// A redis-server of the test's own on a free port (and the temp dir it runs in).
+async fn own_redis() -> (OwnRedis, String, tempfile::TempDir) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("redis://127.0.0.1:{port}");
+    let process = OwnRedis::start(port, dir.path());
+    wait_up(&url).await;
+    (process, url, dir)
 }
 
 /// A redis-server of the test's own, stopped (by its PID) when dropped, also when the test
@@ -335,7 +403,6 @@ async fn redis_stopped_then_restarted_under_a_running_server() {
 #[tokio::test]
 async fn two_instances_share_the_login_rate_limit() {
     use chirp::middleware::auth_rate_limit::{AuthRateLimit, RedisRateLimitStore};
-    use chirp::middleware::sessions::ManualClock;
     let Some(url) = redis_url("two_instances_share_the_login_rate_limit") else {
         return;
     };
@@ -386,4 +453,199 @@ async fn two_instances_share_the_login_rate_limit() {
         assert!((1..=120).contains(&ttl), "{key} TTL {ttl}");
     }
     assert!(!left.is_empty());
+}
+
+/// The store's session keys under `prefix` (not the user indexes).
+async fn session_keys(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
+    let mut k = keys(conn, prefix).await;
+    k.retain(|k| !k[prefix.len()..].starts_with("user:"));
+    k
+}
+
+/// `revoke_user` logs a user out everywhere: two sessions of the same user, made on two
+/// instances, are both dead after one of them asks, on both instances; the other user's
+/// session lives on, and nothing of the user is left in Redis.
+#[tokio::test]
+async fn revoke_user_logs_out_everywhere_across_instances() {
+    let Some(url) = redis_url("revoke_user_logs_out_everywhere") else {
+        return;
+    };
+    let prefix = format!("test:revoke:{}:", std::process::id());
+    let mut conn = redis(&url).await;
+    let a = instance(&url, &prefix, SaveMode::Always).await;
+    let b = instance(&url, &prefix, SaveMode::Always).await;
+    let (laptop, phone) = (TestClient::new(a), TestClient::new(b));
+    // The laptop signs in on A, the phone on B.
+    assert_eq!(laptop.post("/login", "").await.text(), "in");
+    assert_eq!(phone.post("/login", "").await.text(), "in");
+    assert_eq!(laptop.get("/me").await.text(), "user u1");
+    assert_eq!(phone.get("/me").await.text(), "user u1");
+    let phone_cookie = phone.cookie("chirp_session").unwrap();
+    // A third session, not signed in, on the laptop's instance.
+    let other = TestClient::new(instance(&url, &prefix, SaveMode::Always).await);
+    assert_eq!(other.get("/visit").await.text(), "visits 1");
+    assert_eq!(session_keys(&mut conn, &prefix).await.len(), 3);
+
+    // The laptop logs out everywhere, on A.
+    assert_eq!(
+        laptop.post("/logout-everywhere", "").await.text(),
+        "revoked 2"
+    );
+    // The phone, on B, is signed out, and so is the laptop.
+    assert_eq!(phone.get("/me").await.status().as_u16(), 401);
+    assert_eq!(laptop.get("/me").await.status().as_u16(), 401);
+    // The phone's old cookie, replayed on A, is dead too.
+    let replay = TestClient::new(instance(&url, &prefix, SaveMode::Always).await);
+    replay.set_cookie("chirp_session", &phone_cookie);
+    assert_eq!(replay.get("/me").await.status().as_u16(), 401);
+    assert_eq!(
+        other.get("/visit").await.text(),
+        "visits 2",
+        "others keep theirs"
+    );
+    let left = keys(&mut conn, &prefix).await;
+    assert_eq!(left.len(), 1, "only the other session is left: {left:?}");
+}
+
+/// A request that was running when its session was revoked saves nothing: the revocation
+/// wins (`SET ... XX`).
+#[tokio::test]
+async fn a_request_in_flight_cannot_bring_a_revoked_session_back() {
+    let Some(url) = redis_url("a_request_in_flight_cannot_bring_back") else {
+        return;
+    };
+    let prefix = format!("test:inflight:{}:", std::process::id());
+    let mut conn = redis(&url).await;
+    let server = TestServer::start(instance(&url, &prefix, SaveMode::Always).await).await;
+    let mut c = server.connect().await;
+    c.send("POST /login HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+        .await;
+    let cookie = c.response().await.cookie_pair();
+    let slow = {
+        let mut c = server.connect().await;
+        let cookie = cookie.clone();
+        tokio::spawn(async move {
+            c.send(format!(
+                "GET /slow-visit HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n"
+            ))
+            .await;
+            c.response().await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let store = RedisStore::connect(&url, &config(600))
+        .await
+        .unwrap()
+        .prefix(prefix.clone());
+    assert_eq!(store.revoke_user("u1").await.unwrap(), 1);
+    let res = slow.await.unwrap();
+    assert_eq!(res.status, 200);
+    assert!(
+        keys(&mut conn, &prefix).await.is_empty(),
+        "the late write brought the session back"
+    );
+    let mut c = server.connect().await;
+    c.send(format!(
+        "GET /me HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n"
+    ))
+    .await;
+    assert_eq!(c.response().await.status, 401);
+}
+
+/// A user's index holds live sessions only: ids whose session expired are dropped at the next
+/// login.
+#[tokio::test]
+async fn the_user_index_is_pruned_at_login() {
+    let Some(url) = redis_url("the_user_index_is_pruned_at_login") else {
+        return;
+    };
+    let prefix = format!("test:prune:{}:", std::process::id());
+    let mut conn = redis(&url).await;
+    let app = || instance(&url, &prefix, SaveMode::Always);
+    let first = TestClient::new(app().await);
+    first.post("/login", "").await;
+    let expired = session_keys(&mut conn, &prefix).await;
+    assert_eq!(expired.len(), 1);
+    // The first session expires (its key goes, as a TTL would take it).
+    let _: () = redis::cmd("DEL")
+        .arg(&expired[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let second = TestClient::new(app().await);
+    second.post("/login", "").await;
+    let live = session_keys(&mut conn, &prefix).await;
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("{prefix}user:u1"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(members, [live[0][prefix.len()..].to_owned()]);
+}
+
+/// The idle and absolute timeouts with the Redis store: enforced on the manual clock (a
+/// session past either is empty although Redis still has it), and each key's TTL is what the
+/// timeouts leave, so Redis drops such sessions by itself.
+#[tokio::test]
+async fn idle_and_absolute_timeouts_with_redis_ttls() {
+    let Some(url) = redis_url("idle_and_absolute_timeouts") else {
+        return;
+    };
+    let prefix = format!("test:timeouts:{}:", std::process::id());
+    let mut conn = redis(&url).await;
+    let clock = ManualClock::new(2_000_000_000);
+    let mut config = config(600);
+    config.idle_timeout = Some(Duration::from_secs(30));
+    config.absolute_timeout = Some(Duration::from_secs(100));
+    config.clock = std::sync::Arc::new(clock.clone());
+    let store = RedisStore::connect(&url, &config)
+        .await
+        .unwrap()
+        .prefix(prefix.clone());
+    let mut app = App::new();
+    app.add_middleware(SessionMiddleware::with_store(config, store).unwrap());
+    app.route("/visit", |_req: Request| async {
+        let session = get_session()?;
+        let n = session.get::<u64>("visits").unwrap_or(0) + 1;
+        session.insert("visits", n);
+        Ok::<_, chirp::Error>(format!("visits {n}"))
+    });
+    let client = TestClient::new(app);
+    let ttl = |conn: &mut redis::aio::MultiplexedConnection| {
+        let prefix = prefix.clone();
+        let mut conn = conn.clone();
+        async move {
+            let k = session_keys(&mut conn, &prefix).await;
+            assert_eq!(k.len(), 1, "{k:?}");
+            let ttl: i64 = redis::cmd("TTL")
+                .arg(&k[0])
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            (k[0].clone(), ttl)
+        }
+    };
+
+    assert_eq!(client.get("/visit").await.text(), "visits 1");
+    let (first, t) = ttl(&mut conn).await;
+    assert!((29..=30).contains(&t), "idle timeout as the TTL: {t}");
+    // Within the idle timeout, three times: 75 s old in all.
+    for n in 2..=4 {
+        clock.advance(25);
+        assert_eq!(client.get("/visit").await.text(), format!("visits {n}"));
+    }
+    let (_, t) = ttl(&mut conn).await;
+    assert!(
+        (24..=25).contains(&t),
+        "25 s left of the absolute timeout: {t}"
+    );
+    // Past the absolute timeout (104 s old), though seen 29 s ago: a new session.
+    clock.advance(29);
+    assert_eq!(client.get("/visit").await.text(), "visits 1");
+    let (second, _) = ttl(&mut conn).await;
+    assert_ne!(first, second, "a new id, not the expired one brought back");
+
+    // Idle past 30 s: a new session again, though Redis (on its own clock) still has it.
+    clock.advance(31);
+    assert_eq!(client.get("/visit").await.text(), "visits 1");
 }

@@ -203,14 +203,20 @@ impl<S: SessionStore> SessionMiddleware<S> {
     }
 
     /// Loads the cookie's session into `session` (left empty when there is no valid, fresh
-    /// one). The store parses into the session's own (reused) map. `Err`: the store could not
-    /// answer, and the request must not go on as if it had no session.
-    async fn load(&self, session: &Session, cookie: Option<&str>, now: u64) -> Result<(), Error> {
+    /// one), saying whether there was one. The store parses into the session's own (reused)
+    /// map. `Err`: the store could not answer, and the request must not go on as if it had no
+    /// session.
+    async fn load(
+        &self,
+        session: &Session,
+        cookie: Option<&str>,
+        now: u64,
+    ) -> Result<Loaded, Error> {
         let Some(cookie) = cookie else {
-            return Ok(());
+            return Ok(Loaded::Nothing);
         };
         let Some(mut record) = self.store.load_into(cookie, session.take_map()).await? else {
-            return Ok(());
+            return Ok(Loaded::Nothing);
         };
         let (mut created, mut last_seen) = (record.issued_at as f64, record.issued_at as f64);
         if self.has_timeouts() {
@@ -223,15 +229,22 @@ impl<S: SessionStore> SessionMiddleware<S> {
         }
         if !self.is_fresh(record.issued_at, created, last_seen, now) {
             tracing::debug!("session cookie expired; starting an empty session");
-            return Ok(());
+            return Ok(Loaded::Expired);
         }
         session.loaded(record.data, created);
-        Ok(())
+        Ok(Loaded::Session)
     }
 
     /// Writes the session into `res` (or not, per the save mode and the handler's outcome).
     /// (`res` is borrowed, not moved in: this future then holds no copy of it.)
-    async fn save(&self, res: &mut Response, session: &Session, incoming: Option<&str>, now: u64) {
+    async fn save(
+        &self,
+        res: &mut Response,
+        session: &Session,
+        incoming: Option<&str>,
+        loaded: Loaded,
+        now: u64,
+    ) {
         if res.status().is_server_error() {
             return; // the handler failed: its half-made changes are not persisted
         }
@@ -252,8 +265,15 @@ impl<S: SessionStore> SessionMiddleware<S> {
                 state.created,
             )
         };
-        self.save_data(res, &mut data, regenerated, created, incoming, now)
-            .await;
+        self.save_data(
+            res,
+            &mut data,
+            (regenerated, loaded),
+            created,
+            incoming,
+            now,
+        )
+        .await;
         if self.has_timeouts() {
             data.shift_remove(&self.config.created_at_key);
             data.shift_remove(&self.config.last_seen_at_key);
@@ -266,18 +286,19 @@ impl<S: SessionStore> SessionMiddleware<S> {
         &self,
         res: &mut Response,
         data: &mut Map<String, Value>,
-        regenerated: bool,
+        (regenerated, loaded): (bool, Loaded),
         created: Option<f64>,
         incoming: Option<&str>,
         now: u64,
     ) {
-        let mut previous = incoming;
-        if regenerated {
-            if let Some(old) = incoming {
-                self.store.regenerate(old).await;
-            }
-            previous = None;
-        }
+        // The store reuses the previous cookie's id only when that cookie named a session
+        // that was loaded: an expired or unknown one is not brought back to life, and an
+        // expired one is forgotten as a regenerated one is (a server-side store deletes it).
+        let previous = match loaded {
+            Loaded::Session => incoming,
+            Loaded::Nothing | Loaded::Expired => None,
+        };
+        let regenerated = regenerated || loaded == Loaded::Expired;
         if self.has_timeouts() {
             // Whole seconds are written as integers, a Python app's fractions as they came.
             let number = |t: f64| match t.fract() == 0.0 && t >= 0.0 {
@@ -295,14 +316,22 @@ impl<S: SessionStore> SessionMiddleware<S> {
         set_cookie.push_str(name);
         set_cookie.push('=');
         let value_at = set_cookie.len();
-        let mut saved = self.store.save(data, now, previous, &mut set_cookie).await;
+        let mut saved = match (regenerated, incoming) {
+            (true, Some(old)) => {
+                self.store
+                    .save_regenerated(data, now, old, &mut set_cookie)
+                    .await
+            }
+            (true, None) => self.store.save(data, now, None, &mut set_cookie).await,
+            (false, _) => self.store.save(data, now, previous, &mut set_cookie).await,
+        };
         if saved.is_ok() && regenerated && Some(&set_cookie[value_at..]) == incoming {
             // Same data in the same second as the old cookie: sign one second earlier so the
             // new cookie differs, as a regeneration promises.
             set_cookie.truncate(value_at);
             saved = self
                 .store
-                .save(data, now.saturating_sub(1), previous, &mut set_cookie)
+                .save(data, now.saturating_sub(1), None, &mut set_cookie)
                 .await;
         }
         if let Err(e) = saved {
@@ -329,6 +358,17 @@ impl<S: SessionStore> SessionMiddleware<S> {
         res.append_trusted_header("set-cookie", set_cookie);
         add_vary_cookie(res);
     }
+}
+
+/// What [`SessionMiddleware::load`] found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Loaded {
+    /// No cookie, or one that names no session.
+    Nothing,
+    /// The cookie's session, now in the request's [`Session`].
+    Session,
+    /// A session past `max_age` or a timeout: the request starts empty.
+    Expired,
 }
 
 /// The answer when the store failed: its own status for an [`HttpError`] (a server-side store
@@ -402,11 +442,12 @@ impl<S: SessionStore> Middleware for SessionMiddleware<S> {
             let incoming = IncomingCookie::of(&req, &self.config.cookie_name);
             let incoming = incoming.as_ref().map(IncomingCookie::as_str);
             let session = Session::for_request();
-            if let Err(e) = self.load(&session, incoming, now).await {
-                return store_failed(e);
-            }
+            let loaded = match self.load(&session, incoming, now).await {
+                Ok(loaded) => loaded,
+                Err(e) => return store_failed(e),
+            };
             let mut res = CURRENT.scope(session.clone(), next.run(req)).await;
-            self.save(&mut res, &session, incoming, now).await;
+            self.save(&mut res, &session, incoming, loaded, now).await;
             session.recycle();
             res
         })

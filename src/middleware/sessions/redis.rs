@@ -8,6 +8,24 @@
 //! (`GETEX ... EX`, one round trip for a request that changes nothing). One multiplexed,
 //! auto-reconnecting connection per store (the `redis` crate's `ConnectionManager`).
 //!
+//! **Revocation.** A signed-in session's id is also kept in a per-user index,
+//! `<prefix>user:<user id>` (a set), written only when the session's user changes (login,
+//! logout), so an ordinary request costs nothing more. [`RedisStore::revoke_user`] deletes
+//! every session of a user at once ("log out everywhere"); a request already in flight on a
+//! revoked session cannot bring it back (its write is `SET ... XX`, only if the key still
+//! exists). The index has no TTL of its own: ids of sessions that expired are pruned from it
+//! at the user's next login, and logout removes its own id, so it never outgrows a user's live
+//! sessions by more than those that expired since their last login. The cookie's signed
+//! payload names the user id (`{"id": ..., "u": ...}`) so that logout finds the index without
+//! a read.
+//!
+//! **Timeouts.** `idle_timeout` and `absolute_timeout` are enforced by the session middleware
+//! (its `__created_at` / `__last_seen_at` keys, as with cookies); the store also shortens each
+//! key's TTL to what the timeouts leave, so Redis drops an idle or too-old session by itself.
+//!
+//! The scripts used at login and by `revoke_user` name keys they were not passed, so the store
+//! suits a single Redis (or a primary with replicas), not Redis Cluster.
+//!
 //! When Redis is down or slower than the store's timeout (default 1 s), the request is
 //! answered `503 session store unavailable` with `Retry-After`, and logged: never an empty
 //! session that would look like a logout, never a hang. Requests succeed again as soon as
@@ -40,7 +58,14 @@ pub struct RedisStore {
     conn: ConnectionManager,
     signer: Signer,
     prefix: String,
+    /// `max_age`, in seconds.
     ttl: u64,
+    idle_timeout: Option<Duration>,
+    absolute_timeout: Option<Duration>,
+    created_at_key: String,
+    user_key: String,
+    /// The session middleware's clock: a loaded record is as fresh as "now" on it.
+    clock: std::sync::Arc<dyn super::Clock>,
     timeout: Duration,
 }
 
@@ -54,8 +79,43 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-/// The session key of the signed cookie's payload.
+/// The keys of the signed cookie's payload: the session id, and the user it is signed in as.
 const ID: &str = "id";
+const USER: &str = "u";
+
+/// At login: drops from a user's index (KEYS[1]) the ids whose session (ARGV[1] .. id) is
+/// gone, so the index holds live sessions only.
+const PRUNE: &str = "local live = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. id) == 1 then live = live + 1
+  else redis.call('SREM', KEYS[1], id) end
+end
+return live";
+
+/// `revoke_user`: deletes every session in the index (KEYS[1]) and the index, atomically, so
+/// a login racing it is either revoked or made after it. Returns how many sessions were live.
+const REVOKE: &str = "local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  n = n + redis.call('DEL', ARGV[1] .. id)
+end
+redis.call('DEL', KEYS[1])
+return n";
+
+/// A session's user id as the index names it: a JSON string as is, a number in its JSON
+/// form (`login` stores `AuthUser::id()`, a string).
+fn user_of(data: &Map<String, Value>, key: &str) -> Option<String> {
+    match data.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// What a valid cookie names.
+struct Named {
+    id: String,
+    user: Option<String>,
+}
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
     tracing::error!(error = %e, "Redis session store unavailable");
@@ -99,8 +159,67 @@ impl RedisStore {
             ),
             prefix: "chirp:session:".to_owned(),
             ttl: config.max_age.as_secs().max(1),
+            idle_timeout: config.idle_timeout,
+            absolute_timeout: config.absolute_timeout,
+            created_at_key: config.created_at_key.clone(),
+            user_key: "user_id".to_owned(),
+            clock: config.clock.clone(),
             timeout,
         })
+    }
+
+    /// The session key holding the signed-in user's id, for the revocation index (default
+    /// `user_id`, the auth middleware's; set it when
+    /// [`AuthConfig::session_key`](crate::middleware::auth::AuthConfig::session_key) differs).
+    pub fn user_key(mut self, key: impl Into<String>) -> RedisStore {
+        self.user_key = key.into();
+        self
+    }
+
+    /// The Redis key of `user_id`'s session index.
+    pub fn user_index_key(&self, user_id: &str) -> String {
+        format!("{}user:{user_id}", self.prefix)
+    }
+
+    /// Logs `user_id` out everywhere: deletes every session signed in as that user, on every
+    /// instance sharing this Redis, and returns how many there were. The next request with
+    /// any of their cookies gets an empty session.
+    ///
+    /// ```no_run
+    /// # async fn run(store: chirp::middleware::sessions::RedisStore) -> Result<(), chirp::Error> {
+    /// // After a password change, say:
+    /// let revoked = store.revoke_user("42").await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// An `HttpError` 503 when Redis cannot answer within the timeout (nothing was revoked
+    /// then, or everything: the script is atomic).
+    pub async fn revoke_user(&self, user_id: &str) -> Result<u64, Error> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(REVOKE)
+            .arg(1)
+            .arg(self.user_index_key(user_id))
+            .arg(&self.prefix);
+        let revoked: u64 = self.run(cmd).await?;
+        tracing::info!(user_id, revoked, "sessions revoked");
+        Ok(revoked)
+    }
+
+    /// The TTL a session written at `now` gets: `max_age`, shortened to what the idle and
+    /// absolute timeouts leave (at least a second).
+    fn ttl_for(&self, data: &Map<String, Value>, now: u64) -> u64 {
+        let mut ttl = self.ttl;
+        if let Some(idle) = self.idle_timeout {
+            ttl = ttl.min(idle.as_secs());
+        }
+        if let Some(absolute) = self.absolute_timeout {
+            if let Some(created) = data.get(&self.created_at_key).and_then(Value::as_f64) {
+                let left = created + absolute.as_secs_f64() - now as f64;
+                ttl = ttl.min(left.ceil().max(0.0) as u64);
+            }
+        }
+        ttl.max(1)
     }
 
     /// The key prefix (default `chirp:session:`).
@@ -122,10 +241,120 @@ impl RedisStore {
 
     /// The id a cookie names, if its signature holds (no Redis command otherwise).
     pub fn id_of(&self, cookie_value: &str) -> Option<String> {
-        let (map, _) = self.signer.loads(cookie_value).ok()?;
-        let id = map.get(ID)?.as_str()?;
+        self.named(cookie_value).map(|n| n.id)
+    }
+
+    fn named(&self, cookie_value: &str) -> Option<Named> {
+        let (mut map, _) = self.signer.loads(cookie_value).ok()?;
+        let Some(Value::String(id)) = map.shift_remove(ID) else {
+            return None;
+        };
         // 128 bits in hex: anything else was never made here.
-        (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_owned())
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let user = match map.shift_remove(USER) {
+            Some(Value::String(u)) => Some(u),
+            _ => None,
+        };
+        Some(Named { id, user })
+    }
+
+    /// Writes `data` under `id` (or deletes it when empty) and appends the signed cookie to
+    /// `out`, in one round trip. `existed`: the id named a loaded session, which is then only
+    /// overwritten if it still exists (a revoked session stays revoked). `old_user`: the user
+    /// the cookie was signed in as; `forget`: a regenerated session's old id and user.
+    #[allow(clippy::too_many_arguments)]
+    async fn write(
+        &self,
+        data: &Map<String, Value>,
+        now: u64,
+        id: String,
+        existed: bool,
+        old_user: Option<String>,
+        forget: Option<Named>,
+        out: &mut String,
+    ) -> Result<(), Error> {
+        let user = match data.is_empty() {
+            true => None,
+            false => user_of(data, &self.user_key),
+        };
+        let key = self.key(&id);
+        let mut pipe = redis::pipe();
+        // Index changes go with the writes in one transaction, so that `revoke_user` sees the
+        // session and its index entry together or neither.
+        let index_changes = forget.as_ref().is_some_and(|f| f.user.is_some()) || old_user != user;
+        if index_changes {
+            pipe.atomic();
+        }
+        if let Some(old) = &forget {
+            pipe.cmd("DEL").arg(self.key(&old.id)).ignore();
+            if let Some(u) = &old.user {
+                pipe.cmd("SREM")
+                    .arg(self.user_index_key(u))
+                    .arg(&old.id)
+                    .ignore();
+            }
+        }
+        if data.is_empty() {
+            // An empty session is not kept: its id names nothing.
+            if existed {
+                pipe.cmd("DEL").arg(&key).ignore();
+            }
+        } else {
+            let json = serde_json::to_string(data)?;
+            let set = pipe
+                .cmd("SET")
+                .arg(&key)
+                .arg(json)
+                .arg("EX")
+                .arg(self.ttl_for(data, now));
+            if existed {
+                set.arg("XX");
+            }
+            set.ignore();
+        }
+        if old_user != user {
+            if let Some(u) = &old_user {
+                pipe.cmd("SREM")
+                    .arg(self.user_index_key(u))
+                    .arg(&id)
+                    .ignore();
+            }
+            if let Some(u) = &user {
+                let index = self.user_index_key(u);
+                pipe.cmd("SADD").arg(&index).arg(&id).ignore();
+                pipe.cmd("EVAL")
+                    .arg(PRUNE)
+                    .arg(1)
+                    .arg(&index)
+                    .arg(&self.prefix)
+                    .ignore();
+            }
+        }
+        if !pipe.is_empty() {
+            let mut conn = self.conn.clone();
+            match tokio::time::timeout(self.timeout, pipe.query_async::<()>(&mut conn)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(unavailable(e)),
+                Err(_) => return Err(unavailable(format!("no answer within {:?}", self.timeout))),
+            }
+        }
+        let mut payload = Map::new();
+        payload.insert(ID.to_owned(), Value::String(id));
+        if let Some(u) = user {
+            payload.insert(USER.to_owned(), Value::String(u));
+        }
+        self.signer.dumps_into(&payload, now, out);
+        Ok(())
+    }
+
+    /// The TTL a read refreshes: `max_age`, or the idle timeout when shorter (the write that
+    /// follows, when the session changes, sets the exact one).
+    fn read_ttl(&self) -> u64 {
+        self.idle_timeout
+            .map_or(self.ttl, |idle| self.ttl.min(idle.as_secs()))
+            .max(1)
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, Error> {
@@ -154,7 +383,7 @@ impl SessionStore for RedisStore {
         };
         // One round trip: the data, and the TTL refreshed as it is read.
         let mut cmd = redis::cmd("GETEX");
-        cmd.arg(self.key(&id)).arg("EX").arg(self.ttl);
+        cmd.arg(self.key(&id)).arg("EX").arg(self.read_ttl());
         let Some(json): Option<String> = self.run(cmd).await? else {
             return Ok(None); // expired, revoked, or logged out
         };
@@ -162,7 +391,7 @@ impl SessionStore for RedisStore {
             Ok(map) => {
                 data.extend(map);
                 // Freshness is Redis's TTL: a record that is still there is within max_age.
-                let now = crate::clock::unix_seconds();
+                let now = self.clock.now();
                 Ok(Some(SessionRecord {
                     data,
                     issued_at: now,
@@ -182,30 +411,47 @@ impl SessionStore for RedisStore {
         previous: Option<&str>,
         out: &mut String,
     ) -> Result<(), Error> {
-        let id = match previous.and_then(|p| self.id_of(p)) {
-            Some(id) => id,
-            None => crate::middleware::csrf::random_hex(16),
-        };
-        // An empty session (after logout, say) is not kept: its id names nothing.
-        if !data.is_empty() {
-            let json = serde_json::to_string(data)?;
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(self.key(&id)).arg(json).arg("EX").arg(self.ttl);
-            self.run::<()>(cmd).await?;
+        match previous.and_then(|p| self.named(p)) {
+            Some(named) => {
+                self.write(data, now, named.id, true, named.user, None, out)
+                    .await
+            }
+            None => {
+                let id = crate::middleware::csrf::random_hex(16);
+                self.write(data, now, id, false, None, None, out).await
+            }
         }
-        let mut payload = Map::new();
-        payload.insert(ID.to_owned(), Value::String(id));
-        self.signer.dumps_into(&payload, now, out);
-        Ok(())
+    }
+
+    async fn save_regenerated(
+        &self,
+        data: &Map<String, Value>,
+        now: u64,
+        previous: &str,
+        out: &mut String,
+    ) -> Result<(), Error> {
+        // The old id's deletion and the new id's write, in one round trip.
+        let id = crate::middleware::csrf::random_hex(16);
+        let forget = self.named(previous);
+        self.write(data, now, id, false, None, forget, out).await
     }
 
     async fn regenerate(&self, previous: &str) {
-        if let Some(id) = self.id_of(previous) {
-            let mut cmd = redis::cmd("DEL");
-            cmd.arg(self.key(&id));
-            if let Err(e) = self.run::<()>(cmd).await {
-                tracing::error!(error = %e, "could not delete the old session in Redis");
-            }
+        let Some(old) = self.named(previous) else {
+            return;
+        };
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("DEL").arg(self.key(&old.id)).ignore();
+        if let Some(u) = &old.user {
+            pipe.cmd("SREM")
+                .arg(self.user_index_key(u))
+                .arg(&old.id)
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        let done = tokio::time::timeout(self.timeout, pipe.query_async::<()>(&mut conn)).await;
+        if !matches!(done, Ok(Ok(()))) {
+            tracing::error!("could not delete the old session in Redis");
         }
     }
 }

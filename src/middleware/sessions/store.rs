@@ -61,6 +61,23 @@ pub trait SessionStore: Send + Sync + 'static {
         let _ = previous;
         async {}
     }
+
+    /// Saves a regenerated session (login, logout): forgets `previous` and writes `data`
+    /// under a new id, appending the new cookie value to `out`. By default
+    /// [`regenerate`](SessionStore::regenerate) then [`save`](SessionStore::save) with no
+    /// previous cookie; a server-side store can do both in one round trip.
+    fn save_regenerated(
+        &self,
+        data: &Map<String, Value>,
+        now: u64,
+        previous: &str,
+        out: &mut String,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async move {
+            self.regenerate(previous).await;
+            self.save(data, now, None, out).await
+        }
+    }
 }
 
 /// The default store: the whole session, signed, in the cookie (itsdangerous format).
