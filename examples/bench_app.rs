@@ -3,7 +3,10 @@
 //! - `GET /`          → `Hello, World!` (text/plain)
 //! - `GET /json`      → `{"message":"Hello, World!"}` (application/json)
 //! - `GET /dashboard` → `Visits: N`, from a signed-cookie session (the session covers
-//!   `/dashboard` only, as in the peers)
+//!   `/dashboard` only, as in the peers); with `REDIS_URL` set (and built with
+//!   `--features redis`), from a [`RedisStore`] session instead, as the ext peers keep theirs
+//! - `GET /dashboard/read` → `Visits: N` without counting: a request that leaves the session
+//!   unchanged (`SaveMode::OnChange`: with Redis, one `GETEX` and no write)
 //! - `GET /static/...` → the files under `STATIC_DIR` (when it is set), with `StaticFiles`'
 //!   defaults, as the ext peers serve them with `ServeDir` / `actix-files`
 //! - `GET /sse/flood?n=N` → N Server-Sent Events as fast as the client takes them, and
@@ -15,7 +18,9 @@
 //! `CHIRP_WORKERS`, default one per CPU it may run on.
 
 use chirp::middleware::scoped;
-use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
+use chirp::middleware::sessions::{
+    get_session, SaveMode, SessionConfig, SessionMiddleware, SessionStore,
+};
 use chirp::middleware::static_files::StaticFiles;
 use chirp::sse::{Event, Sse};
 use chirp::{App, Request, Response};
@@ -30,12 +35,39 @@ struct Message {
 /// The peers' fixed 64-byte benchmark key (never for real use).
 const SECRET_KEY: &str = "peer-bench-fixed-secret-key-0123456789abcdefghijklmnopqrstuvwxyz";
 
+fn session_config() -> SessionConfig {
+    let mut config = SessionConfig::new(SECRET_KEY);
+    config.save_mode = SaveMode::OnChange;
+    config
+}
+
+/// The app with signed-cookie sessions.
 pub fn app() -> Result<App, chirp::Error> {
+    with_sessions(SessionMiddleware::new(session_config())?)
+}
+
+/// The app as the environment asks: Redis sessions when `REDIS_URL` is set.
+pub async fn app_from_env() -> Result<App, chirp::Error> {
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        return app();
+    };
+    #[cfg(feature = "redis")]
+    {
+        let config = session_config();
+        let store = chirp::middleware::sessions::RedisStore::connect(&url, &config).await?;
+        eprintln!("chirp bench_app: sessions in Redis at {url}");
+        with_sessions(SessionMiddleware::with_store(config, store)?)
+    }
+    #[cfg(not(feature = "redis"))]
+    Err(chirp::ConfigurationError::new(format!(
+        "REDIS_URL={url} is set but bench_app was built without the `redis` feature: cargo build --release --features redis --example bench_app (or unset REDIS_URL)"
+    ))
+    .into())
+}
+
+fn with_sessions<S: SessionStore>(sessions: SessionMiddleware<S>) -> Result<App, chirp::Error> {
     let mut app = App::new();
-    app.add_middleware(scoped(
-        "/dashboard",
-        SessionMiddleware::new(SessionConfig::new(SECRET_KEY))?,
-    ));
+    app.add_middleware(scoped("/dashboard", sessions));
     app.route("/", |_req: Request| async { "Hello, World!" });
     app.route("/json", |_req: Request| async {
         Response::json(&Message {
@@ -46,6 +78,10 @@ pub fn app() -> Result<App, chirp::Error> {
         let session = get_session()?;
         let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
         session.insert("visits", visits);
+        Ok::<_, chirp::Error>(format!("Visits: {visits}"))
+    });
+    app.route("/dashboard/read", |_req: Request| async {
+        let visits = get_session()?.get::<u64>("visits").unwrap_or(0);
         Ok::<_, chirp::Error>(format!("Visits: {visits}"))
     });
     if let Some(dir) = std::env::var_os("STATIC_DIR") {
@@ -84,7 +120,7 @@ fn main() -> Result<(), chirp::Error> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let app = app()?;
+        let app = app_from_env().await?;
         eprintln!("chirp bench_app listening on http://{addr} ({workers} workers)");
         app.run(addr).await
     })

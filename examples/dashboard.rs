@@ -1,27 +1,91 @@
-//! The documented "dashboard visits" example: a counter kept in a signed-cookie session.
+//! The documented "dashboard visits" example: a counter kept in the session.
 //!
 //! ```text
 //! cargo run --release --example dashboard      # then open http://127.0.0.1:8000/dashboard
 //! ```
-//! Set `CHIRP_SECRET_KEY` to a long random value outside of a demo.
+//!
+//! - `GET /dashboard` → `Visits: N`, counted in the session;
+//! - `POST /logout` → ends the session (regenerated: a new id, the old one forgotten), `Logged out`.
+//!
+//! Environment:
+//! - `CHIRP_SECRET_KEY`: the signing key (set it to a long random value outside of a demo;
+//!   every instance behind one load balancer needs the same one);
+//! - `CHIRP_SESSION_STORE`: `cookie` (the default: the whole session, signed, in the cookie)
+//!   or `redis` (only a signed id in the cookie, the data in Redis at `REDIS_URL`, default
+//!   `redis://127.0.0.1:6379`; build with `--features redis`). See the README's "Scaling out";
+//! - `CHIRP_ADDR`: where to listen (default `127.0.0.1:8000`);
+//! - `CHIRP_INSTANCE`: a name sent back in `X-Chirp-Instance`, to see which of several
+//!   instances answered (`scripts/scale-out.sh` names them `a` and `b`).
 
-use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
-use chirp::{App, Request};
+use chirp::middleware::sessions::{
+    get_session, regenerate_session, SessionConfig, SessionMiddleware, SessionStore,
+};
+use chirp::{App, ConfigurationError, Request, Response};
 
 #[tokio::main]
 async fn main() -> Result<(), chirp::Error> {
     let secret = std::env::var("CHIRP_SECRET_KEY").unwrap_or_else(|_| "my-secret-key".to_owned());
-    let mut app = App::new();
-    app.add_middleware(SessionMiddleware::new(SessionConfig::new(secret))?);
-
-    app.route("/dashboard", |_req: Request| async {
-        let session = get_session()?;
-        let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
-        session.insert("visits", visits);
-        Ok::<_, chirp::Error>(format!("Visits: {visits}"))
-    });
-
+    let config = SessionConfig::new(secret);
+    let store = std::env::var("CHIRP_SESSION_STORE").unwrap_or_else(|_| "cookie".to_owned());
+    let app = match store.as_str() {
+        "cookie" => app(SessionMiddleware::new(config)?),
+        "redis" => app(redis_sessions(config).await?),
+        other => {
+            return Err(ConfigurationError::new(format!(
+                "CHIRP_SESSION_STORE={other:?}: use `cookie` (the default) or `redis`"
+            ))
+            .into())
+        }
+    };
     let addr = std::env::var("CHIRP_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".to_owned());
-    println!("chirp dashboard listening on http://{addr}/dashboard");
+    println!("chirp dashboard ({store} sessions) listening on http://{addr}/dashboard");
     app.run(addr).await
+}
+
+/// The routes, over either store.
+fn app<S: SessionStore>(sessions: SessionMiddleware<S>) -> App {
+    let instance = std::env::var("CHIRP_INSTANCE").ok();
+    let named = move |res: Response| match &instance {
+        Some(name) => res.with_header("x-chirp-instance", name.clone()),
+        None => res,
+    };
+    let mut app = App::new();
+    app.add_middleware(sessions);
+    let name = named.clone();
+    app.route("/dashboard", move |_req: Request| {
+        let name = name.clone();
+        async move {
+            let session = get_session()?;
+            let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
+            session.insert("visits", visits);
+            Ok::<_, chirp::Error>(name(Response::text(format!("Visits: {visits}"))))
+        }
+    });
+    app.post("/logout", move |_req: Request| {
+        let name = named.clone();
+        async move {
+            regenerate_session()?.clear();
+            Ok::<_, chirp::Error>(name(Response::text("Logged out")))
+        }
+    });
+    app
+}
+
+#[cfg(feature = "redis")]
+async fn redis_sessions(
+    config: SessionConfig,
+) -> Result<SessionMiddleware<chirp::middleware::sessions::RedisStore>, chirp::Error> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let store = chirp::middleware::sessions::RedisStore::connect(&url, &config).await?;
+    Ok(SessionMiddleware::with_store(config, store)?)
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_sessions(
+    _config: SessionConfig,
+) -> Result<SessionMiddleware<chirp::middleware::sessions::CookieStore>, chirp::Error> {
+    Err(ConfigurationError::new(
+        "CHIRP_SESSION_STORE=redis needs the `redis` feature: cargo run --release --features redis --example dashboard",
+    )
+    .into())
 }
