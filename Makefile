@@ -1,6 +1,6 @@
 # Convenience targets. `make test` is the README's test command: it sets up what the tests need
 # (see scripts/test.sh); `make run` the main job.
-.PHONY: bench-static run test lint bench bench-peers fuzz
+.PHONY: bench-static run test lint bench bench-peers fuzz scale-out
 run:
 	cargo run --release --example dashboard
 test:
@@ -18,3 +18,8 @@ fuzz:
 # Static files and SSE beside the ext peers (part of bench-peers; see the script's header).
 bench-static:
 	bash scripts/bench-static.sh
+
+# Two dashboard instances behind nginx, with cookie and Redis sessions, checked (part of `make
+# test`; see the script's header).
+scale-out:
+	bash scripts/scale-out.sh

@@ -9,7 +9,9 @@
 #     through CHIRP_REDIS_URL (the fault test starts its own from the PATH);
 #   - Chromium (Debian's `chromium` package, installed with apt-get when missing and root),
 #     for the browser test (browser-test/tests/browser.rs, a package of its own: see its
-#     Cargo.toml), which finds it on the PATH or in CHIRP_CHROMIUM.
+#     Cargo.toml), which finds it on the PATH or in CHIRP_CHROMIUM;
+#   - then scripts/scale-out.sh: two instances of the dashboard example behind nginx (Debian's
+#     package, installed when missing and root), with the cookie and the Redis store.
 # Plain `cargo test` runs every other test and skips those, saying so (in CI, with CI set,
 # they fail instead). Extra arguments go to cargo test.
 set -euo pipefail
@@ -69,3 +71,5 @@ echo "== cargo test (Python: $CHIRP_PYTHON)" >&2
 cargo test --locked --features redis "$@"
 echo "== cargo test -p chirp-browser-test (Chromium)" >&2
 cargo test --locked -p chirp-browser-test "$@"
+echo "== scripts/scale-out.sh (two instances behind nginx, cookie and Redis sessions)" >&2
+bash scripts/scale-out.sh
