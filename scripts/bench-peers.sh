@@ -12,9 +12,12 @@
 #                    (tower-http ServeDir, actix-files): instructions, syscalls, throughput; and
 #                    Server-Sent Events (events per second, bytes per idle stream). Needs the
 #                    ext peers built (see that script's header) and redis-server.
+#   redis            scripts/bench-redis.sh: /dashboard with Redis sessions beside the ext peers
+#                    (tower-sessions' and actix-session's Redis stores): instructions,
+#                    throughput, Redis commands per request.
 #
 # Environment: BENCH_DIR [../shared/bench], OUT [bench-out], SLICES [20], SKIP [] (any of
-# "instructions alternate peers allocations static", to reuse an earlier run's output).
+# "instructions alternate peers allocations static redis", to reuse an earlier run's output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_DIR=${BENCH_DIR:-../shared/bench}
@@ -39,6 +42,7 @@ skip peers || BENCH_OUT=$OUT/peers PIN=1 SCENARIOS="plaintext idle" \
     "$BENCH_DIR"/peers.sh "${SERVERS[@]}" > "$OUT"/peers.txt
 skip allocations || cargo bench --bench allocations > "$OUT"/allocations.txt
 skip static || OUT=$OUT/static SLICES=$SLICES bash scripts/bench-static.sh
+skip redis || OUT=$OUT/redis SLICES=$SLICES bash scripts/bench-redis.sh
 
 python3 scripts/report.py "$OUT" docs
 echo "wrote docs/benchmarks.md and docs/benchmarks.svg" >&2

@@ -137,6 +137,47 @@ def static_section(static_dir):
     return md + [""]
 
 
+def redis_section(redis_dir):
+    """The Redis-session figures of scripts/bench-redis.sh, when it ran: (markdown, chart values)."""
+    if not os.path.isdir(redis_dir):
+        return [], {}
+    instr = instructions(read(os.path.join(redis_dir, "instructions.txt")))
+    alt = read(os.path.join(redis_dir, "alternate.txt"))
+    ratios, rps = verdicts(alt), medians(alt)
+    commands = {}
+    for line in read(os.path.join(redis_dir, "commands.txt")).splitlines():
+        parts = line.split("\t")
+        if len(parts) == 4 and not line.startswith("#"):
+            commands[(parts[0], parts[1])] = (float(parts[2]), parts[3])
+    peers = [("chirp", "chirp", "chirp `RedisStore`"),
+             ("axumr", "axum", "axum + tower-sessions `RedisStore` (fred)"),
+             ("actixr", "actix", "actix-web + actix-session `RedisSessionStore`")]
+    md = ["## Redis sessions (scripts/bench-redis.sh)", "",
+          "`GET /dashboard` with the session in Redis: chirp's `examples/bench_app.rs` built with `--features redis` "
+          "and `REDIS_URL` set, beside the ext peers (`../shared/peers`), all on one local redis-server (no "
+          "persistence). Instructions: callgrind, user space, the server process alone (Redis's work is not "
+          "counted). Throughput: `alternate.sh`, servers pinned to core 0, wrk -c64 on core 1, Redis on either. "
+          "Redis commands: `INFO commandstats` over requests that all send the cookie of a first one; "
+          "`/dashboard/read` (chirp only) reads the session and leaves it unchanged.", "",
+          "| server | instructions, /dashboard | req/s, /dashboard | Redis commands, /dashboard | Redis commands, read-only |",
+          "| --- | ---: | ---: | ---: | ---: |"]
+    for key, short, label in peers:
+        i, r = instr.get((key, "dashboard")), rps.get((key, "dashboard"))
+        c = commands.get((short, "/dashboard"))
+        ro = commands.get((short, "/dashboard/read"))
+        md.append(f"| {label} | " + (f"{i:,.0f}" if i else "n/a") + " | " + (f"{r:,.0f}" if r else "n/a") + " | "
+                  + (f"{c[0]:.0f} ({c[1]})" if c else "n/a") + " | " + (f"{ro[0]:.0f} ({ro[1]})" if ro else "n/a (no such route)") + " |")
+    if ratios:
+        md += ["", "Throughput, chirp ÷ peer within each round (median [min..max]): " + "; ".join(
+            f"{other} {r[0]:.2f} [{r[1]:.2f}..{r[2]:.2f}]" for (other, sc), r in sorted(ratios.items()))]
+    chirp = instr.get(("chirp", "dashboard"))
+    if chirp:
+        md += ["", "Instructions, chirp ÷ peer: " + "; ".join(
+            f"{short} {chirp / instr[(key, 'dashboard')]:.2f}×" for key, short, _ in peers[1:] if (key, "dashboard") in instr)]
+    chart = {(short, "dashboard (Redis)"): instr[(key, "dashboard")] for key, short, _ in peers if (key, "dashboard") in instr}
+    return md + [""], chart
+
+
 def main():
     out_dir, docs = sys.argv[1], sys.argv[2]
     instr = instructions(read(os.path.join(out_dir, "instructions.txt")))
@@ -199,6 +240,8 @@ def main():
 
     md += ["", "## Heap allocations per request", "", "```", allocs.strip() or "(not measured)", "```", ""]
     md += static_section(os.path.join(out_dir, "static"))
+    redis_md, redis_chart = redis_section(os.path.join(out_dir, "redis"))
+    md += redis_md
     os.makedirs(docs, exist_ok=True)
     with open(os.path.join(docs, "benchmarks.md"), "w") as f:
         f.write("\n".join(md) + "\n")
@@ -213,6 +256,11 @@ def main():
                        scen + ["pipeline"], ["axum", "actix", "raw"], ratio_vals, lambda v: f"{v:.2f}×", ref=1.0)
     charts.append(f'<g transform="translate(0,{y})">{body}</g>')
     y += h
+    if redis_chart:
+        body, h = svg_bars("Instructions per request, sessions in Redis (lower is better)", ["dashboard (Redis)"],
+                           ["chirp", "axum", "actix"], redis_chart, lambda v: f"{v / 1000:.1f}k")
+        charts.append(f'<g transform="translate(0,{y})">{body}</g>')
+        y += h
     svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="720" height="{y}" font-family="sans-serif">'
            f'<rect width="100%" height="100%" fill="white"/>' + "\n".join(charts) + "</svg>\n")
     with open(os.path.join(docs, "benchmarks.svg"), "w") as f:

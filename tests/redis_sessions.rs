@@ -159,6 +159,11 @@ async fn two_instances_share_sessions_and_logout_leaves_nothing() {
     b.set_cookie("chirp_session", &cookie);
     assert_eq!(b.get("/visit").await.text(), "visits 2");
     assert_eq!(a.get("/visit").await.text(), "visits 3");
+    assert_eq!(
+        a.cookie("chirp_session").as_deref(),
+        Some(&*cookie),
+        "the same id and user: the cookie is sent again as it was, not signed anew"
+    );
 
     let stored = keys(&mut conn, prefix).await;
     assert_eq!(stored.len(), 1, "{stored:?}");

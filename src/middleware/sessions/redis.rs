@@ -66,6 +66,8 @@ pub struct RedisStore {
     user_key: String,
     /// The session middleware's clock: a loaded record is as fresh as "now" on it.
     clock: std::sync::Arc<dyn super::Clock>,
+    /// This store's number in [`VERIFIED`].
+    store_id: u64,
     timeout: Duration,
 }
 
@@ -112,9 +114,22 @@ fn user_of(data: &Map<String, Value>, key: &str) -> Option<String> {
 }
 
 /// What a valid cookie names.
+#[derive(Clone)]
 struct Named {
     id: String,
     user: Option<String>,
+}
+
+/// Tells stores apart in [`VERIFIED`] (clones of a store share its number, and its keys).
+static NEXT_STORE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// The cookie this thread last verified, for which store, and what it named: a request
+    /// verifies its cookie when its session is loaded and needs what it names again when the
+    /// session is saved, and one HMAC is then enough (the save, usually on the same thread,
+    /// finds it here; elsewhere it verifies again).
+    static VERIFIED: std::cell::RefCell<(u64, String, Option<Named>)> =
+        const { std::cell::RefCell::new((0, String::new(), None)) };
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
@@ -140,8 +155,9 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_factor(50)
             .set_max_delay(500)
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout);
+            .set_connection_timeout(timeout);
+        // No response timeout in the connection: every command runs under `self.timeout`
+        // (`run`, `write`), which a request can change, and one timer per command is enough.
         let conn = tokio::time::timeout(
             timeout * 5,
             ConnectionManager::new_with_config(client, manager),
@@ -164,6 +180,7 @@ impl RedisStore {
             created_at_key: config.created_at_key.clone(),
             user_key: "user_id".to_owned(),
             clock: config.clock.clone(),
+            store_id: NEXT_STORE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             timeout,
         })
     }
@@ -245,6 +262,26 @@ impl RedisStore {
     }
 
     fn named(&self, cookie_value: &str) -> Option<Named> {
+        let known = VERIFIED.with(|v| {
+            let v = v.borrow();
+            (v.0 == self.store_id && v.1 == cookie_value).then(|| v.2.clone())
+        });
+        if let Some(named) = known {
+            return named;
+        }
+        let named = self.verify(cookie_value);
+        VERIFIED.with(|v| {
+            let mut v = v.borrow_mut();
+            v.0 = self.store_id;
+            v.1.clear();
+            v.1.push_str(cookie_value);
+            v.2.clone_from(&named);
+        });
+        named
+    }
+
+    /// Checks the cookie's signature and reads what it names.
+    fn verify(&self, cookie_value: &str) -> Option<Named> {
         let (mut map, _) = self.signer.loads(cookie_value).ok()?;
         let Some(Value::String(id)) = map.shift_remove(ID) else {
             return None;
@@ -261,20 +298,22 @@ impl RedisStore {
     }
 
     /// Writes `data` under `id` (or deletes it when empty) and appends the signed cookie to
-    /// `out`, in one round trip. `existed`: the id named a loaded session, which is then only
-    /// overwritten if it still exists (a revoked session stays revoked). `old_user`: the user
-    /// the cookie was signed in as; `forget`: a regenerated session's old id and user.
+    /// `out`, in one round trip. `previous`: the cookie of the loaded session `id` names,
+    /// which is then only overwritten if it still exists (a revoked session stays revoked);
+    /// `old_user`: the user that cookie was signed in as; `forget`: a regenerated session's
+    /// old id and user.
     #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
         data: &Map<String, Value>,
         now: u64,
         id: String,
-        existed: bool,
+        previous: Option<&str>,
         old_user: Option<String>,
         forget: Option<Named>,
         out: &mut String,
     ) -> Result<(), Error> {
+        let existed = previous.is_some();
         let user = match data.is_empty() {
             true => None,
             false => user_of(data, &self.user_key),
@@ -340,12 +379,20 @@ impl RedisStore {
                 Err(_) => return Err(unavailable(format!("no answer within {:?}", self.timeout))),
             }
         }
-        let mut payload = Map::new();
-        payload.insert(ID.to_owned(), Value::String(id));
-        if let Some(u) = user {
-            payload.insert(USER.to_owned(), Value::String(u));
+        match previous {
+            // Same id, same user: the cookie would say the same again (its timestamp aside,
+            // which nothing reads: Redis's TTL is the session's age), so it is sent as it came
+            // and nothing is signed.
+            Some(cookie) if old_user == user => out.push_str(cookie),
+            _ => {
+                let mut payload = Map::new();
+                payload.insert(ID.to_owned(), Value::String(id));
+                if let Some(u) = user {
+                    payload.insert(USER.to_owned(), Value::String(u));
+                }
+                self.signer.dumps_into(&payload, now, out);
+            }
         }
-        self.signer.dumps_into(&payload, now, out);
         Ok(())
     }
 
@@ -413,12 +460,12 @@ impl SessionStore for RedisStore {
     ) -> Result<(), Error> {
         match previous.and_then(|p| self.named(p)) {
             Some(named) => {
-                self.write(data, now, named.id, true, named.user, None, out)
+                self.write(data, now, named.id, previous, named.user, None, out)
                     .await
             }
             None => {
                 let id = crate::middleware::csrf::random_hex(16);
-                self.write(data, now, id, false, None, None, out).await
+                self.write(data, now, id, None, None, None, out).await
             }
         }
     }
@@ -433,7 +480,7 @@ impl SessionStore for RedisStore {
         // The old id's deletion and the new id's write, in one round trip.
         let id = crate::middleware::csrf::random_hex(16);
         let forget = self.named(previous);
-        self.write(data, now, id, false, None, forget, out).await
+        self.write(data, now, id, None, None, forget, out).await
     }
 
     async fn regenerate(&self, previous: &str) {

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Redis sessions, chirp beside the ext peers (../shared/peers: axum-ext-peer with
+# tower-sessions' RedisStore, actix-ext-peer with actix-session's RedisSessionStore), all on
+# one Redis started here (free loopback port, nothing on disk, stopped by its PID):
+#
+#   Redis commands per request   INFO commandstats before and after N_COMMANDS requests that
+#                                send the session cookie of a first one, on GET /dashboard
+#                                (changes the session) and, for chirp, GET /dashboard/read
+#                                (leaves it unchanged; the peers have no such route)
+#   instructions                 ../shared/bench/instructions.sh, SCENARIOS=dashboard (the
+#                                server process alone: Redis's own work is not counted)
+#   throughput                   ../shared/bench/alternate.sh, SCENARIOS=dashboard, PIN=1
+#
+# bench_app is built with `--features redis` into target/bench-redis (so the cookie build in
+# target/release stays as it is); with REDIS_URL set it keeps /dashboard's session in Redis.
+# Build the ext peers first (see scripts/bench-static.sh's header).
+# Environment: PEERS_TARGET_DIR [../shared/peers/target], OUT [bench-out/redis], N_COMMANDS
+# [200], SLICES [20], SKIP [] (any of "commands instructions alternate").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BENCH_DIR=${BENCH_DIR:-../shared/bench}
+PEERS=${PEERS_TARGET_DIR:-../shared/peers/target}/release
+OUT=${OUT:-bench-out/redis}
+N_COMMANDS=${N_COMMANDS:-200}
+SLICES=${SLICES:-20}
+SKIP=${SKIP:-}
+skip() { [[ " $SKIP " == *" $1 "* ]]; }
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+for bin in axum-ext-peer actix-ext-peer; do
+    [[ -x $PEERS/$bin ]] || { echo "no $PEERS/$bin: build the ext peers (see scripts/bench-static.sh)" >&2; exit 1; }
+done
+command -v redis-server >/dev/null || apt-get install -y redis-server >&2
+
+CARGO_TARGET_DIR=target/bench-redis cargo build --release --features redis --example bench_app
+APP=$PWD/target/bench-redis/release/examples/bench_app
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+
+REDIS_PORT=$(free_port)
+REDIS_DIR=$(mktemp -d)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$REDIS_DIR" \
+    --daemonize no > "$OUT/redis.log" 2>&1 &
+REDIS_PID=$!
+trap 'kill $REDIS_PID 2>/dev/null || true; rm -rf "$REDIS_DIR"' EXIT
+wait_port "$REDIS_PORT"
+export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+# The ext peers serve static files too and want the folder at start.
+export STATIC_DIR=$OUT/files
+mkdir -p "$STATIC_DIR"
+printf 'Hello, World!' > "$STATIC_DIR/hello.txt"
+
+declare -A CMD=([chirp]="env CHIRP_WORKERS=1 $APP" [axum]="$PEERS/axum-ext-peer" [actix]="$PEERS/actix-ext-peer")
+
+# The calls of each command Redis ran since the last reset, as "name=calls ..." (the INFO and
+# CONFIG of this script left out).
+redis_calls() {
+    redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' \
+        | sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\),.*/\1=\2/p' | grep -v '^info=\|^config' | paste -sd ' '
+}
+
+# commands <name> <path>: Redis commands per request on <path> with the session cookie.
+commands() {
+    local name=$1 path=$2 port pid cookie
+    port=$(free_port)
+    ${CMD[$name]} "$port" > "$OUT/server.$name.log" 2>&1 &
+    pid=$!
+    wait_port "$port"
+    cookie=$(curl -s -D - -o /dev/null "http://127.0.0.1:$port/dashboard" | tr -d '\r' \
+        | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | head -1)
+    redis-cli -p "$REDIS_PORT" config resetstat > /dev/null
+    local urls=()
+    for _ in $(seq 1 "$N_COMMANDS"); do urls+=("http://127.0.0.1:$port$path"); done
+    curl -s -H "Cookie: $cookie" "${urls[@]}" > "$OUT/bodies.$name${path//\//.}"
+    local calls
+    calls=$(redis_calls)
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    python3 - "$name" "$path" "$N_COMMANDS" "$calls" <<'PY'
+import sys
+name, path, n, calls = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split()
+per = {k: int(v) / n for k, v in (c.split("=") for c in calls)}
+total = sum(per.values())
+print(f"{name}\t{path}\t{total:.2f}\t" + " ".join(f"{k.upper()}={v:.2f}" for k, v in sorted(per.items())))
+PY
+}
+
+if ! skip commands; then
+    printf '# server\tpath\tcommands_per_request\tby command (%s requests with one cookie)\n' "$N_COMMANDS" > "$OUT/commands.txt"
+    for name in chirp axum actix; do
+        commands "$name" /dashboard | tee -a "$OUT/commands.txt"
+    done
+    commands chirp /dashboard/read | tee -a "$OUT/commands.txt"
+fi
+
+SERVERS=("chirp=env CHIRP_WORKERS=1 $APP" "axumr={peers}/axum-ext-peer" "actixr={peers}/actix-ext-peer")
+export PEERS_BUILD=${PEERS_BUILD:-0}
+skip instructions || BENCH_OUT=$OUT/instructions SCENARIOS=dashboard PEERS_TARGET_DIR=${PEERS_TARGET_DIR:-} \
+    "$BENCH_DIR"/instructions.sh "${SERVERS[@]}" > "$OUT/instructions.txt"
+skip alternate || BENCH_OUT=$OUT/alternate SCENARIOS=dashboard SLICES=$SLICES PIN=1 REF=chirp \
+    "$BENCH_DIR"/alternate.sh "${SERVERS[@]}" > "$OUT/alternate.txt"
+echo "results in $OUT"
