@@ -125,31 +125,24 @@ impl RedisRateLimitStore {
     /// # Errors
     /// A malformed URL, or a Redis that does not answer within 5 s.
     pub async fn connect(url: &str) -> Result<RedisRateLimitStore, crate::Error> {
-        let client = redis::Client::open(url)
-            .map_err(|e| crate::ConfigurationError::new(format!("Redis URL {url:?}: {e}")))?;
-        let manager = redis::aio::ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_factor(50)
-            .set_max_delay(500)
-            .set_connection_timeout(Duration::from_secs(1))
-            .set_response_timeout(Duration::from_secs(1));
-        let conn = tokio::time::timeout(
-            Duration::from_secs(5),
-            redis::aio::ConnectionManager::new_with_config(client, manager),
-        )
-        .await
-        .map_err(|_| crate::Error::other(format!("Redis at {url} did not answer within 5 s")))?
-        .map_err(|e| crate::Error::other(format!("Redis at {url}: {e}")))?;
+        let conn = crate::middleware::redis_conn::connect(url).await?;
         Ok(RedisRateLimitStore {
             conn,
             prefix: "chirp:ratelimit:".to_owned(),
-            timeout: Duration::from_secs(1),
+            timeout: crate::middleware::redis_conn::TIMEOUT,
         })
     }
 
     /// The key prefix (default `chirp:ratelimit:`).
     pub fn prefix(mut self, prefix: impl Into<String>) -> RedisRateLimitStore {
         self.prefix = prefix.into();
+        self
+    }
+
+    /// How long an attempt's round trip may take before the login is answered `503`
+    /// (default 1 s).
+    pub fn timeout(mut self, timeout: Duration) -> RedisRateLimitStore {
+        self.timeout = timeout;
         self
     }
 }
@@ -174,9 +167,8 @@ impl RateLimitStore for RedisRateLimitStore {
             pipe.cmd("GET").arg(&previous);
             let mut conn = self.conn.clone();
             let (now, before): (u64, Option<u64>) =
-                tokio::time::timeout(self.timeout, pipe.query_async(&mut conn))
-                    .await
-                    .map_err(|_| "Redis did not answer in time")??;
+                crate::middleware::redis_conn::within(self.timeout, pipe.query_async(&mut conn))
+                    .await?;
             Ok(Counts {
                 current: now,
                 previous: if window == 0 { 0 } else { before.unwrap_or(0) },

@@ -28,6 +28,8 @@ pub mod compression;
 pub mod cors;
 pub mod csrf;
 pub mod flash;
+#[cfg(feature = "redis")]
+mod redis_conn;
 pub mod security_headers;
 pub mod sessions;
 pub mod static_files;

@@ -41,6 +41,7 @@ use super::signer::Signer;
 use super::store::{SessionRecord, SessionStore};
 use crate::error::{Error, HttpError};
 use crate::http::StatusCode;
+use crate::middleware::redis_conn::within;
 
 /// The session store in Redis. See the [module docs](self).
 ///
@@ -145,26 +146,7 @@ impl RedisStore {
     /// A malformed URL is a [`ConfigurationError`](crate::ConfigurationError); a Redis that
     /// cannot be reached within the timeout is an error too (start Redis first).
     pub async fn connect(url: &str, config: &SessionConfig) -> Result<RedisStore, Error> {
-        let client = redis::Client::open(url)
-            .map_err(|e| crate::ConfigurationError::new(format!("Redis URL {url:?}: {e}")))?;
-        let timeout = Duration::from_secs(1);
-        // Reconnects are retried quickly and briefly (a request waits at most `timeout`
-        // anyway): while Redis is down requests get 503, and the first one after it is back
-        // reconnects.
-        let manager = redis::aio::ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_factor(50)
-            .set_max_delay(500)
-            .set_connection_timeout(timeout);
-        // No response timeout in the connection: every command runs under `self.timeout`
-        // (`run`, `write`), which a request can change, and one timer per command is enough.
-        let conn = tokio::time::timeout(
-            timeout * 5,
-            ConnectionManager::new_with_config(client, manager),
-        )
-        .await
-        .map_err(|_| Error::other(format!("Redis at {url} did not answer within 5 s")))?
-        .map_err(|e| Error::other(format!("Redis at {url}: {e}")))?;
+        let conn = crate::middleware::redis_conn::connect(url).await?;
         Ok(RedisStore {
             conn,
             signer: Signer::new(
@@ -181,7 +163,7 @@ impl RedisStore {
             user_key: "user_id".to_owned(),
             clock: config.clock.clone(),
             store_id: NEXT_STORE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            timeout,
+            timeout: crate::middleware::redis_conn::TIMEOUT,
         })
     }
 
@@ -373,11 +355,9 @@ impl RedisStore {
         }
         if !pipe.is_empty() {
             let mut conn = self.conn.clone();
-            match tokio::time::timeout(self.timeout, pipe.query_async::<()>(&mut conn)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(unavailable(e)),
-                Err(_) => return Err(unavailable(format!("no answer within {:?}", self.timeout))),
-            }
+            within(self.timeout, pipe.query_async::<()>(&mut conn))
+                .await
+                .map_err(unavailable)?;
         }
         match previous {
             // Same id, same user: the cookie would say the same again (its timestamp aside,
@@ -406,11 +386,9 @@ impl RedisStore {
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, Error> {
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(unavailable(e)),
-            Err(_) => Err(unavailable(format!("no answer within {:?}", self.timeout))),
-        }
+        within(self.timeout, cmd.query_async::<T>(&mut conn))
+            .await
+            .map_err(unavailable)
     }
 }
 
@@ -496,9 +474,8 @@ impl SessionStore for RedisStore {
                 .ignore();
         }
         let mut conn = self.conn.clone();
-        let done = tokio::time::timeout(self.timeout, pipe.query_async::<()>(&mut conn)).await;
-        if !matches!(done, Ok(Ok(()))) {
-            tracing::error!("could not delete the old session in Redis");
+        if let Err(e) = within(self.timeout, pipe.query_async::<()>(&mut conn)).await {
+            tracing::error!(error = %e, "could not delete the old session in Redis");
         }
     }
 }
