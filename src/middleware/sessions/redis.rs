@@ -1,35 +1,4 @@
-//! [`RedisStore`]: sessions kept in Redis (feature `redis`), for apps served by several
-//! processes that must share more than a cookie can hold, or revoke sessions on the server.
-//!
-//! The cookie holds only a random 128-bit id, **signed** with the app's secret (the same
-//! itsdangerous signer as the cookie store), so a forged or guessed id is refused before any
-//! Redis command. The data is the session's JSON under `chirp:session:<id>` (prefix
-//! configurable), with a TTL of `max_age` set on every write and refreshed on every read
-//! (`GETEX ... EX`, one round trip for a request that changes nothing). One multiplexed,
-//! auto-reconnecting connection per store (the `redis` crate's `ConnectionManager`).
-//!
-//! **Revocation.** A signed-in session's id is also kept in a per-user index,
-//! `<prefix>user:<user id>` (a set), written only when the session's user changes (login,
-//! logout), so an ordinary request costs nothing more. [`RedisStore::revoke_user`] deletes
-//! every session of a user at once ("log out everywhere"); a request already in flight on a
-//! revoked session cannot bring it back (its write is `SET ... XX`, only if the key still
-//! exists). The index has no TTL of its own: ids of sessions that expired are pruned from it
-//! at the user's next login, and logout removes its own id, so it never outgrows a user's live
-//! sessions by more than those that expired since their last login. The cookie's signed
-//! payload names the user id (`{"id": ..., "u": ...}`) so that logout finds the index without
-//! a read.
-//!
-//! **Timeouts.** `idle_timeout` and `absolute_timeout` are enforced by the session middleware
-//! (its `__created_at` / `__last_seen_at` keys, as with cookies); the store also shortens each
-//! key's TTL to what the timeouts leave, so Redis drops an idle or too-old session by itself.
-//!
-//! The scripts used at login and by `revoke_user` name keys they were not passed, so the store
-//! suits a single Redis (or a primary with replicas), not Redis Cluster.
-//!
-//! When Redis is down or slower than the store's timeout (default 1 s), the request is
-//! answered `503 session store unavailable` with `Retry-After`, and logged: never an empty
-//! session that would look like a logout, never a hang. Requests succeed again as soon as
-//! Redis is back; nothing needs a restart.
+//! [`RedisStore`]: sessions kept in Redis (feature `redis`); the details are on the type.
 
 use std::time::Duration;
 
@@ -43,7 +12,39 @@ use crate::error::{Error, HttpError};
 use crate::http::StatusCode;
 use crate::middleware::redis_conn::within;
 
-/// The session store in Redis. See the [module docs](self).
+/// Sessions kept in Redis (feature `redis`), for apps served by several
+/// processes that must share more than a cookie can hold, or revoke sessions on the server.
+///
+/// The cookie holds only a random 128-bit id, **signed** with the app's secret (the same
+/// itsdangerous signer as the cookie store), so a forged or guessed id is refused before any
+/// Redis command. The data is the session's JSON under `chirp:session:<id>` (prefix
+/// configurable), with a TTL of `max_age` set on every write and refreshed on every read
+/// (`GETEX ... EX`, one round trip for a request that changes nothing). One multiplexed,
+/// auto-reconnecting connection per store (the `redis` crate's `ConnectionManager`).
+///
+/// **Revocation.** A signed-in session's id is also kept in a per-user index,
+/// `<prefix>user:<user id>` (a set), written only when the session's user changes (login,
+/// logout), so an ordinary request costs nothing more. [`RedisStore::revoke_user`] deletes
+/// every session of a user at once ("log out everywhere"); a request already in flight on a
+/// revoked session cannot bring it back (its write is `SET ... XX`, only if the key still
+/// exists). The index has no TTL of its own: ids of sessions that expired are pruned from it
+/// at the user's next login, and logout removes its own id, so it never outgrows a user's live
+/// sessions by more than those that expired since their last login. The cookie's signed
+/// payload names the user id (`{"id": ..., "u": ...}`) so that logout finds the index without
+/// a read.
+///
+/// **Timeouts.** `idle_timeout` and `absolute_timeout` are enforced by the session middleware
+/// (its `__created_at` / `__last_seen_at` keys, as with cookies); the store also shortens each
+/// key's TTL to what the timeouts leave, so Redis drops an idle or too-old session by itself.
+///
+/// The scripts used at login and by `revoke_user` name keys they were not passed, so the store
+/// suits a single Redis (or a primary with replicas), not Redis Cluster.
+///
+/// When Redis is down (refused at once) or slower than the store's timeout (default 1 s),
+/// the request is answered `503 session store unavailable` with `Retry-After`, and logged:
+/// never an empty session that would look like a logout, never a hang. Requests succeed
+/// again as soon as Redis is back; nothing needs a restart.
+///
 ///
 /// ```no_run
 /// use chirp::middleware::sessions::{RedisStore, SessionConfig, SessionMiddleware};
