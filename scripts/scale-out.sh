@@ -12,8 +12,10 @@
 # replaced by free loopback ones). redis-server, nginx and curl are installed with apt-get when
 # missing (as root). Ends with the line `N passed, M failed`; exits non-zero on any failure.
 #
-#   PROFILE=release  build and run the example in release mode (default: debug, which `make
-#                    test` has built already)
+#   PROFILE=release       build and run the example in release mode (default: debug, which
+#                         `make test` has built already)
+#   SCALE_OUT_OPTIONAL=1  (set by `make test`) a missing tool that cannot be installed skips
+#                         this, saying so, unless CI=true
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,8 +26,11 @@ need() { # need <command> <Debian package>
     [[ -x /usr/sbin/$1 ]] && return
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
         echo "== installing $2 (apt-get)" >&2
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2"; } >&2 \
-            || die "could not install $2"
+        bash scripts/apt-install.sh "$2" >&2 || die "could not install $2"
+    elif [[ ${SCALE_OUT_OPTIONAL:-} == 1 && ${CI:-} != true ]]; then
+        # From `make test` on a machine where nothing can be installed: said, not failed.
+        echo "SKIPPED scripts/scale-out.sh: no $1 (apt-get install $2); CI=true makes this a failure"
+        exit 0
     else
         die "$1 is missing: apt-get install $2"
     fi

@@ -24,7 +24,7 @@ if ! have_venv; then
     if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
         if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
             echo "== installing python3 and python3-venv (apt-get)" >&2
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >&2
+            bash scripts/apt-install.sh python3 python3-venv >&2
         else
             echo "need python3 with the venv module (e.g. apt-get install python3-venv)" >&2
             exit 1
@@ -38,7 +38,7 @@ fi
 if [[ -z ${CHIRP_CHROMIUM:-} ]] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
         echo "== installing chromium (apt-get), for the browser test" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+        bash scripts/apt-install.sh chromium >&2
     else
         echo "== no Chromium: the browser test will skip (fail with CI=true); apt-get install chromium" >&2
     fi
@@ -46,7 +46,7 @@ fi
 if ! command -v redis-server >/dev/null; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
         echo "== installing redis-server (apt-get), for the Redis session store's tests" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >&2
+        bash scripts/apt-install.sh redis-server >&2
     else
         echo "== no redis-server: the Redis tests will skip (fail with CI=true); apt-get install redis-server" >&2
     fi
@@ -72,4 +72,4 @@ cargo test --locked --features redis "$@"
 echo "== cargo test -p chirp-browser-test (Chromium)" >&2
 cargo test --locked -p chirp-browser-test "$@"
 echo "== scripts/scale-out.sh (two instances behind nginx, cookie and Redis sessions)" >&2
-bash scripts/scale-out.sh
+SCALE_OUT_OPTIONAL=1 bash scripts/scale-out.sh
