@@ -258,6 +258,24 @@ async fn forged_ids_never_reach_redis_and_round_trips_are_few() {
         (1, 0),
         "a read-only request: 1 round trip (GETEX refreshes the TTL)"
     );
+    // The read-only request refreshed the TTL without rewriting the data.
+    let key = keys(&mut conn, prefix).await.pop().unwrap();
+    let _: () = redis::cmd("EXPIRE")
+        .arg(&key)
+        .arg(100)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(client.get("/read").await.text(), "visits 2");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        (590..=600).contains(&ttl),
+        "TTL {ttl} after a read-only request"
+    );
     // Login: the old session read (GETEX), then its deletion, the new session and the user's
     // index in one transaction, sent as one round trip.
     let before: Vec<u64> = {
