@@ -38,23 +38,10 @@ command -v strace >/dev/null || apt-get install -y strace >&2
 cargo build --release --example bench_app
 APP=$PWD/target/release/examples/bench_app
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "nothing listens on port $1" >&2
-    return 1
-}
-
-REDIS_PORT=$(free_port)
+source scripts/lib.sh
 REDIS_DIR=$(mktemp -d)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$REDIS_DIR" \
-    --daemonize no > "$OUT/redis.log" 2>&1 &
-REDIS_PID=$!
+start_redis "$REDIS_DIR"
 trap 'kill $REDIS_PID 2>/dev/null || true; rm -rf "$REDIS_DIR"' EXIT
-wait_port "$REDIS_PORT"
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 
 # The files: a 13-byte and a 64 KiB one, as ../shared/bench/lib.sh makes them.

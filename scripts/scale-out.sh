@@ -57,21 +57,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() { # wait_port <port> <what>
-    for _ in $(seq 1 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
-        sleep 0.05
-    done
-    die "$2 did not start on port $1 (logs in $WORK)"
-}
+source scripts/lib.sh
+up() { wait_port "$@" || die "see the logs in $WORK"; } # up <port> <what>
 
-REDIS_PORT=$(free_port)
 mkdir "$WORK/redis"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK/redis" \
-    >"$WORK/redis/log" 2>&1 &
-PIDS+=($!)
-wait_port "$REDIS_PORT" redis-server
+start_redis "$WORK/redis"
+started=$?
+PIDS+=("$REDIS_PID")
+[[ $started == 0 ]] || die "see the logs in $WORK"
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 # One secret for every instance: each must verify what the others signed.
 export CHIRP_SECRET_KEY=scale-out-demo-secret-0123456789abcdef0123456789abcdef
@@ -126,8 +119,8 @@ run_store() {
     pid_a=$(start_instance a "$port_a" "$store")
     pid_b=$(start_instance b "$port_b" "$store")
     PIDS+=("$pid_a" "$pid_b")
-    wait_port "$port_a" "instance a"
-    wait_port "$port_b" "instance b"
+    up "$port_a" "instance a"
+    up "$port_b" "instance b"
 
     local prefix=$WORK/nginx-$store
     mkdir -p "$prefix/tmp"
@@ -138,7 +131,7 @@ run_store() {
     "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" -g 'daemon off;' >"$prefix/stderr" 2>&1 &
     pid_nginx=$!
     PIDS+=("$pid_nginx")
-    wait_port "$lb" nginx
+    up "$lb" nginx
     local via=http://127.0.0.1:$lb
 
     # 1. Round-robin: four requests, two per instance, one session.

@@ -52,16 +52,10 @@ if ! command -v redis-server >/dev/null; then
     fi
 fi
 if command -v redis-server >/dev/null && [[ -z ${CHIRP_REDIS_URL:-} ]]; then
-    REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    source scripts/lib.sh
     REDIS_DIR=$(mktemp -d)
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$REDIS_DIR" \
-        > "$REDIS_DIR/redis.log" 2>&1 &
-    REDIS_PID=$!
+    start_redis "$REDIS_DIR" || { kill "$REDIS_PID" 2>/dev/null; exit 1; }
     trap 'kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; rm -rf "$REDIS_DIR"' EXIT
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break
-        sleep 0.05
-    done
     export CHIRP_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
     echo "== redis-server on $CHIRP_REDIS_URL (pid $REDIS_PID)" >&2
 fi

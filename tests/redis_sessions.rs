@@ -54,6 +54,14 @@ fn config(prefix_ttl: u64) -> SessionConfig {
     config
 }
 
+/// `/visit`: counts the visits in the session.
+async fn visit(_req: Request) -> Result<String, chirp::Error> {
+    let session = get_session()?;
+    let n = session.get::<u64>("visits").unwrap_or(0) + 1;
+    session.insert("visits", n);
+    Ok(format!("visits {n}"))
+}
+
 /// An instance of the app: a visits counter, a read-only page, login and logout.
 async fn instance(url: &str, prefix: &str, mode: SaveMode) -> App {
     let mut config = config(600);
@@ -70,12 +78,7 @@ async fn instance(url: &str, prefix: &str, mode: SaveMode) -> App {
         )
         .unwrap(),
     );
-    app.route("/visit", |_req: Request| async {
-        let session = get_session()?;
-        let n = session.get::<u64>("visits").unwrap_or(0) + 1;
-        session.insert("visits", n);
-        Ok::<_, chirp::Error>(format!("visits {n}"))
-    });
+    app.route("/visit", visit);
     app.route("/read", |_req: Request| async {
         Ok::<_, chirp::Error>(format!(
             "visits {}",
@@ -131,6 +134,30 @@ async fn keys(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec
         .unwrap()
 }
 
+/// The calls so far of each command in `names`.
+async fn counts(conn: &mut redis::aio::MultiplexedConnection, names: &[&str]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for name in names {
+        out.push(calls(conn, name).await);
+    }
+    out
+}
+
+/// The calls since `before` (from [`counts`] of the same `names`).
+async fn since(
+    conn: &mut redis::aio::MultiplexedConnection,
+    names: &[&str],
+    before: &[u64],
+) -> Vec<u64> {
+    let now = counts(conn, names).await;
+    now.iter().zip(before).map(|(a, b)| a - b).collect()
+}
+
+/// A key's TTL in seconds.
+async fn ttl_of(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("TTL").arg(key).query_async(conn).await.unwrap()
+}
+
 /// `cmdstat_<name>` calls so far.
 async fn calls(conn: &mut redis::aio::MultiplexedConnection, name: &str) -> u64 {
     let info: String = redis::cmd("INFO")
@@ -171,11 +198,7 @@ async fn two_instances_share_sessions_and_logout_leaves_nothing() {
     assert_eq!(stored.len(), 1, "{stored:?}");
     let key = &stored[0];
     assert_eq!(key.len(), prefix.len() + 32, "128-bit hex id: {key}");
-    let ttl: i64 = redis::cmd("TTL")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl = ttl_of(&mut conn, key).await;
     assert!((590..=600).contains(&ttl), "TTL {ttl}");
     let json: String = redis::cmd("GET")
         .arg(key)
@@ -232,30 +255,19 @@ async fn forged_ids_never_reach_redis_and_round_trips_are_few() {
     client.clear_cookies();
 
     client.get("/visit").await; // makes the session: SET
-    let (getex, set) = (
-        calls(&mut conn, "getex").await,
-        calls(&mut conn, "set").await,
-    );
+    const GETEX_SET: &[&str] = &["getex", "set"];
+    let before = counts(&mut conn, GETEX_SET).await;
     assert_eq!(client.get("/visit").await.text(), "visits 2");
     assert_eq!(
-        (
-            calls(&mut conn, "getex").await - getex,
-            calls(&mut conn, "set").await - set
-        ),
-        (1, 1),
+        since(&mut conn, GETEX_SET, &before).await,
+        [1, 1],
         "a request that changes the session: 2 round trips"
     );
-    let (getex, set) = (
-        calls(&mut conn, "getex").await,
-        calls(&mut conn, "set").await,
-    );
+    let before = counts(&mut conn, GETEX_SET).await;
     assert_eq!(client.get("/read").await.text(), "visits 2");
     assert_eq!(
-        (
-            calls(&mut conn, "getex").await - getex,
-            calls(&mut conn, "set").await - set
-        ),
-        (1, 0),
+        since(&mut conn, GETEX_SET, &before).await,
+        [1, 0],
         "a read-only request: 1 round trip (GETEX refreshes the TTL)"
     );
     // The read-only request refreshed the TTL without rewriting the data.
@@ -267,35 +279,17 @@ async fn forged_ids_never_reach_redis_and_round_trips_are_few() {
         .await
         .unwrap();
     assert_eq!(client.get("/read").await.text(), "visits 2");
-    let ttl: i64 = redis::cmd("TTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl = ttl_of(&mut conn, &key).await;
     assert!(
         (590..=600).contains(&ttl),
         "TTL {ttl} after a read-only request"
     );
     // Login: the old session read (GETEX), then its deletion, the new session and the user's
     // index in one transaction, sent as one round trip.
-    let before: Vec<u64> = {
-        let mut v = Vec::new();
-        for c in ["getex", "multi", "exec", "del", "set", "sadd", "eval"] {
-            v.push(calls(&mut conn, c).await);
-        }
-        v
-    };
+    const LOGIN: &[&str] = &["getex", "multi", "exec", "del", "set", "sadd", "eval"];
+    let before = counts(&mut conn, LOGIN).await;
     client.post("/login", "").await;
-    let mut after = Vec::new();
-    for c in ["getex", "multi", "exec", "del", "set", "sadd", "eval"] {
-        after.push(calls(&mut conn, c).await);
-    }
-    let delta: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
-    assert_eq!(
-        delta,
-        [1, 1, 1, 1, 1, 1, 1],
-        "getex multi exec del set sadd eval"
-    );
+    assert_eq!(since(&mut conn, LOGIN, &before).await, [1; 7], "{LOGIN:?}");
 }
 
 /// A redis-server of the test's own on a free port (and the temp dir it runs in).
@@ -472,11 +466,7 @@ async fn two_instances_share_the_login_rate_limit() {
     let mut conn = redis(&url).await;
     let left = keys(&mut conn, &prefix).await;
     for key in &left {
-        let ttl: i64 = redis::cmd("TTL")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let ttl = ttl_of(&mut conn, key).await;
         assert!((1..=120).contains(&ttl), "{key} TTL {ttl}");
     }
     assert!(!left.is_empty());
@@ -631,12 +621,7 @@ async fn idle_and_absolute_timeouts_with_redis_ttls() {
         .prefix(prefix.clone());
     let mut app = App::new();
     app.add_middleware(SessionMiddleware::with_store(config, store).unwrap());
-    app.route("/visit", |_req: Request| async {
-        let session = get_session()?;
-        let n = session.get::<u64>("visits").unwrap_or(0) + 1;
-        session.insert("visits", n);
-        Ok::<_, chirp::Error>(format!("visits {n}"))
-    });
+    app.route("/visit", visit);
     let client = TestClient::new(app);
     let ttl = |conn: &mut redis::aio::MultiplexedConnection| {
         let prefix = prefix.clone();
@@ -644,11 +629,7 @@ async fn idle_and_absolute_timeouts_with_redis_ttls() {
         async move {
             let k = session_keys(&mut conn, &prefix).await;
             assert_eq!(k.len(), 1, "{k:?}");
-            let ttl: i64 = redis::cmd("TTL")
-                .arg(&k[0])
-                .query_async(&mut conn)
-                .await
-                .unwrap();
+            let ttl = ttl_of(&mut conn, &k[0]).await;
             (k[0].clone(), ttl)
         }
     };
@@ -699,12 +680,7 @@ async fn redis_hung_then_resumed_under_a_running_server() {
         .timeout(Duration::from_millis(300));
     let mut app = App::new();
     app.add_middleware(SessionMiddleware::with_store(config, store).unwrap());
-    app.route("/visit", |_req: Request| async {
-        let session = get_session()?;
-        let n = session.get::<u64>("visits").unwrap_or(0) + 1;
-        session.insert("visits", n);
-        Ok::<_, chirp::Error>(format!("visits {n}"))
-    });
+    app.route("/visit", visit);
     let server = TestServer::start(app).await;
     let get = |cookie: &str| format!("GET /visit HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n");
     let mut conn = server.connect().await;
