@@ -238,7 +238,8 @@ async fn forged_ids_never_reach_redis_and_round_trips_are_few() {
     };
     drop(url);
     // A Redis of its own: INFO commandstats counts every client's commands.
-    let (_redis, url, _dir) = own_redis().await;
+    let own = OwnRedis::start().await;
+    let url = own.url.clone();
     let prefix = "test:trips:";
     let mut conn = redis(&url).await;
     let client = TestClient::new(instance(&url, prefix, SaveMode::OnChange).await);
@@ -292,51 +293,81 @@ async fn forged_ids_never_reach_redis_and_round_trips_are_few() {
     assert_eq!(since(&mut conn, LOGIN, &before).await, [1; 7], "{LOGIN:?}");
 }
 
-/// A redis-server of the test's own on a free port (and the temp dir it runs in).
-async fn own_redis() -> (OwnRedis, String, tempfile::TempDir) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("redis://127.0.0.1:{port}");
-    let process = OwnRedis::start(port, dir.path());
-    wait_up(&url).await;
-    (process, url, dir)
+/// A redis-server of the test's own, on a free port with nothing on disk, stopped (by its PID,
+/// SIGKILL, which also ends a stopped process) when dropped, also when the test fails
+/// half-way.
+struct OwnRedis {
+    child: Child,
+    port: u16,
+    url: String,
+    dir: tempfile::TempDir,
 }
 
-/// A redis-server of the test's own, stopped (by its PID) when dropped, also when the test
-/// fails half-way.
-struct OwnRedis(Child);
-
 impl OwnRedis {
-    /// Starts one on `port`, with nothing on disk.
-    fn start(port: u16, dir: &std::path::Path) -> OwnRedis {
+    /// Starts one and waits until it answers.
+    async fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Self::spawn(port, dir.path());
+        let own = OwnRedis {
+            child,
+            port,
+            url: format!("redis://127.0.0.1:{port}"),
+            dir,
+        };
+        own.wait_up().await;
+        own
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path) -> Child {
         let bin = std::env::var("CHIRP_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(bin)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-            ])
+        Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
             .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server starts (make test installs it)");
-        OwnRedis(child)
+            .expect("redis-server starts (make test installs it)")
+    }
+
+    async fn wait_up(&self) {
+        let start = Instant::now();
+        while redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .is_err()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "Redis did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A new process on the same port (and no data: nothing was on disk).
+    async fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.port, self.dir.path());
+        self.wait_up().await;
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`) to the process.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
     }
 }
 
@@ -346,20 +377,43 @@ impl Drop for OwnRedis {
     }
 }
 
-async fn wait_up(url: &str) {
+/// `GET /visit` with `cookie`, on a connection of its own: the response and how long it took.
+async fn visit_with(server: &TestServer, cookie: &str) -> (common::RawResponse, Duration) {
+    let started = Instant::now();
+    let mut conn = server.connect().await;
+    conn.send(format!(
+        "GET /visit HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n"
+    ))
+    .await;
+    let res = conn.response().await;
+    (res, started.elapsed())
+}
+
+/// The first `GET /visit` with `cookie` that succeeds, once Redis is back: 503 until then,
+/// for at most 10 s.
+async fn first_success(server: &TestServer, cookie: &str) -> common::RawResponse {
     let start = Instant::now();
-    while redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .is_err()
-    {
+    loop {
+        let (res, _) = visit_with(server, cookie).await;
+        if res.status == 200 {
+            return res;
+        }
+        assert_eq!(res.status, 503);
         assert!(
             start.elapsed() < Duration::from_secs(10),
-            "Redis did not start"
+            "no recovery after Redis came back"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A first visit on `server`: the session cookie it sets.
+async fn first_visit(server: &TestServer) -> String {
+    let mut conn = server.connect().await;
+    conn.send("GET /visit HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let res = conn.response().await;
+    assert_eq!(res.text(), "visits 1");
+    res.cookie_pair()
 }
 
 #[tokio::test]
@@ -367,57 +421,25 @@ async fn redis_stopped_then_restarted_under_a_running_server() {
     if redis_url("redis_stopped_then_restarted").is_none() {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("redis://127.0.0.1:{port}");
-    let mut redis_process = OwnRedis::start(port, dir.path());
-    wait_up(&url).await;
-    let server = TestServer::start(instance(&url, "test:fault:", SaveMode::Always).await).await;
-    let get = |cookie: &str| format!("GET /visit HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n");
-    let mut conn = server.connect().await;
-    conn.send("GET /visit HTTP/1.1\r\nHost: t\r\n\r\n").await;
-    let res = conn.response().await;
-    assert_eq!(res.text(), "visits 1");
-    let cookie = res.cookie_pair();
+    let mut redis_process = OwnRedis::start().await;
+    let app = instance(&redis_process.url, "test:fault:", SaveMode::Always).await;
+    let server = TestServer::start(app).await;
+    let cookie = first_visit(&server).await;
 
     redis_process.stop();
     for _ in 0..3 {
-        let started = Instant::now();
-        let mut conn = server.connect().await;
-        conn.send(get(&cookie)).await;
-        let res = conn.response().await;
-        let took = started.elapsed();
+        let (res, took) = visit_with(&server, &cookie).await;
+        eprintln!("Redis stopped: {} in {took:?}", res.status);
         assert_eq!(res.status, 503, "{}", res.text());
         assert_eq!(res.text(), "session store unavailable");
         assert_eq!(res.header("retry-after"), Some("1"));
         // Refused at once (connection refused), not after the 1 s timeout.
         assert!(took < Duration::from_millis(500), "answered in {took:?}");
-        eprintln!("Redis stopped: {} in {took:?}", res.status);
     }
 
-    let _redis_again = OwnRedis::start(port, dir.path());
-    wait_up(&url).await;
-    let start = Instant::now();
-    loop {
-        let mut conn = server.connect().await;
-        conn.send(get(&cookie)).await;
-        let res = conn.response().await;
-        if res.status == 200 {
-            // The data went with the old process (no persistence): a fresh count.
-            assert_eq!(res.text(), "visits 1");
-            break;
-        }
-        assert_eq!(res.status, 503);
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no recovery after Redis came back"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    redis_process.restart().await;
+    // The data went with the old process (no persistence): a fresh count.
+    assert_eq!(first_success(&server, &cookie).await.text(), "visits 1");
 }
 
 /// The login rate limit counted in Redis: two instances share the count.
@@ -666,14 +688,9 @@ async fn redis_hung_then_resumed_under_a_running_server() {
     if redis_url("redis_hung_then_resumed").is_none() {
         return;
     }
-    let (redis_process, url, _dir) = own_redis().await;
-    let pid = redis_process.0.id().to_string();
-    let signal = |sig: &str| {
-        let status = Command::new("kill").args([sig, &pid]).status().unwrap();
-        assert!(status.success(), "kill {sig} {pid}");
-    };
+    let redis_process = OwnRedis::start().await;
     let config = config(600);
-    let store = RedisStore::connect(&url, &config)
+    let store = RedisStore::connect(&redis_process.url, &config)
         .await
         .unwrap()
         .prefix("test:hung:")
@@ -682,49 +699,23 @@ async fn redis_hung_then_resumed_under_a_running_server() {
     app.add_middleware(SessionMiddleware::with_store(config, store).unwrap());
     app.route("/visit", visit);
     let server = TestServer::start(app).await;
-    let get = |cookie: &str| format!("GET /visit HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n");
-    let mut conn = server.connect().await;
-    conn.send("GET /visit HTTP/1.1\r\nHost: t\r\n\r\n").await;
-    let res = conn.response().await;
-    assert_eq!(res.text(), "visits 1");
-    let cookie = res.cookie_pair();
+    let cookie = first_visit(&server).await;
 
-    signal("-STOP");
-    let result = async {
-        for _ in 0..2 {
-            let started = Instant::now();
-            let mut conn = server.connect().await;
-            conn.send(get(&cookie)).await;
-            let res = conn.response().await;
-            let took = started.elapsed();
-            eprintln!("Redis hung: {} in {took:?}", res.status);
-            assert_eq!(res.status, 503, "{}", res.text());
-            assert_eq!(res.header("retry-after"), Some("1"));
-            assert!(
-                took >= Duration::from_millis(300) && took < Duration::from_millis(1500),
-                "answered in {took:?}, the timeout being 300 ms"
-            );
-        }
-    };
-    let caught = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(result)).await;
-    signal("-CONT"); // before any assertion fails: a stopped process is not killed by Drop
-    if let Err(panic) = caught {
-        std::panic::resume_unwind(panic);
-    }
-    let start = Instant::now();
-    loop {
-        let mut conn = server.connect().await;
-        conn.send(get(&cookie)).await;
-        let res = conn.response().await;
-        if res.status == 200 {
-            assert_eq!(res.text(), "visits 2", "the session outlived the hang");
-            break;
-        }
-        assert_eq!(res.status, 503);
+    redis_process.signal("-STOP");
+    for _ in 0..2 {
+        let (res, took) = visit_with(&server, &cookie).await;
+        eprintln!("Redis hung: {} in {took:?}", res.status);
+        assert_eq!(res.status, 503, "{}", res.text());
+        assert_eq!(res.header("retry-after"), Some("1"));
         assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no recovery after Redis resumed"
+            took >= Duration::from_millis(300) && took < Duration::from_millis(1500),
+            "answered in {took:?}, the timeout being 300 ms"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    redis_process.signal("-CONT");
+    assert_eq!(
+        first_success(&server, &cookie).await.text(),
+        "visits 2",
+        "the session outlived the hang"
+    );
 }
