@@ -17,6 +17,7 @@
 # Environment: PEERS_TARGET_DIR [../shared/peers/target], OUT [bench-out/redis], N_COMMANDS
 # [200], SLICES [20], SKIP [] (any of "commands instructions alternate").
 set -euo pipefail
+shopt -s inherit_errexit # a failure inside $(...) stops the script too
 cd "$(dirname "$0")/.."
 BENCH_DIR=${BENCH_DIR:-../shared/bench}
 PEERS=${PEERS_TARGET_DIR:-../shared/peers/target}/release
@@ -27,15 +28,13 @@ SKIP=${SKIP:-}
 skip() { [[ " $SKIP " == *" $1 "* ]]; }
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-for bin in axum-ext-peer actix-ext-peer; do
-    [[ -x $PEERS/$bin ]] || { echo "no $PEERS/$bin: build the ext peers (see scripts/bench-static.sh)" >&2; exit 1; }
-done
-command -v redis-server >/dev/null || apt-get install -y redis-server >&2
+source scripts/lib.sh
+need_ext_peers "$PEERS"
+need_tool redis-server redis-server
 
 CARGO_TARGET_DIR=target/bench-redis cargo build --release --features redis --example bench_app
 APP=$PWD/target/bench-redis/release/examples/bench_app
 
-source scripts/lib.sh
 REDIS_DIR=$(mktemp -d)
 start_redis "$REDIS_DIR"
 trap 'kill $REDIS_PID 2>/dev/null || true; rm -rf "$REDIS_DIR"' EXIT

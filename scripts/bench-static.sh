@@ -18,6 +18,7 @@
 # Environment: PEERS_TARGET_DIR [../shared/peers/target], OUT [bench-out/static], N1 [1000],
 # N2 [3000], SLICES [10], SKIP [] (any of "syscalls instructions alternate sse").
 set -euo pipefail
+shopt -s inherit_errexit # a failure inside $(...) stops the script too
 cd "$(dirname "$0")/.."
 BENCH_DIR=${BENCH_DIR:-../shared/bench}
 PEERS=${PEERS_TARGET_DIR:-../shared/peers/target}/release
@@ -29,16 +30,14 @@ SKIP=${SKIP:-}
 skip() { [[ " $SKIP " == *" $1 "* ]]; }
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-for bin in axum-ext-peer actix-ext-peer; do
-    [[ -x $PEERS/$bin ]] || { echo "no $PEERS/$bin: build the ext peers (see this script's header)" >&2; exit 1; }
-done
-command -v redis-server >/dev/null || apt-get install -y redis-server >&2
-command -v strace >/dev/null || apt-get install -y strace >&2
+source scripts/lib.sh
+need_ext_peers "$PEERS"
+need_tool redis-server redis-server
+need_tool strace strace
 
 cargo build --release --example bench_app
 APP=$PWD/target/release/examples/bench_app
 
-source scripts/lib.sh
 REDIS_DIR=$(mktemp -d)
 start_redis "$REDIS_DIR"
 trap 'kill $REDIS_PID 2>/dev/null || true; rm -rf "$REDIS_DIR"' EXIT
@@ -50,7 +49,9 @@ mkdir -p "$STATIC_DIR"
 printf 'Hello, World!' > "$STATIC_DIR/hello.txt"
 head -c 65536 /dev/urandom > "$STATIC_DIR/64k.bin"
 
-declare -A CMD=([chirp]="env CHIRP_WORKERS=1 $APP" [axum]="$PEERS/axum-ext-peer" [actix]="$PEERS/actix-ext-peer")
+# chirp runs without REDIS_URL (exported for the ext peers): with it, bench_app would keep its
+# sessions in Redis, and the cookie build here refuses to start.
+declare -A CMD=([chirp]="env -u REDIS_URL CHIRP_WORKERS=1 $APP" [axum]="$PEERS/axum-ext-peer" [actix]="$PEERS/actix-ext-peer")
 declare -A FILE=([static]=hello.txt [static64k]=64k.bin)
 
 # Syscalls made by the server over n requests of `path` on one connection.
@@ -96,7 +97,7 @@ PY
     done
 fi
 
-SERVERS=("chirp=env CHIRP_WORKERS=1 $APP" "axumr={peers}/axum-ext-peer" "actixr={peers}/actix-ext-peer")
+SERVERS=("chirp=env -u REDIS_URL CHIRP_WORKERS=1 $APP" "axumr={peers}/axum-ext-peer" "actixr={peers}/actix-ext-peer")
 export PEERS_BUILD=${PEERS_BUILD:-0}
 skip instructions || BENCH_OUT=$OUT/instructions SCENARIOS="static static64k" PEERS_TARGET_DIR=${PEERS_TARGET_DIR:-} \
     "$BENCH_DIR"/instructions.sh "${SERVERS[@]}" > "$OUT/instructions.txt"
@@ -104,7 +105,7 @@ skip alternate || BENCH_OUT=$OUT/alternate SCENARIOS="static static64k" SLICES=$
     "$BENCH_DIR"/alternate.sh "${SERVERS[@]}" > "$OUT/alternate.txt"
 if ! skip sse; then
     port=$(free_port)
-    taskset -c 0 env CHIRP_WORKERS=1 "$APP" "$port" > "$OUT/server.sse.log" 2>&1 &
+    taskset -c 0 env -u REDIS_URL CHIRP_WORKERS=1 "$APP" "$port" > "$OUT/server.sse.log" 2>&1 &
     pid=$!
     wait_port "$port"
     python3 scripts/bench-sse.py "$port" "$pid" | tee "$OUT/sse.txt"

@@ -15,6 +15,18 @@ wait_port() {
     return 1
 }
 
+# need_ext_peers <dir>: fails, saying how to build them, unless ../shared/peers' ext peers
+# (axum-ext-peer, actix-ext-peer) are built in <dir>.
+need_ext_peers() {
+    for bin in axum-ext-peer actix-ext-peer; do
+        [[ -x $1/$bin ]] || { echo "no $1/$bin: build the ext peers (see scripts/bench-static.sh's header)" >&2; return 1; }
+    done
+}
+
+# need_tool <command> <Debian package>: installs the package (scripts/apt-install.sh) unless
+# the command is there.
+need_tool() { command -v "$1" >/dev/null || bash scripts/apt-install.sh "$2" >&2; }
+
 # start_redis <dir>: starts a redis-server on a free loopback port, with nothing on disk and
 # its files and log (redis.log) in <dir>, and waits for it. Sets REDIS_PORT and REDIS_PID: the
 # caller stops it by that PID.
