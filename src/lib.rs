@@ -45,6 +45,7 @@ mod panic;
 pub mod routing;
 mod server;
 mod service;
+mod shutdown;
 pub mod testing;
 
 pub use app::App;
@@ -56,6 +57,7 @@ pub use http::{
 pub use middleware::{Middleware, Next};
 pub use server::ServerConfig;
 pub use service::Service;
+pub use shutdown::{shutdown_signal, ShutdownSignal};
 
 /// Entry points for the benchmarks in `benches/` (not a stable API: hidden from the docs).
 #[doc(hidden)]

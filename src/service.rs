@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use crate::http::{Request, Response};
+use crate::http::file::Conditionals;
+use crate::http::upgrade::is_upgrade_request;
+use crate::http::{Request, Response, StatusCode};
 use crate::middleware::{Chain, Next};
 use crate::panic::{catch_panic, guarded, panic_response};
 use crate::routing::{BoxFuture, FutureSlot};
@@ -30,20 +32,36 @@ impl Service {
     /// Runs `req` through the middleware chain and the router. A panic anywhere in them
     /// becomes a `500` for this request only.
     pub async fn call(&self, req: Request) -> Response {
-        let prefers_json = req
-            .header("accept")
-            .is_some_and(|a| crate::http::problem::prefers_json(a.as_bytes()));
-        let conditionals = crate::http::file::Conditionals::of(&req);
+        let hints = Hints::of(&req);
         let mut slot = FutureSlot::default();
-        let mut res = match self.start(req, &mut slot) {
+        self.respond(|| req, &mut slot, hints).await
+    }
+
+    /// The one way from a request to its response, for the server and
+    /// [`TestClient`](crate::testing::TestClient) alike: the request (made by `make`, inside
+    /// the panic guard) goes down the chain, and the response that comes back is finished
+    /// with what `hints` kept of the request: conditional requests answered (304, 206),
+    /// a `101` checked, errors rendered.
+    pub(crate) async fn respond(
+        &self,
+        make: impl FnOnce() -> Request,
+        slot: &mut FutureSlot,
+        hints: Hints,
+    ) -> Response {
+        let mut res = match self.start_with(make, slot) {
             Started::Answered(res) => res,
             Started::Running(fut) => catch_panic(fut).await,
             Started::InSlot => slot.run().await,
         };
-        if let Some(conditionals) = conditionals {
+        if let Some(conditionals) = hints.conditionals {
             conditionals.apply(&mut res);
         }
-        self.render(&mut res, prefers_json);
+        if res.status() == StatusCode::SWITCHING_PROTOCOLS
+            && !(hints.upgradable && res.is_upgrade())
+        {
+            res = misplaced_switch(res.is_upgrade());
+        }
+        self.render(&mut res, hints.prefers_json);
         res
     }
 
@@ -68,17 +86,12 @@ impl Service {
         self.chain.router.body_config(path)
     }
 
-    /// Starts `req` without awaiting anything: either it is answered at once (404, 405, a
-    /// panic), or there is one future to await: the first middleware's (boxed), or the
-    /// handler's (in `slot`). The caller awaits that future itself, so a request is not moved
-    /// through layers of async state on its way in.
-    pub(crate) fn start(&self, req: Request, slot: &mut FutureSlot) -> Started<'_> {
-        self.start_with(|| req, slot)
-    }
-
-    /// Like [`Service::start`], with the request made by `make` inside the panic guard: a
-    /// request moved into the guard's closure costs two more copies of it, a closure that makes
-    /// it costs none.
+    /// Starts the request made by `make` without awaiting anything: either it is answered at
+    /// once (404, 405, a panic), or there is one future to await: the first middleware's
+    /// (boxed), or the handler's (in `slot`). The caller awaits that future itself, so a
+    /// request is not moved through layers of async state on its way in. The request is made
+    /// inside the panic guard: a request moved into the guard's closure costs two more copies
+    /// of it, a closure that makes it costs none.
     #[inline]
     pub(crate) fn start_with(
         &self,
@@ -106,7 +119,45 @@ impl Service {
     }
 }
 
-/// A request as [`Service::start`] leaves it.
+/// What the response needs to know of its request once the request is gone (moved into
+/// the chain): the server reads these off the head as it parses it.
+pub(crate) struct Hints {
+    /// The client's `Accept` prefers JSON: errors are rendered as problem+json.
+    pub(crate) prefers_json: bool,
+    /// Range and `If-*` headers, for the file responses that answer them.
+    pub(crate) conditionals: Option<Box<Conditionals>>,
+    /// The request may be handed over after a `101` (see [`is_upgrade_request`]).
+    pub(crate) upgradable: bool,
+}
+
+impl Hints {
+    /// The hints of a request at hand (the server gets them from parsing instead).
+    pub(crate) fn of(req: &Request) -> Hints {
+        Hints {
+            prefers_json: req
+                .header("accept")
+                .is_some_and(|a| crate::http::problem::prefers_json(a.as_bytes())),
+            conditionals: Conditionals::of(req).map(Box::new),
+            upgradable: is_upgrade_request(req),
+        }
+    }
+}
+
+/// The answer to a `101` that cannot switch: one made without [`Response::upgrade`] (the
+/// client would wait for a protocol that never starts) or to a request that did not ask to
+/// upgrade. A bug in the app, so a `500`, logged.
+#[cold]
+fn misplaced_switch(has_callback: bool) -> Response {
+    let why = if has_callback {
+        "a handler answered 101 to a request that did not ask to upgrade"
+    } else {
+        "a handler answered 101 without Response::upgrade"
+    };
+    tracing::error!(why, "answered 500 instead of 101");
+    Response::error(StatusCode::INTERNAL_SERVER_ERROR, why)
+}
+
+/// A request as [`Service::start_with`] leaves it.
 pub(crate) enum Started<'a> {
     /// Answered already.
     Answered(Response),

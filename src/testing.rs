@@ -17,10 +17,16 @@
 //! # }
 //! ```
 //!
-//! The client calls the app's middleware chain and router directly: what the server adds on
-//! the wire (`Content-Length`, `Date`, HEAD without a body) is not part of its responses.
+//! The client calls the app's middleware chain and router directly, through the same path
+//! the server takes from a request to its response: what the server adds on the wire
+//! (`Content-Length`, `Date`, HEAD without a body) is not part of its responses. An upgrade
+//! (`101`) is driven over an in-memory pipe ([`TestRequest::upgrade`]), and
+//! [`TestClient::begin_shutdown`] plays the server's shutdown for
+//! [`shutdown_signal`](crate::shutdown_signal) and event streams.
 
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -28,11 +34,13 @@ use serde::de::DeserializeOwned;
 use crate::app::App;
 use crate::http::{Method, Request, Response, StatusCode};
 use crate::service::Service;
+use crate::shutdown::Shutdown;
 
 /// An in-process client with a cookie jar.
 pub struct TestClient {
     service: Service,
     jar: Mutex<Vec<(String, String)>>,
+    shutdown: Arc<Shutdown>,
 }
 
 impl TestClient {
@@ -54,7 +62,30 @@ impl TestClient {
         TestClient {
             service,
             jar: Mutex::new(Vec::new()),
+            shutdown: Arc::default(),
         }
+    }
+
+    /// Begins shutdown as the server would on SIGTERM: [`shutdown_signal`](crate::shutdown_signal)
+    /// fires in handlers, upgraded connections and streams, and the event streams of
+    /// responses already returned end (as the server ends them at their next chunk boundary).
+    ///
+    /// ```
+    /// use chirp::{shutdown_signal, App, Request};
+    /// use chirp::testing::TestClient;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut app = App::new();
+    /// app.route("/", |_req: Request| async {
+    ///     shutdown_signal().wait().await;
+    ///     "stopping"
+    /// });
+    /// let client = TestClient::new(app);
+    /// client.begin_shutdown();
+    /// assert_eq!(client.get("/").await.text(), "stopping");
+    /// # }
+    /// ```
+    pub fn begin_shutdown(&self) {
+        self.shutdown.begin();
     }
 
     /// `GET path`.
@@ -134,25 +165,54 @@ impl TestClient {
                 req = req.with_header("cookie", &cookies);
             }
         }
-        let mut response = self.service.call(req).await;
+        let scope = crate::shutdown::scope(self.shutdown.clone(), self.service.call(req));
+        let mut response = scope.await;
         self.store_cookies(&response);
         // A streamed body is read whole, as a client would; an event stream is endless, so
-        // it is left for the test to read (`TestResponse::response_mut().take_stream()`).
-        if response.is_streamed() && response.content_type() != Some("text/event-stream") {
+        // it is left for the test to read (`TestResponse::response_mut().take_stream()`),
+        // polled in the shutdown scope and ended by shutdown as the server would.
+        if response.is_streamed() {
             if let Some(mut stream) = response.take_stream() {
-                let mut body = bytes::BytesMut::new();
-                while let Some(chunk) =
-                    std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await
-                {
-                    match chunk {
-                        Ok(chunk) => body.extend_from_slice(&chunk),
-                        Err(e) => panic!("the response body stream failed: {e}"),
-                    }
+                if response.content_type() == Some("text/event-stream") {
+                    response.set_stream(Box::pin(InScope::new(stream, self.shutdown.clone())));
+                    return TestResponse { response };
                 }
+                let mut body = bytes::BytesMut::new();
+                let read_all = async {
+                    while let Some(chunk) =
+                        std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await
+                    {
+                        match chunk {
+                            Ok(chunk) => body.extend_from_slice(&chunk),
+                            Err(e) => panic!("the response body stream failed: {e}"),
+                        }
+                    }
+                };
+                crate::shutdown::scope(self.shutdown.clone(), read_all).await;
                 response.set_body(body.freeze());
             }
         }
         TestResponse { response }
+    }
+
+    /// Sends `req` and, when the app answers `101` with [`Response::upgrade`], runs the
+    /// upgrade's callback on a task of its own with one end of an in-memory pipe, and
+    /// returns the other end (see [`TestRequest::upgrade`]).
+    async fn send_upgrade(
+        &self,
+        req: Request,
+    ) -> Result<(TestResponse, tokio::io::DuplexStream), TestResponse> {
+        let mut test = self.send(req).await;
+        let Some(on_upgrade) = test.response.take_upgrade() else {
+            return Err(test);
+        };
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let upgraded = crate::http::Upgraded::new(server, Bytes::new());
+        tokio::spawn(crate::shutdown::scope(
+            self.shutdown.clone(),
+            on_upgrade.run(upgraded),
+        ));
+        Ok((test, client))
     }
 
     fn cookie_header(&self) -> String {
@@ -239,6 +299,45 @@ impl TestRequest<'_> {
     pub async fn send(self) -> TestResponse {
         self.client.send(self.request).await
     }
+
+    /// Sends it as an upgrade request (`Connection: upgrade` and `Upgrade: protocol` are
+    /// added) and, when the app switches protocols (`101` with
+    /// [`Response::upgrade`](crate::Response::upgrade)), returns the response and the client
+    /// end of an in-memory pipe whose other end the upgrade's callback holds; `Err` with the
+    /// response when the app answered anything else.
+    ///
+    /// ```
+    /// use chirp::{App, Method, Request, Response};
+    /// use chirp::testing::TestClient;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut app = App::new();
+    /// app.route("/shout", |_req: Request| async {
+    ///     Response::upgrade("shout", |mut io| async move {
+    ///         let mut buf = [0u8; 5];
+    ///         io.read_exact(&mut buf).await.unwrap();
+    ///         io.write_all(&buf.to_ascii_uppercase()).await.unwrap();
+    ///     })
+    /// });
+    /// let client = TestClient::new(app);
+    /// let (res, mut io) = client.request(Method::Get, "/shout").upgrade("shout").await.unwrap();
+    /// assert_eq!(res.status().as_u16(), 101);
+    /// io.write_all(b"hello").await.unwrap();
+    /// let mut back = String::new();
+    /// io.read_to_string(&mut back).await.unwrap();
+    /// assert_eq!(back, "HELLO");
+    /// # }
+    /// ```
+    pub async fn upgrade(
+        self,
+        protocol: &str,
+    ) -> Result<(TestResponse, tokio::io::DuplexStream), TestResponse> {
+        let request = self
+            .request
+            .with_header("connection", "upgrade")
+            .with_header("upgrade", protocol);
+        self.client.send_upgrade(request).await
+    }
 }
 
 /// A response seen by [`TestClient`].
@@ -296,5 +395,38 @@ impl TestResponse {
     /// ([`Response::take_stream`]).
     pub fn response_mut(&mut self) -> &mut Response {
         &mut self.response
+    }
+}
+
+/// An event stream handed to the test: polled in the client's shutdown scope, and ended
+/// once shutdown begins, as the server ends it.
+struct InScope {
+    stream: crate::http::BodyStream,
+    shutdown: Arc<Shutdown>,
+    /// Completes when shutdown begins (it holds the waker while the stream waits).
+    stopped: Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl InScope {
+    fn new(stream: crate::http::BodyStream, shutdown: Arc<Shutdown>) -> InScope {
+        let waiting = shutdown.clone();
+        InScope {
+            stream,
+            shutdown,
+            stopped: Box::pin(async move { waiting.wait().await }),
+        }
+    }
+}
+
+impl futures_core::Stream for InScope {
+    type Item = Result<Bytes, crate::http::BoxError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.stopped.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        let stream = &mut this.stream;
+        crate::shutdown::sync_scope(this.shutdown.clone(), || stream.as_mut().poll_next(cx))
     }
 }

@@ -15,6 +15,7 @@ mod request;
 pub(crate) mod response;
 pub mod sse;
 mod status;
+pub(crate) mod upgrade;
 
 pub(crate) mod encoding;
 pub(crate) mod target;
@@ -31,3 +32,4 @@ pub(crate) use request::{AppState, Target};
 pub use request::{Extensions, Request, Version};
 pub use response::{IntoResponse, Response};
 pub use status::StatusCode;
+pub use upgrade::Upgraded;

@@ -92,6 +92,8 @@ struct Extra {
     /// refusals): their detail, for the app's error handler (see
     /// [`App::error_handler`](crate::App::error_handler)).
     problem: Option<Cow<'static, str>>,
+    /// The callback of a `101 Switching Protocols` ([`Response::upgrade`]).
+    upgrade: Option<super::upgrade::OnUpgrade>,
 }
 
 thread_local! {
@@ -311,6 +313,56 @@ impl Response {
         let extra = self.extra.get_or_insert_with(Box::default);
         extra.streamed = Some(body);
         extra.streamed_len = length;
+    }
+
+    /// `101 Switching Protocols` to `protocol`, with `on_upgrade` to take the connection over
+    /// once the 101 is written: the server then runs it with the connection as an
+    /// [`Upgraded`](crate::http::Upgraded) (a byte stream, bytes the client sent after its
+    /// request read first), outside HTTP: no keep-alive, no request timeouts, no middleware.
+    ///
+    /// The response carries `Connection: upgrade` and `Upgrade: protocol`, written as they
+    /// are (change them with [`Response::with_header`] before returning). Only a `GET`
+    /// HTTP/1.1 request with `Connection: upgrade` and an `Upgrade` header can be handed over;
+    /// a 101 to any other request, or a 101 made without a callback, is answered `500` (the
+    /// client would wait for a protocol that never comes).
+    ///
+    /// ```
+    /// use chirp::{App, Request, Response};
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// let mut app = App::new();
+    /// app.route("/echo", |_req: Request| async {
+    ///     Response::upgrade("echo", |mut io| async move {
+    ///         let mut buf = [0u8; 1024];
+    ///         while let Ok(n) = io.read(&mut buf).await {
+    ///             if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+    ///                 break;
+    ///             }
+    ///         }
+    ///     })
+    /// });
+    /// ```
+    pub fn upgrade<F, Fut>(protocol: impl Into<Cow<'static, str>>, on_upgrade: F) -> Response
+    where
+        F: FnOnce(super::upgrade::Upgraded) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut res = Response::empty(StatusCode::SWITCHING_PROTOCOLS)
+            .with_header("connection", "upgrade")
+            .with_header("upgrade", protocol);
+        let extra = res.extra.get_or_insert_with(Box::default);
+        extra.upgrade = Some(super::upgrade::OnUpgrade::new(on_upgrade));
+        res
+    }
+
+    /// Whether this is a `101` that can take a connection over ([`Response::upgrade`]).
+    pub fn is_upgrade(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| e.upgrade.is_some())
+    }
+
+    /// The upgrade callback, for the server (or the test client) to run.
+    pub(crate) fn take_upgrade(&mut self) -> Option<super::upgrade::OnUpgrade> {
+        self.extra.as_mut()?.upgrade.take()
     }
 
     /// Whether the body is streamed ([`Response::stream`], a file) rather than in memory.

@@ -148,6 +148,31 @@ pub(crate) fn encode_streamed_head(
     true
 }
 
+/// Appends the head of a `101 Switching Protocols`: the handler's headers as they are,
+/// `Connection` and `Upgrade` included (RFC 9110 §7.8: the 101 names the protocol switched
+/// to, and `Connection: upgrade` says the header is hop-by-hop), no length (a 1xx has no
+/// body: what follows it is the new protocol).
+pub(crate) fn encode_switching(out: &mut Vec<u8>, res: &Response, date: &DateLines) {
+    if res.refused_header().is_some() {
+        return encode(out, res, date, false, ConnectionHeader::Close);
+    }
+    push_status_line(out, res.status());
+    for (name, value) in res.headers() {
+        if name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("date")
+        {
+            continue;
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+    }
+    out.extend_from_slice(date.date_line());
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
 /// Appends a chunk's size line (RFC 9112 §7.1: hex size, CRLF).
 pub(crate) fn push_chunk_size(out: &mut Vec<u8>, n: usize) {
     let digits = format_args!("{n:x}\r\n");
@@ -265,6 +290,19 @@ mod tests {
         );
         assert!(s.starts_with("HTTP/1.1 418 I'm a teapot\r\n"));
         assert!(s.contains("connection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn a_switch_keeps_the_handlers_connection_and_upgrade_headers() {
+        let res = Response::upgrade("websocket", |_io| async {}).with_header("x-a", "1");
+        let mut out = Vec::new();
+        let date = DateLines::new(b"Thu, 01 Jan 1970 00:00:00 GMT");
+        encode_switching(&mut out, &res, &date);
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(
+            s,
+            "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\nx-a: 1\r\ndate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\n"
+        );
     }
 
     #[test]

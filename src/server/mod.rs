@@ -1,14 +1,23 @@
 //! The HTTP/1.1 server: accepts connections, runs one task per connection, and shuts down
-//! gracefully. What happens on one connection (parsing, framing, keep-alive, pipelining,
-//! timeouts) is in [`conn`]; the limits are in [`ServerConfig`].
+//! gracefully. Read top to bottom: this file (the listener: connection slots, eviction when
+//! they run out, the drain on shutdown), [`conn`] (one connection's loop: keep-alive,
+//! pipelining, timeouts, the handover after a `101`), [`transport`] (HTTP/1.1 framing over
+//! the socket: bodies in, responses out), and below them the parser, the encoder and the
+//! chunked decoder. The limits are in [`ServerConfig`].
+//!
+//! The server knows a [`Service`] and `Request`/`Response`, nothing of middleware, routes or
+//! sessions.
 
+mod budget;
 mod chunked;
 mod conn;
 mod date;
 mod encode;
+mod eviction;
 mod parse;
 #[cfg(test)]
 mod parse_cases;
+mod transport;
 
 /// Binds `addr` with `backlog` (the standard library's bind uses 128, which a burst of
 /// connects overflows), trying each address it resolves to.
@@ -42,15 +51,18 @@ pub(crate) use parse::parse_head;
 
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use budget::BodyBudget;
+use eviction::Eviction;
+
 use crate::service::Service;
+use crate::shutdown::Shutdown;
 
 /// Limits and timeouts of the server. Every limit has a default that suits a public-facing
 /// app; change what you need:
@@ -128,85 +140,24 @@ impl Default for ServerConfig {
     }
 }
 
-/// Tells connections that the server is stopping (idle ones close at once, busy ones after
-/// the response they are working on), or that it is out of connection slots (idle ones close
-/// if they have been idle long enough: see [`Shutdown::evict_idle`]).
-#[derive(Default)]
-pub(crate) struct Shutdown {
-    /// [`STOPPING`] once shutdown began, plus the number of eviction rounds so far: one word,
-    /// so that a waiting connection tells whether anything happened with one load.
-    signal: AtomicU64,
-    notify: Notify,
-    /// The idle time (ms) from which the latest eviction round closes a connection.
-    evict_idle_over_ms: AtomicU64,
-    /// Request body bytes buffered now, over all connections.
-    buffered_bodies: AtomicUsize,
+/// What every connection of one server shares: the limits, the shutdown signal, eviction
+/// rounds and the body budget.
+pub(crate) struct Shared {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) shutdown: Arc<Shutdown>,
+    pub(crate) eviction: Eviction,
+    pub(crate) budget: BodyBudget,
 }
 
-/// The bit of [`Shutdown::signal`] that says the server is stopping.
-const STOPPING: u64 = 1 << 63;
-
-impl Shutdown {
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.signal() & STOPPING != 0
-    }
-
-    /// What has been signalled so far: compare two readings to tell whether anything
-    /// (shutdown, an eviction round) happened between them.
-    #[inline]
-    pub(crate) fn signal(&self) -> u64 {
-        self.signal.load(Ordering::Acquire)
-    }
-
-    fn begin(&self) {
-        self.signal.fetch_or(STOPPING, Ordering::AcqRel);
-        self.notify.notify_waiters();
-    }
-
-    /// Asks every idle connection that has been idle for `idle_over` or longer to close.
-    pub(crate) fn evict_idle(&self, idle_over: Duration) {
-        let ms = u64::try_from(idle_over.as_millis()).unwrap_or(u64::MAX);
-        self.evict_idle_over_ms.store(ms, Ordering::Release);
-        self.signal.fetch_add(1, Ordering::AcqRel);
-        self.notify.notify_waiters();
-    }
-
-    /// Whether a connection idle for `idle` is to close in the latest eviction round.
-    pub(crate) fn is_evicted(&self, idle: Duration) -> bool {
-        idle.as_millis() >= u128::from(self.evict_idle_over_ms.load(Ordering::Acquire))
-    }
-
-    /// Reserves `n` bytes of the server's body budget; `false` when that would go over `max`.
-    pub(crate) fn reserve_body(&self, n: usize, max: usize) -> bool {
-        let before = self.buffered_bodies.fetch_add(n, Ordering::AcqRel);
-        if before.saturating_add(n) > max {
-            self.buffered_bodies.fetch_sub(n, Ordering::AcqRel);
-            return false;
+impl Shared {
+    pub(crate) fn new(config: ServerConfig) -> Shared {
+        Shared {
+            budget: BodyBudget::new(config.max_buffered_bodies),
+            config: Arc::new(config),
+            shutdown: Arc::default(),
+            eviction: Eviction::default(),
         }
-        true
     }
-
-    /// Gives back `n` reserved bytes.
-    pub(crate) fn release_body(&self, n: usize) {
-        self.buffered_bodies.fetch_sub(n, Ordering::AcqRel);
-    }
-}
-
-/// How long a connection must have been idle to be closed in eviction round `round` (counted
-/// from 0 while a client waits for a slot): a quarter of the idle timeout, halving every
-/// round, zero from round 12. The longest-idle connections go first, and a full server finds
-/// room within about half a second however recently its connections were used.
-fn eviction_threshold(idle_timeout: Duration, round: u32) -> Duration {
-    if round >= 12 {
-        return Duration::ZERO;
-    }
-    idle_timeout / 2u32.pow(round + 2)
-}
-
-/// The pause between eviction rounds: short while the threshold falls, then slower (every
-/// round wakes every idle connection).
-fn eviction_pause(round: u32) -> Duration {
-    Duration::from_millis(if round <= 12 { 40 } else { 200 })
 }
 
 /// Serves `service` on `listener` until `signal` completes, then shuts down gracefully.
@@ -216,9 +167,9 @@ pub(crate) async fn serve(
     config: ServerConfig,
     signal: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let config = Arc::new(config);
+    let shared = Arc::new(Shared::new(config));
+    let config = &*shared.config;
     let _date_ticker = crate::clock::start_ticker();
-    let shutdown = Arc::new(Shutdown::default());
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let mut connections = JoinSet::new();
     let mut signal = std::pin::pin!(signal);
@@ -245,13 +196,15 @@ pub(crate) async fn serve(
             Err(_) => {
                 let mut round = 0;
                 loop {
-                    shutdown.evict_idle(eviction_threshold(config.idle_timeout, round));
+                    shared
+                        .eviction
+                        .evict_idle(eviction::threshold(config.idle_timeout, round));
                     round += 1;
                     tokio::select! {
                         slot = slots.clone().acquire_owned() => {
                             break slot.expect("the semaphore is never closed");
                         }
-                        () = tokio::time::sleep(eviction_pause(round)) => {}
+                        () = tokio::time::sleep(eviction::pause(round)) => {}
                         () = &mut signal => break 'serve,
                     }
                 }
@@ -260,14 +213,17 @@ pub(crate) async fn serve(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let (service, config, shutdown) = (service.clone(), config.clone(), shutdown.clone());
+        let (service, shared) = (service.clone(), shared.clone());
         connections.spawn(async move {
-            conn::serve_connection(stream, peer, service, config, shutdown).await;
+            conn::serve_connection(stream, peer, service, shared).await;
             drop(slot);
         });
     }
     drop(listener);
-    shutdown.begin();
+    // Idle connections close at once, busy ones after their response, streamed responses at
+    // their next chunk boundary; upgraded connections and handlers are told
+    // (`chirp::shutdown_signal`), and whatever is left at the deadline is dropped.
+    shared.shutdown.begin();
     let open = connections.len();
     if open > 0 {
         tracing::info!(open, "shutting down: waiting for in-flight requests");

@@ -41,6 +41,9 @@ pub(crate) struct Head {
     /// It has a `Range` or `If-None-Match` / `If-Modified-Since` header: the connection
     /// keeps them aside for the response (see `http::file::Conditionals`).
     pub conditional: bool,
+    /// A `GET` HTTP/1.1 request asking to switch protocols (`Connection: upgrade` and an
+    /// `Upgrade` header): one a handler may take over after a `101`.
+    pub upgrade: bool,
 }
 
 /// Why a head is refused: the status to answer with and a short reason. The connection is
@@ -205,6 +208,8 @@ fn check_head(
     let mut transfer_encoding = false;
     let mut conn_close = false;
     let mut conn_keep_alive = false;
+    let mut conn_upgrade = false;
+    let mut upgrade_header = false;
     let mut expect_continue = false;
     let mut prefers_json = false;
     let mut conditional = false;
@@ -247,6 +252,7 @@ fn check_head(
                     let token = token.trim_ascii();
                     conn_close |= token.eq_ignore_ascii_case(b"close");
                     conn_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                    conn_upgrade |= token.eq_ignore_ascii_case(b"upgrade");
                 }
             }
             14 if name.eq_ignore_ascii_case(b"content-length") => {
@@ -281,6 +287,9 @@ fn check_head(
                     ));
                 }
                 chunked = true;
+            }
+            7 if name.eq_ignore_ascii_case(b"upgrade") => {
+                upgrade_header = !value.trim_ascii().is_empty();
             }
             _ => conditional |= is_conditional(name),
         }
@@ -323,6 +332,12 @@ fn check_head(
         expect_continue: expect_continue && framing != Framing::None && version == Version::Http11,
         prefers_json,
         conditional,
+        // RFC 9110 §7.8: an HTTP/1.0 request's Upgrade is ignored; and only GET (no body to
+        // read before the switch) is handed over.
+        upgrade: conn_upgrade
+            && upgrade_header
+            && version == Version::Http11
+            && method == Method::Get,
     }))
 }
 

@@ -1,0 +1,142 @@
+//! Taking over a connection after `101 Switching Protocols` (RFC 9110 §7.8, §15.2.2): a
+//! handler answers with [`Response::upgrade`](crate::Response::upgrade) and a callback; the
+//! server writes the 101, leaves HTTP/1.1 behind for that connection, and runs the callback
+//! with the connection as an [`Upgraded`]. WebSocket is built on this.
+//!
+//! `Upgraded` is a byte stream, not a socket type: the server hands over its TCP stream,
+//! [`TestClient`](crate::testing::TestClient) an in-memory pipe, and the callback is the same.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::routing::BoxFuture;
+
+/// The byte stream under an upgraded connection.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// A connection handed over after `101 Switching Protocols`: read and write it as the new
+/// protocol says. Bytes the client sent right after its request head (in the same packet,
+/// even) are read first, unchanged. Dropping it closes the connection.
+///
+/// The connection still holds one of the server's connection slots while the callback runs,
+/// and the callback is dropped at the end of the shutdown drain
+/// ([`ServerConfig::shutdown_timeout`](crate::ServerConfig::shutdown_timeout)); await
+/// [`shutdown_signal`](crate::shutdown_signal) in it to close cleanly before that.
+pub struct Upgraded {
+    io: Box<dyn Io>,
+    /// Bytes read past the request head, served before the stream's own.
+    read_first: Bytes,
+}
+
+impl Upgraded {
+    /// The connection `io`, of which `read_first` was already read.
+    pub(crate) fn new(
+        io: impl AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        read_first: Bytes,
+    ) -> Upgraded {
+        Upgraded {
+            io: Box::new(io),
+            read_first,
+        }
+    }
+}
+
+impl fmt::Debug for Upgraded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upgraded")
+            .field("read_first", &self.read_first.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncRead for Upgraded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.read_first.is_empty() {
+            let n = self.read_first.len().min(buf.remaining());
+            buf.put_slice(&self.read_first[..n]);
+            self.read_first.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Upgraded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+/// What a `101` response carries: the callback that takes the connection over.
+pub(crate) struct OnUpgrade(Box<dyn FnOnce(Upgraded) -> BoxFuture<'static, ()> + Send>);
+
+impl OnUpgrade {
+    pub(crate) fn new<F, Fut>(callback: F) -> OnUpgrade
+    where
+        F: FnOnce(Upgraded) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        OnUpgrade(Box::new(move |upgraded| Box::pin(callback(upgraded))))
+    }
+
+    /// Runs the callback on `upgraded`.
+    pub(crate) fn run(self, upgraded: Upgraded) -> BoxFuture<'static, ()> {
+        (self.0)(upgraded)
+    }
+}
+
+impl fmt::Debug for OnUpgrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OnUpgrade")
+    }
+}
+
+/// Whether a request may be handed over: RFC 9110 §7.8 lets a server switch protocols on an
+/// HTTP/1.1 request that lists `upgrade` in `Connection` and names protocols in `Upgrade`
+/// (an HTTP/1.0 request's `Upgrade` is ignored); chirp hands over `GET` requests only (a
+/// body-carrying upgrade, as h2c allows, is not supported).
+pub(crate) fn is_upgrade_request(req: &crate::http::Request) -> bool {
+    req.method() == crate::http::Method::Get
+        && req.version() == crate::http::Version::Http11
+        && req.header("upgrade").is_some_and(|v| !v.trim().is_empty())
+        && req.headers().get_all("connection").any(|v| {
+            v.split(',')
+                .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+        })
+}
