@@ -58,9 +58,10 @@ pub fn app(interval: Duration) -> App {
     app
 }
 
-#[allow(dead_code)] // the tests include this file for `app` alone
+// Public: `tests/shutdown.rs` runs it in a process of its own and sends it SIGTERM.
+#[allow(dead_code)] // the other tests include this file for `app` alone
 #[tokio::main]
-async fn main() -> Result<(), chirp::Error> {
+pub async fn main() -> Result<(), chirp::Error> {
     let ms = match std::env::var("CHIRP_SSE_INTERVAL_MS") {
         Ok(v) => v.parse::<u64>().map_err(|_| {
             chirp::ConfigurationError::new(format!(
