@@ -57,7 +57,7 @@ pub use http::{
 pub use middleware::{Middleware, Next};
 pub use server::ServerConfig;
 pub use service::Service;
-pub use shutdown::{shutdown_signal, ShutdownSignal};
+pub use shutdown::ShutdownSignal;
 
 /// Entry points for the benchmarks in `benches/` (not a stable API: hidden from the docs).
 #[doc(hidden)]

@@ -3,13 +3,12 @@
 //! ends by itself when the server stops instead of being cut at the drain deadline.
 //!
 //! The server begins shutdown (on SIGTERM, Ctrl-C or the future given to
-//! [`App::serve_with_shutdown`](crate::App::serve_with_shutdown)); every connection task runs
-//! inside a task-local scope holding the server's [`Shutdown`], which [`shutdown_signal`] reads.
-//! A task-local rather than a field of the request: it costs a request nothing, and it is
-//! there in the places a request is not (a response stream polled after the handler returned,
-//! the task of an upgraded connection).
+//! [`App::serve_with_shutdown`](crate::App::serve_with_shutdown)). Each request carries the
+//! server's [`Shutdown`] ([`Request::shutdown_signal`](crate::Request::shutdown_signal)), and
+//! so does an upgraded connection. A field rather than a task-local scope around every
+//! connection: an `Arc` clone per request costs a few instructions, entering a task-local
+//! scope on every poll of every connection costs ten times that.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -17,7 +16,7 @@ use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 /// The stop flag of one server (or one [`TestClient`](crate::testing::TestClient)).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Shutdown {
     stopping: AtomicBool,
     notify: Notify,
@@ -55,33 +54,16 @@ impl Shutdown {
     }
 }
 
-tokio::task_local! {
-    /// The shutdown of the server whose connection this task serves.
-    static CURRENT: Arc<Shutdown>;
-}
-
-/// Runs `fut` with `shutdown` as the one [`shutdown_signal`] reports.
-pub(crate) fn scope<F: Future>(shutdown: Arc<Shutdown>, fut: F) -> impl Future<Output = F::Output> {
-    CURRENT.scope(shutdown, fut)
-}
-
-/// Runs `f` with `shutdown` as the one [`shutdown_signal`] reports (for a stream polled
-/// outside the connection's task).
-pub(crate) fn sync_scope<R>(shutdown: Arc<Shutdown>, f: impl FnOnce() -> R) -> R {
-    CURRENT.sync_scope(shutdown, f)
-}
-
 /// Tells whether the server has begun shutting down, and waits for it. Cheap to clone and
 /// `'static`: hand it to a task you spawn.
 ///
 /// ```
-/// use chirp::{shutdown_signal, App, Request};
-/// use chirp::sse::{Event, Sse};
+/// use chirp::{App, Request};
 ///
 /// let mut app = App::new();
-/// app.route("/wait", |_req: Request| async {
+/// app.route("/wait", |req: Request| async move {
 ///     // A long poll that gives up when the server stops.
-///     let stop = shutdown_signal();
+///     let stop = req.shutdown_signal();
 ///     tokio::select! {
 ///         () = stop.wait() => "the server is stopping",
 ///         () = tokio::time::sleep(std::time::Duration::from_secs(30)) => "nothing new",
@@ -91,17 +73,22 @@ pub(crate) fn sync_scope<R>(shutdown: Arc<Shutdown>, f: impl FnOnce() -> R) -> R
 ///
 /// Streamed responses need none of this: the server ends them at their next chunk boundary
 /// when shutdown begins.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct ShutdownSignal(Option<Arc<Shutdown>>);
 
 impl ShutdownSignal {
+    /// The signal of `shutdown` (`None`: one that never fires).
+    pub(crate) fn new(shutdown: Option<Arc<Shutdown>>) -> ShutdownSignal {
+        ShutdownSignal(shutdown)
+    }
+
     /// Whether shutdown has begun.
     pub fn is_started(&self) -> bool {
         self.0.as_ref().is_some_and(|s| s.is_stopping())
     }
 
-    /// Completes once shutdown has begun (at once if it already has). Outside a server (and
-    /// outside a [`TestClient`](crate::testing::TestClient)) it never completes.
+    /// Completes once shutdown has begun (at once if it already has). For a request made
+    /// outside a server or a [`TestClient`](crate::testing::TestClient) it never completes.
     pub async fn wait(&self) {
         match &self.0 {
             Some(shutdown) => shutdown.wait().await,
@@ -118,22 +105,14 @@ impl std::fmt::Debug for ShutdownSignal {
     }
 }
 
-/// The shutdown signal of the server running this task: in a handler, a middleware, a
-/// response stream, or an upgraded connection's callback. In a task you spawn yourself, call
-/// it before spawning and move the signal in. Outside any server it is a signal that never
-/// fires.
-pub fn shutdown_signal() -> ShutdownSignal {
-    ShutdownSignal(CURRENT.try_with(Arc::clone).ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn the_signal_fires_inside_the_scope_and_never_outside() {
+    async fn the_signal_fires_once_shutdown_begins_and_never_without_a_server() {
         let shutdown = Arc::new(Shutdown::default());
-        let signal = scope(shutdown.clone(), async { shutdown_signal() }).await;
+        let signal = ShutdownSignal::new(Some(shutdown.clone()));
         assert!(!signal.is_started());
         let waiting = tokio::spawn({
             let signal = signal.clone();
@@ -149,10 +128,9 @@ mod tests {
         // Already begun: completes at once.
         signal.wait().await;
 
-        let outside = shutdown_signal();
-        assert!(!outside.is_started());
-        let never =
-            tokio::time::timeout(std::time::Duration::from_millis(20), outside.wait()).await;
+        let none = ShutdownSignal::default();
+        assert!(!none.is_started());
+        let never = tokio::time::timeout(std::time::Duration::from_millis(20), none.wait()).await;
         assert!(never.is_err());
     }
 }

@@ -21,8 +21,8 @@
 //! the server takes from a request to its response: what the server adds on the wire
 //! (`Content-Length`, `Date`, HEAD without a body) is not part of its responses. An upgrade
 //! (`101`) is driven over an in-memory pipe ([`TestRequest::upgrade`]), and
-//! [`TestClient::begin_shutdown`] plays the server's shutdown for
-//! [`shutdown_signal`](crate::shutdown_signal) and event streams.
+//! [`TestClient::begin_shutdown`] plays the server's shutdown for handlers, upgraded
+//! connections and event streams.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -66,17 +66,18 @@ impl TestClient {
         }
     }
 
-    /// Begins shutdown as the server would on SIGTERM: [`shutdown_signal`](crate::shutdown_signal)
-    /// fires in handlers, upgraded connections and streams, and the event streams of
-    /// responses already returned end (as the server ends them at their next chunk boundary).
+    /// Begins shutdown as the server would on SIGTERM: the
+    /// [`ShutdownSignal`](crate::ShutdownSignal) of its requests and upgraded connections
+    /// fires, and the event streams of responses already returned end (as the server ends
+    /// them at their next chunk boundary).
     ///
     /// ```
-    /// use chirp::{shutdown_signal, App, Request};
+    /// use chirp::{App, Request};
     /// use chirp::testing::TestClient;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let mut app = App::new();
-    /// app.route("/", |_req: Request| async {
-    ///     shutdown_signal().wait().await;
+    /// app.route("/", |req: Request| async move {
+    ///     req.shutdown_signal().wait().await;
     ///     "stopping"
     /// });
     /// let client = TestClient::new(app);
@@ -165,30 +166,28 @@ impl TestClient {
                 req = req.with_header("cookie", &cookies);
             }
         }
-        let scope = crate::shutdown::scope(self.shutdown.clone(), self.service.call(req));
-        let mut response = scope.await;
+        req.set_shutdown(self.shutdown.clone());
+        let mut response = self.service.call(req).await;
         self.store_cookies(&response);
         // A streamed body is read whole, as a client would; an event stream is endless, so
         // it is left for the test to read (`TestResponse::response_mut().take_stream()`),
-        // polled in the shutdown scope and ended by shutdown as the server would.
+        // ended by shutdown as the server would.
         if response.is_streamed() {
             if let Some(mut stream) = response.take_stream() {
                 if response.content_type() == Some("text/event-stream") {
-                    response.set_stream(Box::pin(InScope::new(stream, self.shutdown.clone())));
+                    response
+                        .set_stream(Box::pin(UntilShutdown::new(stream, self.shutdown.clone())));
                     return TestResponse { response };
                 }
                 let mut body = bytes::BytesMut::new();
-                let read_all = async {
-                    while let Some(chunk) =
-                        std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await
-                    {
-                        match chunk {
-                            Ok(chunk) => body.extend_from_slice(&chunk),
-                            Err(e) => panic!("the response body stream failed: {e}"),
-                        }
+                while let Some(chunk) =
+                    std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await
+                {
+                    match chunk {
+                        Ok(chunk) => body.extend_from_slice(&chunk),
+                        Err(e) => panic!("the response body stream failed: {e}"),
                     }
-                };
-                crate::shutdown::scope(self.shutdown.clone(), read_all).await;
+                }
                 response.set_body(body.freeze());
             }
         }
@@ -207,11 +206,9 @@ impl TestClient {
             return Err(test);
         };
         let (client, server) = tokio::io::duplex(64 * 1024);
-        let upgraded = crate::http::Upgraded::new(server, Bytes::new());
-        tokio::spawn(crate::shutdown::scope(
-            self.shutdown.clone(),
-            on_upgrade.run(upgraded),
-        ));
+        let signal = crate::ShutdownSignal::new(Some(self.shutdown.clone()));
+        let upgraded = crate::http::Upgraded::new(server, Bytes::new(), signal);
+        tokio::spawn(on_upgrade.run(upgraded));
         Ok((test, client))
     }
 
@@ -398,27 +395,23 @@ impl TestResponse {
     }
 }
 
-/// An event stream handed to the test: polled in the client's shutdown scope, and ended
-/// once shutdown begins, as the server ends it.
-struct InScope {
+/// An event stream handed to the test, ended once shutdown begins, as the server ends it.
+struct UntilShutdown {
     stream: crate::http::BodyStream,
-    shutdown: Arc<Shutdown>,
     /// Completes when shutdown begins (it holds the waker while the stream waits).
     stopped: Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 }
 
-impl InScope {
-    fn new(stream: crate::http::BodyStream, shutdown: Arc<Shutdown>) -> InScope {
-        let waiting = shutdown.clone();
-        InScope {
+impl UntilShutdown {
+    fn new(stream: crate::http::BodyStream, shutdown: Arc<Shutdown>) -> UntilShutdown {
+        UntilShutdown {
             stream,
-            shutdown,
-            stopped: Box::pin(async move { waiting.wait().await }),
+            stopped: Box::pin(async move { shutdown.wait().await }),
         }
     }
 }
 
-impl futures_core::Stream for InScope {
+impl futures_core::Stream for UntilShutdown {
     type Item = Result<Bytes, crate::http::BoxError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -426,7 +419,6 @@ impl futures_core::Stream for InScope {
         if this.stopped.as_mut().poll(cx).is_ready() {
             return Poll::Ready(None);
         }
-        let stream = &mut this.stream;
-        crate::shutdown::sync_scope(this.shutdown.clone(), || stream.as_mut().poll_next(cx))
+        this.stream.as_mut().poll_next(cx)
     }
 }

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chirp::sse::{Event, Sse};
-use chirp::{shutdown_signal, App, Request, Response};
+use chirp::{App, Request, Response};
 use common::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -101,8 +101,8 @@ async fn an_endless_stream_ends_cleanly_when_shutdown_begins() {
 #[tokio::test]
 async fn a_handler_awaiting_the_signal_answers_when_shutdown_begins() {
     let mut app = App::new();
-    app.route("/long-poll", |_req: Request| async {
-        let stop = shutdown_signal();
+    app.route("/long-poll", |req: Request| async move {
+        let stop = req.shutdown_signal();
         tokio::select! {
             () = stop.wait() => Response::text("stopping"),
             () = tokio::time::sleep(Duration::from_secs(60)) => Response::text("timeout"),

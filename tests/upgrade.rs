@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use chirp::{shutdown_signal, App, Request, Response, ServerConfig};
+use chirp::{App, Request, Response, ServerConfig};
 use common::{get, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -38,7 +38,7 @@ fn app() -> App {
     // Waits for shutdown, says so, and closes.
     app.route("/until-shutdown", |_req: Request| async {
         Response::upgrade("wait", |mut io| async move {
-            let stop = shutdown_signal();
+            let stop = io.shutdown_signal();
             let _ = io.write_all(b"ready\n").await;
             stop.wait().await;
             let _ = io.write_all(b"bye\n").await;

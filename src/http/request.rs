@@ -16,6 +16,7 @@ use super::{
     find_cookie, find_cookie_bytes, parse_cookie_header, Headers, HeadersBuilder, Method, MAX_HEAD,
 };
 use crate::error::{HttpError, LookupError};
+use crate::shutdown::{Shutdown, ShutdownSignal};
 
 /// The HTTP version of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +186,8 @@ pub struct Request {
     peer_addr: Option<SocketAddr>,
     // The app's state, shared (an `Arc` clone per request, only for apps that have state).
     state: Option<Arc<AppState>>,
+    // The shutdown of the server (or test client) that made it; `None`: made in code.
+    shutdown: Option<Arc<Shutdown>>,
 }
 
 impl Request {
@@ -197,6 +200,7 @@ impl Request {
         headers: Headers,
         body: Bytes,
         peer_addr: Option<SocketAddr>,
+        shutdown: Option<Arc<Shutdown>>,
     ) -> Request {
         Request {
             method,
@@ -210,6 +214,7 @@ impl Request {
             extensions: Extensions::default(),
             peer_addr,
             state: None,
+            shutdown,
         }
     }
 
@@ -247,7 +252,15 @@ impl Request {
         let end = buf.len();
         let headers = HeadersBuilder::new().finish(Bytes::from(buf));
         let target = Target::new(0, path_end, end, (0, 0));
-        Request::from_parts(method, Version::Http11, target, headers, Bytes::new(), None)
+        Request::from_parts(
+            method,
+            Version::Http11,
+            target,
+            headers,
+            Bytes::new(),
+            None,
+            None,
+        )
     }
 
     /// Adds a header (builder style, for requests built in code).
@@ -260,6 +273,18 @@ impl Request {
     pub fn with_body(mut self, body: impl Into<Bytes>) -> Request {
         self.body = body.into();
         self
+    }
+
+    /// The shutdown signal of the server that received this request: check it or await it
+    /// in a handler that waits long (a long poll), and move it into a stream or a task you
+    /// spawn. A request made in code ([`Request::new`]) has one that never fires.
+    pub fn shutdown_signal(&self) -> ShutdownSignal {
+        ShutdownSignal::new(self.shutdown.clone())
+    }
+
+    /// Sets the shutdown whose signal this request carries.
+    pub(crate) fn set_shutdown(&mut self, shutdown: Arc<Shutdown>) {
+        self.shutdown = Some(shutdown);
     }
 
     /// The method.

@@ -16,6 +16,7 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::routing::BoxFuture;
+use crate::shutdown::ShutdownSignal;
 
 /// The byte stream under an upgraded connection.
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -29,23 +30,33 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 /// The connection still holds one of the server's connection slots while the callback runs,
 /// and the callback is dropped at the end of the shutdown drain
 /// ([`ServerConfig::shutdown_timeout`](crate::ServerConfig::shutdown_timeout)); await
-/// [`shutdown_signal`](crate::shutdown_signal) in it to close cleanly before that.
+/// [`Upgraded::shutdown_signal`] in it to close cleanly before that.
 pub struct Upgraded {
     io: Box<dyn Io>,
     /// Bytes read past the request head, served before the stream's own.
     read_first: Bytes,
+    shutdown: ShutdownSignal,
 }
 
 impl Upgraded {
-    /// The connection `io`, of which `read_first` was already read.
+    /// The connection `io`, of which `read_first` was already read, on a server whose
+    /// shutdown `shutdown` signals.
     pub(crate) fn new(
         io: impl AsyncRead + AsyncWrite + Send + Unpin + 'static,
         read_first: Bytes,
+        shutdown: ShutdownSignal,
     ) -> Upgraded {
         Upgraded {
             io: Box::new(io),
             read_first,
+            shutdown,
         }
+    }
+
+    /// The server's shutdown signal: await it to close the new protocol cleanly (a
+    /// WebSocket close frame, say) before the drain deadline drops the connection.
+    pub fn shutdown_signal(&self) -> ShutdownSignal {
+        self.shutdown.clone()
     }
 }
 

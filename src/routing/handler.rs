@@ -129,11 +129,13 @@ impl FutureSlot {
 
     /// Runs the future in the slot to its response. A panic in it is a `500`, and the future
     /// is dropped with its box.
+    #[cfg(test)]
     pub(crate) fn run(&mut self) -> impl Future<Output = Response> + '_ {
         std::future::poll_fn(|cx| self.poll(cx))
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Response> {
+    /// Polls the future in the slot (see [`FutureSlot::run`]).
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Response> {
         let Some(slot) = &mut self.slot else {
             return Poll::Ready(panic_response(Box::new("empty handler slot polled")));
         };

@@ -30,23 +30,19 @@ use crate::http::body::BodyReceiver;
 use crate::http::file::Conditionals;
 use crate::http::upgrade::OnUpgrade;
 use crate::http::{HeadersBuilder, Method, Request, Response, StatusCode};
+use crate::panic::catch_panic;
 use crate::routing::FutureSlot;
-use crate::service::{Hints, Service};
+use crate::service::{Hints, Service, Started};
+use crate::shutdown::ShutdownSignal;
 
 /// Serves one connection until it closes (or, after a `101`, until the upgrade's callback
-/// returns); errors only end this connection. The connection's code runs with the server's
-/// shutdown signal in scope (`chirp::shutdown_signal`).
+/// returns); errors only end this connection.
 pub(crate) async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     service: Service,
     shared: Arc<Shared>,
 ) {
-    let shutdown = shared.shutdown.clone();
-    crate::shutdown::scope(shutdown, serve(stream, peer, service, shared)).await;
-}
-
-async fn serve(stream: TcpStream, peer: SocketAddr, service: Service, shared: Arc<Shared>) {
     let mut conn = Connection {
         transport: Transport::new(stream, peer, shared.config.clone()),
         headers: HeadersBuilder::new(),
@@ -59,7 +55,8 @@ async fn serve(stream: TcpStream, peer: SocketAddr, service: Service, shared: Ar
             // Out of HTTP: no keep-alive, no request timeouts, no middleware. The task (and
             // so the connection slot) lives until the callback returns, or until the drain
             // deadline drops it.
-            on_upgrade.run(conn.transport.into_upgraded()).await;
+            let signal = ShutdownSignal::new(Some(shared.shutdown.clone()));
+            on_upgrade.run(conn.transport.into_upgraded(signal)).await;
         }
         Err(e) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
     }
@@ -303,11 +300,33 @@ impl Connection {
                 headers.take(head_bytes),
                 body,
                 Some(peer),
+                Some(shared.shutdown.clone()),
             )
         };
-        let res = self.service.respond(make, &mut self.slot, hints).await;
+        // `Service::respond`'s three steps, with `Started::response` written out: awaited
+        // here rather than as a future of its own, it saves a layer of async state (~75
+        // instructions of ~5,300 per keep-alive request, measured with callgrind).
+        let mut res = match self.service.start_with(make, &mut self.slot) {
+            Started::Answered(res) => res,
+            Started::Running(fut) => catch_panic(fut).await,
+            Started::InSlot => std::future::poll_fn(|cx| self.slot.poll(cx)).await,
+        };
+        self.service.finish(&mut res, hints);
         let keep_alive = head.keep_alive && !shared.shutdown.is_stopping();
-        self.send(res, &head, keep_alive, shared).await
+        if res.status() == StatusCode::SWITCHING_PROTOCOLS || res.is_streamed() {
+            // Boxed, in a statement of its own, as above: off the common path.
+            let send = Box::pin(self.send(res, &head, keep_alive, shared));
+            return send.await;
+        }
+        // The common path, written out: a body in memory, queued behind earlier answers.
+        let head_only = head.method == Method::Head;
+        let connection = connection_header(keep_alive, head.version);
+        if let Some(large) = self.transport.queue(&res, head_only, connection) {
+            drop(res);
+            self.transport.write_large(large).await?;
+        }
+        self.transport.shrink_read();
+        Ok(keep_alive.into())
     }
 
     /// What the response will need of the request (see [`Hints`]).
@@ -396,6 +415,7 @@ impl Connection {
                 headers.take(head_bytes),
                 Bytes::new(),
                 Some(peer),
+                Some(shared.shutdown.clone()),
             );
             req.extensions_mut().insert(BodyReceiver { chunks, wanted });
             req

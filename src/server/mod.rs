@@ -113,7 +113,11 @@ pub struct ServerConfig {
     /// closed (its body is not read). Default 256 MiB.
     pub max_buffered_bodies: usize,
     /// On shutdown, how long in-flight requests may take before their connections are dropped.
-    /// Default 30 s.
+    /// Idle connections close at once and streamed responses (SSE, [`Response::stream`]) end
+    /// at their next chunk boundary, so this bounds only handlers still working and upgraded
+    /// connections that ignore their [`ShutdownSignal`](crate::ShutdownSignal). Default 30 s.
+    ///
+    /// [`Response::stream`]: crate::Response::stream
     pub shutdown_timeout: Duration,
     /// Initial read buffer per connection (it grows for larger requests, and shrinks back
     /// after). Default 4 KiB.
@@ -222,7 +226,7 @@ pub(crate) async fn serve(
     drop(listener);
     // Idle connections close at once, busy ones after their response, streamed responses at
     // their next chunk boundary; upgraded connections and handlers are told
-    // (`chirp::shutdown_signal`), and whatever is left at the deadline is dropped.
+    // (`ShutdownSignal`), and whatever is left at the deadline is dropped.
     shared.shutdown.begin();
     let open = connections.len();
     if open > 0 {

@@ -33,7 +33,7 @@ use super::ServerConfig;
 use crate::error::HttpError;
 use crate::http::body::{read_at_exact, BodySender, FileBody, Streamed};
 use crate::http::{BodyStream, Response, StatusCode, Upgraded, Version};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, ShutdownSignal};
 
 /// Bodies at least this large are written straight from the response, not copied into the
 /// write buffer.
@@ -107,9 +107,9 @@ impl Transport {
 
     /// Hands the connection over (after a `101`): the socket, with what was read past the
     /// request read first. Responses still queued must have been flushed.
-    pub(super) fn into_upgraded(mut self) -> Upgraded {
+    pub(super) fn into_upgraded(mut self, shutdown: ShutdownSignal) -> Upgraded {
         let read_first = self.read.split().freeze();
-        Upgraded::new(self.stream, read_first)
+        Upgraded::new(self.stream, read_first, shutdown)
     }
 
     /// Polls one read into the read buffer (for the loop's own wait, beside its timers).
@@ -127,6 +127,7 @@ impl Transport {
     }
 
     /// Gives back a read buffer that one large request grew, once it is empty.
+    #[inline]
     pub(super) fn shrink_read(&mut self) {
         if self.read.is_empty() && self.read.capacity() > SHRINK_ABOVE {
             self.read = BytesMut::with_capacity(self.config.read_buffer_size);
@@ -289,6 +290,7 @@ impl Transport {
     /// but returned, for [`Transport::write_large`] to write once the head is out.
     /// `head_only`: a HEAD request (no body on the wire).
     #[must_use]
+    #[inline]
     pub(super) fn queue(
         &mut self,
         res: &Response,
