@@ -39,6 +39,7 @@
 mod app;
 mod clock;
 mod error;
+mod future;
 pub mod http;
 pub mod middleware;
 mod panic;
@@ -49,6 +50,7 @@ pub mod testing;
 
 pub use app::App;
 pub use error::{ConfigurationError, Error, HttpError, LookupError};
+pub use future::BoxFuture;
 pub use http::sse;
 pub use http::{
     BodyConfig, Cookie, IntoResponse, Method, Problem, Request, Response, SameSite, StatusCode,

@@ -5,10 +5,10 @@
 use std::time::Instant;
 
 use crate::error::LookupError;
+use crate::future::BoxFuture;
 use crate::http::{Request, Response, TrustedProxies};
 use crate::middleware::csrf::random_hex;
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
+use crate::service::{Middleware, Next};
 
 tokio::task_local! {
     static REQUEST_ID: String;

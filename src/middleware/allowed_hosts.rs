@@ -4,10 +4,10 @@
 //! poisoned absolute URLs built from `Host`.
 
 use crate::error::{ConfigurationError, HttpError};
+use crate::future::BoxFuture;
 use crate::http::{IntoResponse, Request, Response};
 use crate::middleware::audit::emit;
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
+use crate::service::{Middleware, Next};
 
 /// The hosts the app answers for: `example.com` (that name, any port), `.example.com` (it
 /// and every subdomain), `example.com:8443` (that name on that port only), `*` (anything).

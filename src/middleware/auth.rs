@@ -50,13 +50,14 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::error::{ConfigurationError, Error, HttpError, LookupError};
+use crate::future::BoxFuture;
 use crate::http::encoding::percent_encode;
 use crate::http::target::{in_scope, normalize_prefix};
 use crate::http::{Request, Response, StatusCode};
 use crate::middleware::audit::{emit_info, RequestInfo};
 use crate::middleware::sessions::{get_session, regenerate_session};
-use crate::middleware::{Middleware, Next};
-use crate::routing::{BoxFuture, Handler};
+use crate::routing::{ErasedHandler as _, Handler};
+use crate::service::{Middleware, Next};
 
 /// The default session key that holds the user's session version (see
 /// [`AuthConfig::session_version`]): the Python framework's, so that its logins are honoured.
@@ -432,6 +433,9 @@ fn is_api_call(req: &Request, api_prefix: Option<&str>) -> bool {
 }
 
 impl<H: Handler> Handler for LoginRequired<H> {
+    type Future = BoxFuture<'static, Response>;
+    type Output = Response;
+
     fn call(&self, req: Request) -> BoxFuture<'static, Response> {
         let ctx = match context() {
             Ok(ctx) => ctx,
@@ -439,7 +443,7 @@ impl<H: Handler> Handler for LoginRequired<H> {
         };
         let signed_in = ctx.user.lock().unwrap_or_else(|e| e.into_inner()).is_some();
         if signed_in {
-            return self.handler.call(req);
+            return self.handler.call_boxed(req);
         }
         Box::pin(std::future::ready(anonymous_answer(&ctx, &req)))
     }
@@ -531,6 +535,9 @@ pub struct Requires<H> {
 }
 
 impl<H: Handler> Handler for Requires<H> {
+    type Future = BoxFuture<'static, Response>;
+    type Output = Response;
+
     fn call(&self, req: Request) -> BoxFuture<'static, Response> {
         let ctx = match context() {
             Ok(ctx) => ctx,
@@ -551,6 +558,6 @@ impl<H: Handler> Handler for Requires<H> {
                 "Forbidden",
             )));
         }
-        self.handler.call(req)
+        self.handler.call_boxed(req)
     }
 }

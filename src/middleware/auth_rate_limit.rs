@@ -9,11 +9,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::future::BoxFuture;
 use crate::http::{BoxError, Method, Request, Response, StatusCode, TrustedProxies};
 use crate::middleware::audit::emit;
 use crate::middleware::sessions::{Clock, SystemClock};
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
+use crate::service::{Middleware, Next};
 
 /// Attempts counted in the current window and in the one before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -10,10 +10,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_core::Stream;
 
+use crate::future::BoxFuture;
 use crate::http::encoding::accepted_q;
 use crate::http::{BodyStream, BoxError, Request, Response, StatusCode};
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
+use crate::service::{Middleware, Next};
 
 /// Compresses responses for clients that accept it.
 ///

@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use crate::error::ConfigurationError;
+use crate::future::BoxFuture;
 use crate::http::{Method, Request, Response, StatusCode};
 use crate::middleware::audit::emit;
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
+use crate::service::{Middleware, Next};
 
 /// What [`CorsMiddleware`] allows. Nothing, by default: add origins.
 ///

@@ -36,11 +36,11 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::error::{ConfigurationError, HttpError, LookupError};
+use crate::future::BoxFuture;
 use crate::http::{IntoResponse, Method, Request, Response};
 use crate::middleware::audit::emit;
 use crate::middleware::sessions::get_session;
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
+use crate::service::{Middleware, Next};
 
 /// How [`CsrfMiddleware`] works; the defaults are the Python framework's.
 #[derive(Debug, Clone)]

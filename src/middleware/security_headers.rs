@@ -17,9 +17,9 @@ use std::time::Duration;
 use base64::Engine;
 
 use crate::error::{ConfigurationError, LookupError};
+use crate::future::BoxFuture;
 use crate::http::{Request, Response};
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
+use crate::service::{Middleware, Next};
 
 tokio::task_local! {
     static NONCE: String;

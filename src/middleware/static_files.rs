@@ -19,12 +19,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::ConfigurationError;
+use crate::future::BoxFuture;
 use crate::http::encoding::accepted_q;
 use crate::http::file::file_response;
 use crate::http::target::{in_scope, normalize_prefix};
 use crate::http::{Method, Request, Response, StatusCode};
-use crate::middleware::{Middleware, Next};
-use crate::routing::{BoxFuture, Handler};
+use crate::routing::Handler;
+use crate::service::{Middleware, Next};
 
 /// Serves the files under a folder at a path prefix.
 ///
@@ -374,12 +375,15 @@ impl Middleware for StaticFiles {
 }
 
 impl Handler for StaticFiles {
-    fn call(&self, req: Request) -> BoxFuture<'static, Response> {
+    type Future = std::future::Ready<Response>;
+    type Output = Response;
+
+    fn call(&self, req: Request) -> Self::Future {
         let res = match self.lookup(&req) {
             Lookup::Found(res) => res,
             Lookup::NotMine | Lookup::Missing | Lookup::Refused => not_found(),
         };
-        Box::pin(std::future::ready(res))
+        std::future::ready(res)
     }
 }
 

@@ -32,11 +32,11 @@ use super::encode::{
 use super::parse::{parse_head, Framing, Head, Reject};
 use super::{ServerConfig, Shutdown};
 use crate::error::HttpError;
+use crate::future::FutureSlot;
 use crate::http::body::{read_at_exact, BodyReceiver, BodySender, FileBody, Streamed};
 use crate::http::file::Conditionals;
 use crate::http::{BodyStream, HeadersBuilder, Method, Request, Response, StatusCode, Version};
 use crate::panic::catch_panic;
-use crate::routing::FutureSlot;
 use crate::service::{Service, Started};
 
 /// Bodies at least this large are written straight from the response, not copied into the

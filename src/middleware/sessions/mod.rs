@@ -68,9 +68,9 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::error::{ConfigurationError, Error, LookupError};
+use crate::future::BoxFuture;
 use crate::http::{is_valid_cookie_name, Cookie, Request, Response, SameSite, StatusCode};
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
+use crate::service::{Middleware, Next};
 
 tokio::task_local! {
     static CURRENT: Session;
@@ -458,7 +458,7 @@ impl<S: SessionStore> Middleware for SessionMiddleware<S> {
 mod tests {
     use super::*;
     use crate::http::Method;
-    use crate::middleware::tests::next_for_tests;
+    use crate::service::tests::next_for_tests;
 
     /// The session middleware's future is boxed for every request it handles: kept under
     /// 1 KiB it is a small allocation (glibc's per-thread cache serves small sizes), and less
