@@ -46,6 +46,7 @@ mod panic;
 pub mod routing;
 mod server;
 mod service;
+mod status;
 pub mod testing;
 
 pub use app::App;

@@ -14,11 +14,11 @@ pub(crate) mod problem;
 mod request;
 pub(crate) mod response;
 pub mod sse;
-mod status;
 
 pub(crate) mod encoding;
 pub(crate) mod target;
 
+pub use crate::status::StatusCode;
 pub use body::{BodyConfig, BodyStream, BoxError, RequestBody};
 pub use client_ip::TrustedProxies;
 pub(crate) use cookies::{find_cookie, find_cookie_bytes, parse_cookie_header};
@@ -30,4 +30,3 @@ pub use problem::Problem;
 pub(crate) use request::{AppState, Target};
 pub use request::{Extensions, Request, Version};
 pub use response::{IntoResponse, Response};
-pub use status::StatusCode;
