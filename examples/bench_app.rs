@@ -18,11 +18,11 @@
 //! `CHIRP_WORKERS`, default one per CPU it may run on.
 
 use chirp::middleware::scoped;
-use chirp::middleware::sessions::{
-    get_session, SaveMode, SessionConfig, SessionMiddleware, SessionStore,
-};
+use chirp::middleware::sessions::SessionMiddleware;
 use chirp::middleware::static_files::StaticFiles;
+use chirp::sessions::{get_session, SaveMode, SessionConfig};
 use chirp::sse::{Event, Sse};
+use chirp::stores::SessionStore;
 use chirp::{App, Request, Response};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -54,7 +54,7 @@ pub async fn app_from_env() -> Result<App, chirp::Error> {
     #[cfg(feature = "redis")]
     {
         let config = session_config();
-        let store = chirp::middleware::sessions::RedisStore::connect(&url, &config).await?;
+        let store = chirp::stores::RedisStore::connect(&url, &config).await?;
         eprintln!("chirp bench_app: sessions in Redis at {url}");
         with_sessions(SessionMiddleware::with_store(config, store)?)
     }

@@ -17,14 +17,15 @@
 use std::sync::Mutex;
 
 use chirp::middleware::access_log::AccessLog;
-use chirp::middleware::audit;
 use chirp::middleware::auth::{current_user, login, login_required, logout, AuthConfig};
 use chirp::middleware::auth::{AuthMiddleware, AuthUser};
 use chirp::middleware::auth_rate_limit::AuthRateLimit;
 use chirp::middleware::csrf::{csrf_field, get_csrf_token, CsrfConfig, CsrfMiddleware};
-use chirp::middleware::flash::{flash_with, take_flashes};
 use chirp::middleware::security_headers::{csp_nonce, SecurityHeaders};
-use chirp::middleware::sessions::{SessionConfig, SessionMiddleware};
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::security::audit;
+use chirp::sessions::flash::{flash_with, take_flashes};
+use chirp::sessions::SessionConfig;
 use chirp::{App, Error, HttpError, Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 

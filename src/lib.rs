@@ -4,7 +4,8 @@
 //! signed-cookie sessions whose API follows the Python framework of the same name.
 //!
 //! ```no_run
-//! use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
+//! use chirp::sessions::{get_session, SessionConfig};
+//! use chirp::middleware::sessions::SessionMiddleware;
 //! use chirp::{App, Request};
 //!
 //! #[tokio::main]
@@ -44,9 +45,12 @@ pub mod http;
 pub mod middleware;
 mod panic;
 pub mod routing;
+pub mod security;
 mod server;
 mod service;
+pub mod sessions;
 mod status;
+pub mod stores;
 pub mod testing;
 
 pub use app::App;
@@ -107,8 +111,8 @@ pub mod __bench {
 pub mod __fuzz {
     use crate::http::target::{normalize_in_place, scan_target};
     use crate::http::{find_cookie, parse_cookie_header, HeadersBuilder};
-    use crate::middleware::sessions::{Digest, Signer};
     use crate::server::ServerConfig;
+    use crate::sessions::{Digest, Signer};
 
     /// Asserts what every normalised path is: `/`-rooted, no empty, `.` or `..` segment, and
     /// normalising it again changes nothing (so no later check can read it another way).

@@ -9,9 +9,10 @@ use chirp::http::TrustedProxies;
 use chirp::middleware::allowed_hosts::AllowedHosts;
 use chirp::middleware::auth_rate_limit::AuthRateLimit;
 use chirp::middleware::cors::{CorsConfig, CorsMiddleware};
-use chirp::middleware::flash::{flash, flash_with, take_flashes};
 use chirp::middleware::security_headers::{csp_nonce, SecurityHeaders};
-use chirp::middleware::sessions::{ManualClock, SessionConfig, SessionMiddleware};
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::sessions::flash::{flash, flash_with, take_flashes};
+use chirp::sessions::{ManualClock, SessionConfig};
 use chirp::testing::TestClient;
 use chirp::{App, Method, Request, Response, StatusCode};
 use common::TestServer;
@@ -270,7 +271,7 @@ async fn flashes_are_shown_once() {
 async fn the_login_rate_limit() {
     let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
     let sink = seen.clone();
-    chirp::middleware::audit::on_security_event(move |e| {
+    chirp::security::audit::on_security_event(move |e| {
         sink.lock().unwrap().push(format!(
             "{} {}",
             e.name,

@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::error::LookupError;
 use crate::future::BoxFuture;
 use crate::http::{Request, Response, TrustedProxies};
-use crate::middleware::csrf::random_hex;
+use crate::security::random_hex;
 use crate::service::{Middleware, Next};
 
 tokio::task_local! {

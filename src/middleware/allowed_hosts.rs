@@ -6,7 +6,8 @@
 use crate::error::{ConfigurationError, HttpError};
 use crate::future::BoxFuture;
 use crate::http::{IntoResponse, Request, Response};
-use crate::middleware::audit::emit;
+use crate::middleware::auth::current_user_id;
+use crate::security::audit::emit;
 use crate::service::{Middleware, Next};
 
 /// The hosts the app answers for: `example.com` (that name, any port), `.example.com` (it
@@ -92,7 +93,7 @@ impl Middleware for AllowedHosts {
             None => self.allow_missing,
         };
         if !allowed {
-            emit("host.rejected", &req, None);
+            emit("host.rejected", &req, current_user_id().as_deref());
             return Box::pin(std::future::ready(
                 HttpError::bad_request("Invalid Host header").into_response(),
             ));

@@ -21,15 +21,11 @@
 
 pub mod access_log;
 pub mod allowed_hosts;
-pub mod audit;
 pub mod auth;
 pub mod auth_rate_limit;
 pub mod compression;
 pub mod cors;
 pub mod csrf;
-pub mod flash;
-#[cfg(feature = "redis")]
-mod redis_conn;
 pub mod security_headers;
 pub mod sessions;
 pub mod static_files;
@@ -87,7 +83,8 @@ where
 ///
 /// ```
 /// use chirp::middleware::scoped;
-/// use chirp::middleware::sessions::{SessionConfig, SessionMiddleware};
+/// use chirp::sessions::SessionConfig;
+/// use chirp::middleware::sessions::SessionMiddleware;
 /// # fn main() -> Result<(), chirp::ConfigurationError> {
 /// let mut app = chirp::App::new();
 /// app.add_middleware(scoped("/dashboard", SessionMiddleware::new(SessionConfig::new("my-secret-key"))?));

@@ -4,13 +4,19 @@
 //! | --- | --- |
 //! | `SessionConfig(secret_key=..., ...)` | [`SessionConfig::new`]`(secret)` and its public fields |
 //! | `SessionMiddleware(config)` | [`SessionMiddleware::new`]`(config)?` |
-//! | `get_session()` | [`get_session`]`()?` → [`Session`] |
-//! | `regenerate_session()` | [`regenerate_session`]`()?` |
-//! | `LookupError` outside a request | [`LookupError`] |
+//! | `get_session()` | [`get_session`](crate::sessions::get_session)`()?` → [`Session`] |
+//! | `regenerate_session()` | [`regenerate_session`](crate::sessions::regenerate_session)`()?` |
+//! | `LookupError` outside a request | [`LookupError`](crate::LookupError) |
+//!
+//! This module holds the middleware; what handlers use of a session ([`get_session`](crate::sessions::get_session),
+//! [`Session`], [`SessionConfig`], flash messages) is in [`chirp::sessions`](crate::sessions),
+//! and where sessions are kept ([`CookieStore`], `RedisStore`, the [`SessionStore`] trait) in
+//! [`chirp::stores`](crate::stores).
 //!
 //! The middleware loads the session from the cookie, runs the rest of the chain inside a
 //! `tokio::task_local!` scope holding it, then saves it into a `Set-Cookie` on the way out.
-//! Every handler and every middleware added after it reach it with [`get_session`]. A task
+//! Every handler and every middleware added after it reach it with
+//! [`get_session`](crate::sessions::get_session). A task
 //! spawned with `tokio::spawn` from a handler runs outside that scope: pass it the
 //! [`Session`] handle (changes made after the response has gone are not saved).
 //!
@@ -30,7 +36,8 @@
 //! ([`AuthConfig::session_version_key`](crate::middleware::auth::AuthConfig::session_version_key)).
 //!
 //! ```
-//! use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
+//! use chirp::sessions::{get_session, SessionConfig};
+//! use chirp::middleware::sessions::SessionMiddleware;
 //! use chirp::testing::TestClient;
 //! use chirp::{App, Request};
 //!
@@ -50,62 +57,15 @@
 //! # Ok(()) }
 //! ```
 
-mod config;
-mod session;
-mod signer;
-mod store;
-
-#[cfg(feature = "redis")]
-mod redis;
-pub use config::{Clock, ManualClock, SaveMode, SessionConfig, SystemClock};
-#[cfg(feature = "redis")]
-pub use redis::RedisStore;
-pub use session::Session;
-pub use signer::{CookieError, Digest, Signer};
-pub use store::{CookieStore, SessionRecord, SessionStore};
-
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::error::{ConfigurationError, Error, LookupError};
+use crate::error::{ConfigurationError, Error};
 use crate::future::BoxFuture;
 use crate::http::{is_valid_cookie_name, Cookie, Request, Response, SameSite, StatusCode};
 use crate::service::{Middleware, Next};
-
-tokio::task_local! {
-    static CURRENT: Session;
-}
-
-fn no_session() -> LookupError {
-    LookupError::new(
-        "No active session. Ensure SessionMiddleware is added to the app before accessing the session.",
-    )
-}
-
-/// The current request's session.
-///
-/// # Errors
-/// [`LookupError`] outside a request handled by [`SessionMiddleware`] (or in a spawned task).
-///
-/// ```
-/// let err = chirp::middleware::sessions::get_session().unwrap_err();
-/// assert!(err.message().starts_with("No active session"));
-/// ```
-pub fn get_session() -> Result<Session, LookupError> {
-    CURRENT.try_with(Session::clone).map_err(|_| no_session())
-}
-
-/// Clears the current session and forces a freshly signed cookie, different from the one the
-/// request came with (session-fixation defence; [`login`](crate::middleware::auth::login) and
-/// [`logout`](crate::middleware::auth::logout) call it).
-///
-/// # Errors
-/// [`LookupError`] outside a session scope.
-pub fn regenerate_session() -> Result<Session, LookupError> {
-    let session = get_session()?;
-    session.regenerate();
-    Ok(session)
-}
+use crate::sessions::{SaveMode, Session, SessionConfig, Signer, CURRENT};
+use crate::stores::{CookieStore, SessionStore};
 
 /// The session middleware. See the [module docs](self).
 pub struct SessionMiddleware<S: SessionStore = CookieStore> {
