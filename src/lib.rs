@@ -30,8 +30,8 @@
 //!
 //! Beyond bodies in memory: [`Response::stream`] and [`sse`] (Server-Sent Events),
 //! [`Response::file`] (ranges, conditional requests),
-//! [`StaticFiles`](middleware::static_files::StaticFiles),
-//! [`Compression`](middleware::compression::Compression), and per-route body limits with
+//! [`StaticFilesMiddleware`](middleware::static_files::StaticFilesMiddleware),
+//! [`CompressionMiddleware`](middleware::compression::CompressionMiddleware), and per-route body limits with
 //! bodies streamed as they arrive ([`App::route_body`], [`Request::body_stream`], and
 //! `Request::multipart` with the `multipart` feature).
 #![forbid(unsafe_code)]
@@ -164,7 +164,7 @@ pub mod __fuzz {
     }
 
     /// A static-file path: `data` as the target under `/static/`, normalised as the server
-    /// does; whatever `StaticFiles` would look up is relative, has no `.`, `..` or root
+    /// does; whatever `StaticFilesMiddleware` would look up is relative, has no `.`, `..` or root
     /// component, and joined under a root stays under it.
     pub fn static_path(data: &[u8]) {
         let mut buf = b"GET /static/".to_vec();

@@ -445,7 +445,7 @@ async fn redis_stopped_then_restarted_under_a_running_server() {
 /// The login rate limit counted in Redis: two instances share the count.
 #[tokio::test]
 async fn two_instances_share_the_login_rate_limit() {
-    use chirp::middleware::auth_rate_limit::AuthRateLimit;
+    use chirp::middleware::auth_rate_limit::AuthRateLimitMiddleware;
     use chirp::stores::RedisRateLimitStore;
     let Some(url) = redis_url("two_instances_share_the_login_rate_limit") else {
         return;
@@ -461,7 +461,7 @@ async fn two_instances_share_the_login_rate_limit() {
             .prefix(prefix.clone());
         let mut app = App::new();
         app.add_middleware(
-            AuthRateLimit::new()
+            AuthRateLimitMiddleware::new()
                 .limit(3, Duration::from_secs(60))
                 .store(store)
                 .clock(clock.clone()),

@@ -1,4 +1,4 @@
-//! [`AuthRateLimit`]: a limit on login attempts (the Python framework's `auth_rate_limit`),
+//! [`AuthRateLimitMiddleware`]: a limit on login attempts (the Python framework's `auth_rate_limit`),
 //! so that passwords cannot be guessed at the server's speed. Default: 10 `POST /login` per
 //! minute per client address, `429 Too Many Requests` with `Retry-After` past it.
 //!
@@ -19,12 +19,12 @@ use crate::stores::{MemoryStore, RateLimitStore};
 /// The login rate limit. See the [module docs](self).
 ///
 /// ```
-/// use chirp::middleware::auth_rate_limit::AuthRateLimit;
+/// use chirp::middleware::auth_rate_limit::AuthRateLimitMiddleware;
 /// use std::time::Duration;
 /// let mut app = chirp::App::new();
-/// app.add_middleware(AuthRateLimit::new().limit(5, Duration::from_secs(300)).per_username("username"));
+/// app.add_middleware(AuthRateLimitMiddleware::new().limit(5, Duration::from_secs(300)).per_username("username"));
 /// ```
-pub struct AuthRateLimit {
+pub struct AuthRateLimitMiddleware {
     paths: Vec<(Method, String)>,
     limit: u64,
     window: u64,
@@ -35,16 +35,16 @@ pub struct AuthRateLimit {
     clock: Arc<dyn Clock>,
 }
 
-impl Default for AuthRateLimit {
+impl Default for AuthRateLimitMiddleware {
     fn default() -> Self {
-        AuthRateLimit::new()
+        AuthRateLimitMiddleware::new()
     }
 }
 
-impl AuthRateLimit {
+impl AuthRateLimitMiddleware {
     /// 10 `POST /login` per minute per client address, fixed windows, in memory.
-    pub fn new() -> AuthRateLimit {
-        AuthRateLimit {
+    pub fn new() -> AuthRateLimitMiddleware {
+        AuthRateLimitMiddleware {
             paths: vec![(Method::Post, "/login".to_owned())],
             limit: 10,
             window: 60,
@@ -57,7 +57,7 @@ impl AuthRateLimit {
     }
 
     /// The requests limited, replacing the default `POST /login`.
-    pub fn paths(mut self, paths: &[(Method, &str)]) -> AuthRateLimit {
+    pub fn paths(mut self, paths: &[(Method, &str)]) -> AuthRateLimitMiddleware {
         self.paths = paths
             .iter()
             .map(|(m, p)| (*m, crate::http::target::normalize_prefix(p)))
@@ -66,7 +66,7 @@ impl AuthRateLimit {
     }
 
     /// At most `limit` attempts per `window` (rounded up to whole seconds).
-    pub fn limit(mut self, limit: u64, window: Duration) -> AuthRateLimit {
+    pub fn limit(mut self, limit: u64, window: Duration) -> AuthRateLimitMiddleware {
         self.limit = limit.max(1);
         self.window = window.as_secs().max(1) + u64::from(window.subsec_nanos() > 0);
         self
@@ -75,32 +75,32 @@ impl AuthRateLimit {
     /// Sliding windows (the previous window's count weighs in by how much of it still
     /// overlaps): smoother than fixed windows, which allow a burst of twice the limit across
     /// a window's edge.
-    pub fn sliding(mut self, on: bool) -> AuthRateLimit {
+    pub fn sliding(mut self, on: bool) -> AuthRateLimitMiddleware {
         self.sliding = on;
         self
     }
 
     /// Also limits per submitted username, read from this field of an urlencoded form: a
     /// guesser spread over many addresses is caught on the account.
-    pub fn per_username(mut self, field: &str) -> AuthRateLimit {
+    pub fn per_username(mut self, field: &str) -> AuthRateLimitMiddleware {
         self.username_field = Some(field.to_owned());
         self
     }
 
     /// Proxies whose `X-Forwarded-For` names the client (else the socket's peer is).
-    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> AuthRateLimit {
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> AuthRateLimitMiddleware {
         self.proxies = proxies;
         self
     }
 
     /// Where attempts are counted (default: [`MemoryStore`]).
-    pub fn store(mut self, store: impl RateLimitStore) -> AuthRateLimit {
+    pub fn store(mut self, store: impl RateLimitStore) -> AuthRateLimitMiddleware {
         self.store = Arc::new(store);
         self
     }
 
     /// The clock (a `ManualClock` in tests).
-    pub fn clock(mut self, clock: impl Clock) -> AuthRateLimit {
+    pub fn clock(mut self, clock: impl Clock) -> AuthRateLimitMiddleware {
         self.clock = Arc::new(clock);
         self
     }
@@ -126,9 +126,9 @@ impl AuthRateLimit {
     }
 }
 
-impl std::fmt::Debug for AuthRateLimit {
+impl std::fmt::Debug for AuthRateLimitMiddleware {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthRateLimit")
+        f.debug_struct("AuthRateLimitMiddleware")
             .field("paths", &self.paths)
             .field("limit", &self.limit)
             .field("window", &self.window)
@@ -137,7 +137,7 @@ impl std::fmt::Debug for AuthRateLimit {
     }
 }
 
-impl Middleware for AuthRateLimit {
+impl Middleware for AuthRateLimitMiddleware {
     fn call<'a>(&'a self, mut req: Request, next: Next) -> BoxFuture<'a, Response> {
         Box::pin(async move {
             if !self.limited(&req) {
@@ -189,7 +189,7 @@ impl Middleware for AuthRateLimit {
     }
 
     fn name(&self) -> &'static str {
-        "AuthRateLimit"
+        "AuthRateLimitMiddleware"
     }
 }
 
@@ -202,7 +202,7 @@ mod tests {
     #[tokio::test]
     async fn sliding_windows_close_the_edge_burst() {
         for (sliding, third_over) in [(false, None), (true, Some(60))] {
-            let limit = AuthRateLimit::new()
+            let limit = AuthRateLimitMiddleware::new()
                 .limit(2, Duration::from_secs(60))
                 .sliding(sliding);
             assert_eq!(limit.check("k", 59).await.unwrap(), None);
@@ -213,7 +213,7 @@ mod tests {
                 "sliding: {sliding}"
             );
             // Half a window later the old attempts weigh half.
-            let limit = AuthRateLimit::new()
+            let limit = AuthRateLimitMiddleware::new()
                 .limit(2, Duration::from_secs(60))
                 .sliding(sliding);
             limit.check("k", 59).await.unwrap();
