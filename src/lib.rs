@@ -64,7 +64,9 @@ pub use middleware::{Middleware, Next};
 pub use server::ServerConfig;
 pub use service::Service;
 
-/// Entry points for the benchmarks in `benches/` (not a stable API: hidden from the docs).
+/// Entry points for the benchmarks in `benches/` (not a stable API: hidden from the docs,
+/// behind the `internals` feature).
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod __bench {
     use std::sync::Arc;
@@ -106,7 +108,8 @@ pub mod __bench {
 /// The fuzz targets' entry points (not a stable API: hidden from the docs). Each takes
 /// arbitrary bytes, runs one part that reads network input, and panics only when an invariant
 /// breaks: `fuzz/` (cargo fuzz, libFuzzer) and `tests/properties.rs` (proptest) drive the
-/// same functions.
+/// same functions. Behind the `internals` feature.
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod __fuzz {
     use crate::http::target::{normalize_in_place, scan_target};

@@ -367,6 +367,7 @@ impl Router {
         self.fallback = Some(handler);
     }
 
+    #[cfg(feature = "internals")]
     /// Whether `path` matches a pattern (any method); for benchmarks.
     pub(crate) fn has_route(&self, path: &str) -> bool {
         self.root
