@@ -65,7 +65,7 @@ use crate::future::BoxFuture;
 use crate::http::{is_valid_cookie_name, Cookie, Request, Response, SameSite, StatusCode};
 use crate::service::{Middleware, Next};
 use crate::sessions::{SaveMode, Session, SessionConfig, Signer, CURRENT};
-use crate::stores::{CookieStore, SessionStore};
+use crate::stores::{CookieStore, Internal, SessionStore};
 
 /// The session middleware. See the [module docs](self).
 pub struct SessionMiddleware<S: SessionStore = CookieStore> {
@@ -175,7 +175,11 @@ impl<S: SessionStore> SessionMiddleware<S> {
         let Some(cookie) = cookie else {
             return Ok(Loaded::Nothing);
         };
-        let Some(mut record) = self.store.load_into(cookie, session.take_map()).await? else {
+        let Some(mut record) = self
+            .store
+            .load_into(cookie, session.take_map(), Internal)
+            .await?
+        else {
             return Ok(Loaded::Nothing);
         };
         let (mut created, mut last_seen) = (record.issued_at as f64, record.issued_at as f64);
@@ -279,11 +283,19 @@ impl<S: SessionStore> SessionMiddleware<S> {
         let mut saved = match (regenerated, incoming) {
             (true, Some(old)) => {
                 self.store
-                    .save_regenerated(data, now, old, &mut set_cookie)
+                    .save_regenerated_into(data, now, old, &mut set_cookie, Internal)
                     .await
             }
-            (true, None) => self.store.save(data, now, None, &mut set_cookie).await,
-            (false, _) => self.store.save(data, now, previous, &mut set_cookie).await,
+            (true, None) => {
+                self.store
+                    .save_into(data, now, None, &mut set_cookie, Internal)
+                    .await
+            }
+            (false, _) => {
+                self.store
+                    .save_into(data, now, previous, &mut set_cookie, Internal)
+                    .await
+            }
         };
         if saved.is_ok() && regenerated && Some(&set_cookie[value_at..]) == incoming {
             // Same data in the same second as the old cookie: sign one second earlier so the
@@ -291,7 +303,7 @@ impl<S: SessionStore> SessionMiddleware<S> {
             set_cookie.truncate(value_at);
             saved = self
                 .store
-                .save(data, now.saturating_sub(1), None, &mut set_cookie)
+                .save_into(data, now.saturating_sub(1), None, &mut set_cookie, Internal)
                 .await;
         }
         if let Err(e) = saved {

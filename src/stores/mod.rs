@@ -22,4 +22,5 @@ pub use rate_limit::RedisRateLimitStore;
 pub use rate_limit::{Counts, MemoryStore, RateLimitStore};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
+pub(crate) use session::Internal;
 pub use session::{SessionRecord, SessionStore};

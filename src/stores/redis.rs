@@ -6,7 +6,7 @@ use redis::aio::ConnectionManager;
 use serde_json::{Map, Value};
 
 use super::redis_conn::within;
-use super::session::{SessionRecord, SessionStore};
+use super::session::{Internal, SessionRecord, SessionStore};
 use crate::error::{Error, HttpError};
 use crate::http::StatusCode;
 use crate::security::random_hex;
@@ -397,13 +397,38 @@ impl RedisStore {
 
 impl SessionStore for RedisStore {
     async fn load(&self, cookie_value: &str) -> Result<Option<SessionRecord>, Error> {
-        self.load_into(cookie_value, Map::new()).await
+        self.load_into(cookie_value, Map::new(), Internal).await
+    }
+
+    async fn save(
+        &self,
+        data: &Map<String, Value>,
+        now: u64,
+        previous: Option<&str>,
+    ) -> Result<String, Error> {
+        let mut out = String::new();
+        self.save_into(data, now, previous, &mut out, Internal)
+            .await?;
+        Ok(out)
+    }
+
+    async fn save_regenerated(
+        &self,
+        data: &Map<String, Value>,
+        now: u64,
+        previous: &str,
+    ) -> Result<String, Error> {
+        let mut out = String::new();
+        self.save_regenerated_into(data, now, previous, &mut out, Internal)
+            .await?;
+        Ok(out)
     }
 
     async fn load_into(
         &self,
         cookie_value: &str,
         mut data: Map<String, Value>,
+        _: Internal,
     ) -> Result<Option<SessionRecord>, Error> {
         let Some(id) = self.id_of(cookie_value) else {
             tracing::debug!("session id cookie refused (bad signature); starting an empty session");
@@ -432,12 +457,13 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn save(
+    async fn save_into(
         &self,
         data: &Map<String, Value>,
         now: u64,
         previous: Option<&str>,
         out: &mut String,
+        _: Internal,
     ) -> Result<(), Error> {
         match previous.and_then(|p| self.named(p)) {
             Some(named) => {
@@ -451,12 +477,13 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn save_regenerated(
+    async fn save_regenerated_into(
         &self,
         data: &Map<String, Value>,
         now: u64,
         previous: &str,
         out: &mut String,
+        _: Internal,
     ) -> Result<(), Error> {
         // The old id's deletion and the new id's write, in one round trip.
         let id = random_hex(16);
