@@ -21,7 +21,7 @@ pub(crate) mod target;
 pub use crate::status::StatusCode;
 pub use body::{BodyConfig, BodyStream, BoxError, RequestBody};
 pub use client_ip::TrustedProxies;
-pub(crate) use cookies::{find_cookie, find_cookie_bytes, parse_cookie_header};
+pub(crate) use cookies::{find_cookie, parse_cookie_header};
 pub use cookies::{is_valid_cookie_name, Cookie, SameSite};
 pub use headers::Headers;
 pub(crate) use headers::{HeadersBuilder, MAX_HEAD};

@@ -7,8 +7,9 @@ use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 
 use super::body::{BodyStream, BoxError, BoxErrors, FileBody, Streamed};
-use super::{Cookie, StatusCode};
+use super::cookies::Cookie;
 use crate::error::{ConfigurationError, Error, HttpError, LookupError};
+use crate::status::StatusCode;
 
 type HeaderPair = (Cow<'static, str>, Cow<'static, str>);
 

@@ -25,7 +25,7 @@ use crate::service::{Middleware, Next};
 /// compressed or not; a strong `ETag` becomes weak, and `Accept-Ranges` is dropped.
 ///
 /// ```
-/// use chirp::middleware::compression::Compression;
+/// use chirp::middleware::compression::CompressionMiddleware;
 /// let mut app = chirp::App::new();
 /// app.add_middleware(CompressionMiddleware::new().min_size(512).brotli_quality(5));
 /// ```
