@@ -6,8 +6,9 @@
 use std::hint::black_box;
 
 use chirp::__bench::{parse_head, RouteTable};
-use chirp::middleware::sessions::{get_session, Digest, SessionConfig, SessionMiddleware, Signer};
+use chirp::middleware::sessions::SessionMiddleware;
 use chirp::middleware::{from_fn, scoped};
+use chirp::sessions::{get_session, Digest, SessionConfig, Signer};
 use chirp::{App, Method, Request, Response};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::{Map, Value};

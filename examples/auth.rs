@@ -8,7 +8,8 @@
 use chirp::middleware::auth::{
     current_user, login, login_required, logout, AuthConfig, AuthMiddleware, AuthUser,
 };
-use chirp::middleware::sessions::{SessionConfig, SessionMiddleware};
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::sessions::SessionConfig;
 use chirp::{App, Error, HttpError, Request, Response};
 
 #[derive(Clone)]

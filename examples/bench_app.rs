@@ -7,7 +7,7 @@
 //!   `--features redis`), from a [`RedisStore`] session instead, as the ext peers keep theirs
 //! - `GET /dashboard/read` → `Visits: N` without counting: a request that leaves the session
 //!   unchanged (`SaveMode::OnChange`: with Redis, one `GETEX` and no write)
-//! - `GET /static/...` → the files under `STATIC_DIR` (when it is set), with `StaticFiles`'
+//! - `GET /static/...` → the files under `STATIC_DIR` (when it is set), with `StaticFilesMiddleware`'
 //!   defaults, as the ext peers serve them with `ServeDir` / `actix-files`
 //! - `GET /sse/flood?n=N` → N Server-Sent Events as fast as the client takes them, and
 //!   `GET /sse/idle` → an event stream that stays silent (keep-alive comments only), for
@@ -18,11 +18,11 @@
 //! `CHIRP_WORKERS`, default one per CPU it may run on.
 
 use chirp::middleware::scoped;
-use chirp::middleware::sessions::{
-    get_session, SaveMode, SessionConfig, SessionMiddleware, SessionStore,
-};
-use chirp::middleware::static_files::StaticFiles;
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::middleware::static_files::StaticFilesMiddleware;
+use chirp::sessions::{get_session, SaveMode, SessionConfig};
 use chirp::sse::{Event, Sse};
+use chirp::stores::SessionStore;
 use chirp::{App, Request, Response};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -54,7 +54,7 @@ pub async fn app_from_env() -> Result<App, chirp::Error> {
     #[cfg(feature = "redis")]
     {
         let config = session_config();
-        let store = chirp::middleware::sessions::RedisStore::connect(&url, &config).await?;
+        let store = chirp::stores::RedisStore::connect(&url, &config).await?;
         eprintln!("chirp bench_app: sessions in Redis at {url}");
         with_sessions(SessionMiddleware::with_store(config, store)?)
     }
@@ -86,7 +86,10 @@ fn with_sessions<S: SessionStore>(sessions: SessionMiddleware<S>) -> Result<App,
     });
     if let Some(dir) = std::env::var_os("STATIC_DIR") {
         // As a route, not middleware: the other routes pay nothing for it.
-        app.route("/static/{path:path}", StaticFiles::new("/static", dir)?);
+        app.route(
+            "/static/{path:path}",
+            StaticFilesMiddleware::new("/static", dir)?,
+        );
     }
     app.route("/sse/flood", |req: Request| async move {
         let n: u64 = req

@@ -17,9 +17,9 @@
 //! - `CHIRP_INSTANCE`: a name sent back in `X-Chirp-Instance`, to see which of several
 //!   instances answered (`scripts/scale-out.sh` names them `a` and `b`).
 
-use chirp::middleware::sessions::{
-    get_session, regenerate_session, SessionConfig, SessionMiddleware, SessionStore,
-};
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::sessions::{get_session, regenerate_session, SessionConfig};
+use chirp::stores::SessionStore;
 use chirp::{App, ConfigurationError, Request, Response};
 
 #[tokio::main]
@@ -74,16 +74,16 @@ fn app<S: SessionStore>(sessions: SessionMiddleware<S>) -> App {
 #[cfg(feature = "redis")]
 async fn redis_sessions(
     config: SessionConfig,
-) -> Result<SessionMiddleware<chirp::middleware::sessions::RedisStore>, chirp::Error> {
+) -> Result<SessionMiddleware<chirp::stores::RedisStore>, chirp::Error> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let store = chirp::middleware::sessions::RedisStore::connect(&url, &config).await?;
+    let store = chirp::stores::RedisStore::connect(&url, &config).await?;
     Ok(SessionMiddleware::with_store(config, store)?)
 }
 
 #[cfg(not(feature = "redis"))]
 async fn redis_sessions(
     _config: SessionConfig,
-) -> Result<SessionMiddleware<chirp::middleware::sessions::CookieStore>, chirp::Error> {
+) -> Result<SessionMiddleware<chirp::stores::CookieStore>, chirp::Error> {
     Err(ConfigurationError::new(
         "CHIRP_SESSION_STORE=redis needs the `redis` feature: cargo run --release --features redis --example dashboard",
     )

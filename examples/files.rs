@@ -1,5 +1,5 @@
-//! Static files and uploads: `StaticFiles` at `/static` over `CHIRP_STATIC_DIR` (default the
-//! `examples/files/static` folder beside this file), `Compression` on, `GET /` the upload form,
+//! Static files and uploads: `StaticFilesMiddleware` at `/static` over `CHIRP_STATIC_DIR` (default the
+//! `examples/files/static` folder beside this file), `CompressionMiddleware` on, `GET /` the upload form,
 //! and `POST /upload`: a `multipart/form-data` body of up to 100 MiB, each file part streamed
 //! to a temporary folder (`CHIRP_UPLOAD_DIR`, default `$TMPDIR/chirp-uploads`) while its
 //! SHA-256 is computed, answered with
@@ -13,8 +13,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chirp::middleware::compression::Compression;
-use chirp::middleware::static_files::StaticFiles;
+use chirp::middleware::compression::CompressionMiddleware;
+use chirp::middleware::static_files::StaticFilesMiddleware;
 use chirp::{App, BodyConfig, ConfigurationError, HttpError, Request, Response};
 use sha2::{Digest, Sha256};
 
@@ -31,8 +31,8 @@ pub fn app(
         ConfigurationError::new(format!("upload folder {}: {e}", upload_dir.display()))
     })?;
     let mut app = App::new();
-    app.add_middleware(Compression::new());
-    app.add_middleware(StaticFiles::new("/static", static_dir)?);
+    app.add_middleware(CompressionMiddleware::new());
+    app.add_middleware(StaticFilesMiddleware::new("/static", static_dir)?);
     app.route("/", |_req: Request| async {
         Response::redirect("/static/index.html")
     });

@@ -16,15 +16,16 @@
 
 use std::sync::Mutex;
 
-use chirp::middleware::access_log::AccessLog;
-use chirp::middleware::audit;
+use chirp::middleware::access_log::AccessLogMiddleware;
 use chirp::middleware::auth::{current_user, login, login_required, logout, AuthConfig};
 use chirp::middleware::auth::{AuthMiddleware, AuthUser};
-use chirp::middleware::auth_rate_limit::AuthRateLimit;
+use chirp::middleware::auth_rate_limit::AuthRateLimitMiddleware;
 use chirp::middleware::csrf::{csrf_field, get_csrf_token, CsrfConfig, CsrfMiddleware};
-use chirp::middleware::flash::{flash_with, take_flashes};
-use chirp::middleware::security_headers::{csp_nonce, SecurityHeaders};
-use chirp::middleware::sessions::{SessionConfig, SessionMiddleware};
+use chirp::middleware::security_headers::{csp_nonce, SecurityHeadersMiddleware};
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::security::audit;
+use chirp::sessions::flash::{flash_with, take_flashes};
+use chirp::sessions::SessionConfig;
 use chirp::{App, Error, HttpError, Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -217,11 +218,11 @@ pub fn app() -> Result<App, Error> {
     app.state(Notes::default());
     // Outermost first: the log sees every request, refusals included; the headers go on
     // every response; login attempts are counted before any session work.
-    app.add_middleware(AccessLog::new());
-    app.add_middleware(SecurityHeaders::new().content_security_policy(
+    app.add_middleware(AccessLogMiddleware::new());
+    app.add_middleware(SecurityHeadersMiddleware::new().content_security_policy(
         "default-src 'self'; style-src 'nonce-{nonce}'; frame-ancestors 'none'; form-action 'self'",
     )?);
-    app.add_middleware(AuthRateLimit::new().per_username("username"));
+    app.add_middleware(AuthRateLimitMiddleware::new().per_username("username"));
     app.add_middleware(SessionMiddleware::new(SessionConfig::new(secret))?);
     app.add_middleware(AuthMiddleware::new(
         AuthConfig::new()

@@ -109,7 +109,7 @@ def static_section(static_dir):
              ("actixr", "actix", "actix-web + actix-files")]
     md = ["## Static files (scripts/bench-static.sh)", "",
           "`GET /static/hello.txt` (13 bytes) and `GET /static/64k.bin` (64 KiB) from `STATIC_DIR`, one keep-alive "
-          "connection, one request in flight: chirp's `StaticFiles` (defaults, mounted as a route) beside the ext peers "
+          "connection, one request in flight: chirp's `StaticFilesMiddleware` (defaults, mounted as a route) beside the ext peers "
           "(`../shared/peers`: tower-http `ServeDir`, actix-files `Files`, their defaults). Instructions: callgrind, "
           "user space, the server process. Syscalls: `strace -f -c` over 2,000 requests (two runs, difference), one "
           "worker on one core. Throughput: `alternate.sh`, servers pinned to core 0, wrk -c64 on core 1.", "",

@@ -8,10 +8,10 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 
 use crate::error::{ConfigurationError, Error};
 use crate::http::{AppState, BodyConfig, Method};
-use crate::middleware::{Chain, ErrorHandler, Middleware};
 use crate::routing::{Handler, Router};
 use crate::server::{self, ServerConfig};
 use crate::service::Service;
+use crate::service::{Chain, ErrorHandler, Middleware};
 
 /// A chirp application: register routes and middleware, then [`run`](App::run) it.
 ///

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::http::{IntoResponse, Response, StatusCode};
+use crate::status::StatusCode;
 
 /// The application was set up wrongly: a bad route pattern, an empty secret key, ...
 ///
@@ -141,6 +141,11 @@ impl HttpError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The status and the message, taken apart (to make the response).
+    pub(crate) fn into_parts(self) -> (StatusCode, Cow<'static, str>) {
+        (self.status, self.message)
+    }
 }
 
 impl fmt::Display for HttpError {
@@ -156,14 +161,6 @@ impl fmt::Display for HttpError {
 }
 
 impl std::error::Error for HttpError {}
-
-impl IntoResponse for HttpError {
-    /// The message as a text body, marked as an error so that the app's error handler (or the
-    /// default content negotiation) renders it.
-    fn into_response(self) -> Response {
-        Response::error(self.status, self.message)
-    }
-}
 
 /// Any error a handler may return. Every chirp error converts into it, so `?` works in
 /// handlers that return `Result<_, chirp::Error>`.
@@ -246,27 +243,3 @@ error_from!(
     Json(serde_json::Error),
     Io(std::io::Error),
 );
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        match self {
-            Error::Http(e) => e.into_response(),
-            other => {
-                tracing::error!(error = %other, "handler failed");
-                Response::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-            }
-        }
-    }
-}
-
-impl IntoResponse for LookupError {
-    fn into_response(self) -> Response {
-        Error::Lookup(self).into_response()
-    }
-}
-
-impl IntoResponse for ConfigurationError {
-    fn into_response(self) -> Response {
-        Error::Configuration(self).into_response()
-    }
-}

@@ -4,7 +4,8 @@
 //! signed-cookie sessions whose API follows the Python framework of the same name.
 //!
 //! ```no_run
-//! use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
+//! use chirp::sessions::{get_session, SessionConfig};
+//! use chirp::middleware::sessions::SessionMiddleware;
 //! use chirp::{App, Request};
 //!
 //! #[tokio::main]
@@ -29,8 +30,8 @@
 //!
 //! Beyond bodies in memory: [`Response::stream`] and [`sse`] (Server-Sent Events),
 //! [`Response::file`] (ranges, conditional requests),
-//! [`StaticFiles`](middleware::static_files::StaticFiles),
-//! [`Compression`](middleware::compression::Compression), and per-route body limits with
+//! [`StaticFilesMiddleware`](middleware::static_files::StaticFilesMiddleware),
+//! [`CompressionMiddleware`](middleware::compression::CompressionMiddleware), and per-route body limits with
 //! bodies streamed as they arrive ([`App::route_body`], [`Request::body_stream`], and
 //! `Request::multipart` with the `multipart` feature).
 #![forbid(unsafe_code)]
@@ -39,17 +40,23 @@
 mod app;
 mod clock;
 mod error;
+mod future;
 pub mod http;
 pub mod middleware;
 mod panic;
 pub mod routing;
+pub mod security;
 mod server;
 mod service;
+pub mod sessions;
 mod shutdown;
+mod status;
+pub mod stores;
 pub mod testing;
 
 pub use app::App;
 pub use error::{ConfigurationError, Error, HttpError, LookupError};
+pub use future::BoxFuture;
 pub use http::sse;
 pub use http::{
     BodyConfig, Cookie, IntoResponse, Method, Problem, Request, Response, SameSite, StatusCode,
@@ -59,7 +66,9 @@ pub use server::ServerConfig;
 pub use service::Service;
 pub use shutdown::ShutdownSignal;
 
-/// Entry points for the benchmarks in `benches/` (not a stable API: hidden from the docs).
+/// Entry points for the benchmarks in `benches/` (not a stable API: hidden from the docs,
+/// behind the `internals` feature).
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod __bench {
     use std::sync::Arc;
@@ -101,13 +110,14 @@ pub mod __bench {
 /// The fuzz targets' entry points (not a stable API: hidden from the docs). Each takes
 /// arbitrary bytes, runs one part that reads network input, and panics only when an invariant
 /// breaks: `fuzz/` (cargo fuzz, libFuzzer) and `tests/properties.rs` (proptest) drive the
-/// same functions.
+/// same functions. Behind the `internals` feature.
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod __fuzz {
     use crate::http::target::{normalize_in_place, scan_target};
     use crate::http::{find_cookie, parse_cookie_header, HeadersBuilder};
-    use crate::middleware::sessions::{Digest, Signer};
     use crate::server::ServerConfig;
+    use crate::sessions::{Digest, Signer};
 
     /// Asserts what every normalised path is: `/`-rooted, no empty, `.` or `..` segment, and
     /// normalising it again changes nothing (so no later check can read it another way).
@@ -159,7 +169,7 @@ pub mod __fuzz {
     }
 
     /// A static-file path: `data` as the target under `/static/`, normalised as the server
-    /// does; whatever `StaticFiles` would look up is relative, has no `.`, `..` or root
+    /// does; whatever `StaticFilesMiddleware` would look up is relative, has no `.`, `..` or root
     /// component, and joined under a root stays under it.
     pub fn static_path(data: &[u8]) {
         let mut buf = b"GET /static/".to_vec();

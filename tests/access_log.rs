@@ -4,13 +4,15 @@
 mod common;
 
 use chirp::http::TrustedProxies;
-use chirp::middleware::access_log::{request_id, AccessLog};
+use chirp::middleware::access_log::{request_id, AccessLogMiddleware};
 use chirp::{App, Request, StatusCode};
 use common::{CapturedLog as Captured, TestServer};
 
 fn app(proxies: &[&str]) -> App {
     let mut app = App::new();
-    app.add_middleware(AccessLog::new().trusted_proxies(TrustedProxies::new(proxies).unwrap()));
+    app.add_middleware(
+        AccessLogMiddleware::new().trusted_proxies(TrustedProxies::new(proxies).unwrap()),
+    );
     app.route("/", |_req: Request| async {
         format!("id {}", request_id().unwrap())
     });

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use chirp::middleware::auth::{
     current_user, get_user, login, login_required, logout, AuthConfig, AuthMiddleware, AuthUser,
 };
-use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::sessions::{get_session, SessionConfig};
 use chirp::testing::TestClient;
 use chirp::{App, Error, Method, Request, Response, StatusCode};
 
@@ -224,7 +225,7 @@ async fn configuration_and_lookup_errors() {
 /// key, so a login written by a Python app with session versions is honoured.
 #[tokio::test]
 async fn a_python_login_with_a_session_version_is_honoured() {
-    use chirp::middleware::sessions::{Digest, Signer};
+    use chirp::sessions::{Digest, Signer};
     const SECRET: &str = "auth-test-secret-0123456789abcdef0123";
     let signer = Signer::new(SECRET, &[], Digest::Sha256, "itsdangerous");
     let now = std::time::SystemTime::now()

@@ -1,4 +1,4 @@
-//! The Compression middleware over real sockets, checked with the real decoders (flate2's
+//! CompressionMiddleware over real sockets, checked with the real decoders (flate2's
 //! gzip, the brotli crate's): negotiation by q-value, thresholds and types, bodies left
 //! alone, streamed bodies (a file, Server-Sent Events flushed event by event).
 
@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use chirp::middleware::compression::Compression;
+use chirp::middleware::compression::CompressionMiddleware;
 use chirp::sse::{Event, Sse};
 use chirp::{App, Request, Response};
 use common::{RawResponse, TestServer};
@@ -23,7 +23,7 @@ fn app(dir: &std::path::Path) -> App {
     let file = dir.join("page.txt");
     std::fs::write(&file, big_text()).unwrap();
     let mut app = App::new();
-    app.add_middleware(Compression::new());
+    app.add_middleware(CompressionMiddleware::new());
     app.route("/page", |_req: Request| async {
         Response::text(big_text()).with_header("etag", "\"p1\"")
     });

@@ -4,10 +4,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use chirp::middleware::audit::{on_security_event, SecurityEvent};
 use chirp::middleware::auth::{login, AuthConfig, AuthMiddleware, AuthUser};
 use chirp::middleware::csrf::{csrf_field, get_csrf_token, CsrfConfig, CsrfMiddleware};
-use chirp::middleware::sessions::{SessionConfig, SessionMiddleware};
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::security::audit::{on_security_event, SecurityEvent};
+use chirp::sessions::SessionConfig;
 use chirp::testing::TestClient;
 use chirp::{App, Method, Request, StatusCode};
 

@@ -1,12 +1,12 @@
 //! Files and static files over real sockets: `Response::file` with its validators, ranges and
-//! conditional requests, `StaticFiles` with index files, precompressed siblings and
+//! conditional requests, `StaticFilesMiddleware` with index files, precompressed siblings and
 //! `Cache-Control`, and every way out of the root ending in 404.
 
 mod common;
 
 use std::path::Path;
 
-use chirp::middleware::static_files::StaticFiles;
+use chirp::middleware::static_files::StaticFilesMiddleware;
 use chirp::{App, Request, Response};
 use common::{RawResponse, TestServer};
 
@@ -38,7 +38,7 @@ fn site() -> tempfile::TempDir {
 fn app(dir: &Path) -> App {
     let public = dir.join("public");
     let mut app = App::new();
-    app.add_middleware(StaticFiles::new("/static", &public).unwrap());
+    app.add_middleware(StaticFilesMiddleware::new("/static", &public).unwrap());
     let file = public.join("big.bin");
     app.route("/download", move |_req: Request| {
         let file = file.clone();
@@ -53,7 +53,7 @@ fn app(dir: &Path) -> App {
     app.route("/static/fallthrough", |_req: Request| async {
         "a route under the prefix"
     });
-    let routed = StaticFiles::new("/assets", &public).unwrap();
+    let routed = StaticFilesMiddleware::new("/assets", &public).unwrap();
     app.route("/assets/{path:path}", routed);
     app
 }
@@ -301,7 +301,7 @@ async fn cache_control_and_index_are_knobs() {
     let dir = site();
     let mut app = App::new();
     app.add_middleware(
-        StaticFiles::new("/", dir.path().join("public"))
+        StaticFilesMiddleware::new("/", dir.path().join("public"))
             .unwrap()
             .cache_control("no-cache")
             .index(None)
@@ -314,8 +314,8 @@ async fn cache_control_and_index_are_knobs() {
     assert_eq!(get(&server, "/docs", "").await.status, 404);
     let res = get(&server, "/app.css", "Accept-Encoding: br\r\n").await;
     assert_eq!(res.text(), "body { color: red }");
-    assert!(StaticFiles::new("/", dir.path().join("nope")).is_err());
-    assert!(StaticFiles::new("/", dir.path().join("secret.txt")).is_err());
+    assert!(StaticFilesMiddleware::new("/", dir.path().join("nope")).is_err());
+    assert!(StaticFilesMiddleware::new("/", dir.path().join("secret.txt")).is_err());
 }
 
 /// Every way out of the root is a 404 (or, for bytes no URI may hold, the parser's 400), and

@@ -6,8 +6,9 @@ mod common;
 use std::time::Duration;
 
 use chirp::middleware::auth::{login_required, AuthConfig, AuthMiddleware, AuthUser};
-use chirp::middleware::sessions::{SessionConfig, SessionMiddleware};
+use chirp::middleware::sessions::SessionMiddleware;
 use chirp::middleware::{from_fn, scoped, Next};
+use chirp::sessions::SessionConfig;
 use chirp::{App, Method, Request, Response, StatusCode};
 use common::{get, refused, TestServer};
 

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use chirp::__bench::parse_head;
-use chirp::middleware::sessions::{Digest, Signer};
+use chirp::sessions::{Digest, Signer};
 use chirp::{App, Request};
 use common::{get, TestServer};
 

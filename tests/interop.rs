@@ -2,7 +2,7 @@
 //! (made by the Python library itself, copied from shared/vectors) is accepted, and every
 //! uncompressed one is reproduced byte for byte.
 
-use chirp::middleware::sessions::{Digest, Signer};
+use chirp::sessions::{Digest, Signer};
 use serde_json::Value;
 
 fn cases() -> Vec<Value> {

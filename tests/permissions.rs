@@ -3,11 +3,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use chirp::middleware::audit::{on_security_event, SecurityEvent};
 use chirp::middleware::auth::{
     login, logout, requires, requires_policy, AuthConfig, AuthMiddleware, AuthUser,
 };
-use chirp::middleware::sessions::{SessionConfig, SessionMiddleware};
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::security::audit::{on_security_event, SecurityEvent};
+use chirp::sessions::SessionConfig;
 use chirp::testing::TestClient;
 use chirp::{App, Method, Request, StatusCode};
 

@@ -100,7 +100,9 @@ fn static_site() -> (tempfile::TempDir, chirp::testing::TestClient) {
     std::os::unix::fs::symlink("..", root.join("up")).unwrap();
     std::os::unix::fs::symlink(dir.path(), root.join("abs")).unwrap();
     let mut app = chirp::App::new();
-    app.add_middleware(chirp::middleware::static_files::StaticFiles::new("/s", &root).unwrap());
+    app.add_middleware(
+        chirp::middleware::static_files::StaticFilesMiddleware::new("/s", &root).unwrap(),
+    );
     (dir, chirp::testing::TestClient::new(app))
 }
 

@@ -10,9 +10,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use chirp::middleware::sessions::{
-    get_session, Digest, ManualClock, SessionConfig, SessionMiddleware, Signer,
-};
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::sessions::{get_session, Digest, ManualClock, SessionConfig, Signer};
 use chirp::testing::TestClient;
 use chirp::{App, Error, Request};
 use serde_json::{json, Value};

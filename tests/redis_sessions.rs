@@ -16,9 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chirp::middleware::auth::{current_user, login, logout, AuthConfig, AuthMiddleware, AuthUser};
-use chirp::middleware::sessions::{
-    get_session, ManualClock, RedisStore, SaveMode, SessionConfig, SessionMiddleware,
-};
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::sessions::{get_session, ManualClock, SaveMode, SessionConfig};
+use chirp::stores::RedisStore;
 use chirp::testing::TestClient;
 use chirp::{App, Request};
 use common::TestServer;
@@ -445,7 +445,8 @@ async fn redis_stopped_then_restarted_under_a_running_server() {
 /// The login rate limit counted in Redis: two instances share the count.
 #[tokio::test]
 async fn two_instances_share_the_login_rate_limit() {
-    use chirp::middleware::auth_rate_limit::{AuthRateLimit, RedisRateLimitStore};
+    use chirp::middleware::auth_rate_limit::AuthRateLimitMiddleware;
+    use chirp::stores::RedisRateLimitStore;
     let Some(url) = redis_url("two_instances_share_the_login_rate_limit") else {
         return;
     };
@@ -460,7 +461,7 @@ async fn two_instances_share_the_login_rate_limit() {
             .prefix(prefix.clone());
         let mut app = App::new();
         app.add_middleware(
-            AuthRateLimit::new()
+            AuthRateLimitMiddleware::new()
                 .limit(3, Duration::from_secs(60))
                 .store(store)
                 .clock(clock.clone()),

@@ -6,12 +6,13 @@ mod common;
 use std::time::Duration;
 
 use chirp::http::TrustedProxies;
-use chirp::middleware::allowed_hosts::AllowedHosts;
-use chirp::middleware::auth_rate_limit::AuthRateLimit;
+use chirp::middleware::allowed_hosts::AllowedHostsMiddleware;
+use chirp::middleware::auth_rate_limit::AuthRateLimitMiddleware;
 use chirp::middleware::cors::{CorsConfig, CorsMiddleware};
-use chirp::middleware::flash::{flash, flash_with, take_flashes};
-use chirp::middleware::security_headers::{csp_nonce, SecurityHeaders};
-use chirp::middleware::sessions::{ManualClock, SessionConfig, SessionMiddleware};
+use chirp::middleware::security_headers::{csp_nonce, SecurityHeadersMiddleware};
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::sessions::flash::{flash, flash_with, take_flashes};
+use chirp::sessions::{ManualClock, SessionConfig};
 use chirp::testing::TestClient;
 use chirp::{App, Method, Request, Response, StatusCode};
 use common::TestServer;
@@ -20,7 +21,7 @@ use common::TestServer;
 async fn security_headers_have_safe_defaults_and_never_override() {
     let mut app = App::new();
     app.add_middleware(
-        SecurityHeaders::new()
+        SecurityHeadersMiddleware::new()
             .hsts(Duration::from_secs(31_536_000), true)
             .content_security_policy("default-src 'self'; script-src 'nonce-{nonce}'")
             .unwrap(),
@@ -75,12 +76,12 @@ async fn security_headers_have_safe_defaults_and_never_override() {
         "the handler's own wins"
     );
     assert!(csp_nonce().is_err());
-    assert!(SecurityHeaders::new()
+    assert!(SecurityHeadersMiddleware::new()
         .content_security_policy("a\nb")
         .is_err());
     let plain = TestClient::new({
         let mut app = App::new();
-        app.add_middleware(SecurityHeaders::new().frame_options(None));
+        app.add_middleware(SecurityHeadersMiddleware::new().frame_options(None));
         app.route("/", |_req: Request| async { "x" });
         app
     });
@@ -193,7 +194,7 @@ async fn cors_preflights_and_responses() {
 #[tokio::test]
 async fn only_allowed_hosts_are_served() {
     let mut app = App::new();
-    app.add_middleware(AllowedHosts::new(["example.com", ".example.org"]).unwrap());
+    app.add_middleware(AllowedHostsMiddleware::new(["example.com", ".example.org"]).unwrap());
     app.route("/", |_req: Request| async { "hello" });
     let server = TestServer::start(app).await;
     for (host, status) in [
@@ -223,7 +224,7 @@ async fn only_allowed_hosts_are_served() {
 
     let mut app = App::new();
     app.add_middleware(
-        AllowedHosts::new(["example.com"])
+        AllowedHostsMiddleware::new(["example.com"])
             .unwrap()
             .allow_missing_host(true),
     );
@@ -270,7 +271,7 @@ async fn flashes_are_shown_once() {
 async fn the_login_rate_limit() {
     let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
     let sink = seen.clone();
-    chirp::middleware::audit::on_security_event(move |e| {
+    chirp::security::audit::on_security_event(move |e| {
         sink.lock().unwrap().push(format!(
             "{} {}",
             e.name,
@@ -280,7 +281,7 @@ async fn the_login_rate_limit() {
     let clock = ManualClock::new(1_000_040); // 20 s into a 60 s window
     let mut app = App::new();
     app.add_middleware(
-        AuthRateLimit::new()
+        AuthRateLimitMiddleware::new()
             .limit(3, Duration::from_secs(60))
             .per_username("username")
             .trusted_proxies(TrustedProxies::new(["127.0.0.1"]).unwrap())

@@ -5,9 +5,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chirp::middleware::sessions::{
-    get_session, regenerate_session, Digest, ManualClock, SaveMode, SessionConfig,
-    SessionMiddleware, Signer,
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::sessions::{
+    get_session, regenerate_session, Digest, ManualClock, SaveMode, SessionConfig, Signer,
 };
 use chirp::testing::TestClient;
 use chirp::{App, Error, HttpError, Method, Request, Response, SameSite, StatusCode};

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::sessions::{get_session, SessionConfig};
 use chirp::sse::{Event, Sse};
 use chirp::{App, Request, Response, ServerConfig};
 use common::{get, TestServer};

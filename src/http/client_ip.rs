@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::Request;
+use super::request::Request;
 use crate::error::ConfigurationError;
 
 /// The proxies whose `X-Forwarded-For` is believed: addresses or CIDR ranges

@@ -13,8 +13,13 @@ use std::path::Path;
 use std::time::UNIX_EPOCH;
 
 use super::body::{FileBody, Streamed};
-use super::{date, Headers, Method, Request, Response, StatusCode};
+use super::date;
+use super::headers::Headers;
+use super::method::Method;
+use super::request::Request;
+use super::response::Response;
 use crate::error::HttpError;
+use crate::status::StatusCode;
 
 impl Response {
     /// `200` with the file at `path` as its body, streamed (never read whole into memory),

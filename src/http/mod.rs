@@ -14,15 +14,15 @@ pub(crate) mod problem;
 mod request;
 pub(crate) mod response;
 pub mod sse;
-mod status;
 pub(crate) mod upgrade;
 
 pub(crate) mod encoding;
 pub(crate) mod target;
 
+pub use crate::status::StatusCode;
 pub use body::{BodyConfig, BodyStream, BoxError, RequestBody};
 pub use client_ip::TrustedProxies;
-pub(crate) use cookies::{find_cookie, find_cookie_bytes, parse_cookie_header};
+pub(crate) use cookies::{find_cookie, parse_cookie_header};
 pub use cookies::{is_valid_cookie_name, Cookie, SameSite};
 pub use headers::Headers;
 pub(crate) use headers::{HeadersBuilder, MAX_HEAD};
@@ -31,5 +31,4 @@ pub use problem::Problem;
 pub(crate) use request::{AppState, Target};
 pub use request::{Extensions, Request, Version};
 pub use response::{IntoResponse, Response};
-pub use status::StatusCode;
 pub use upgrade::Upgraded;

@@ -1,7 +1,7 @@
 //! `multipart/form-data` request bodies (HTML forms with files), read as they arrive through
 //! the `multer` crate. Feature `multipart` (on by default).
 
-use super::Request;
+use super::request::Request;
 use crate::error::HttpError;
 
 pub use multer::{Field, Multipart};

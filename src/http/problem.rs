@@ -10,7 +10,8 @@
 
 use std::borrow::Cow;
 
-use super::{Response, StatusCode};
+use super::response::Response;
+use crate::status::StatusCode;
 
 /// An error about to be sent, as [`App::error_handler`](crate::App::error_handler) sees it.
 #[derive(Debug, Clone)]

@@ -10,11 +10,11 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::body::{BodyReceiver, RequestBody};
+use super::cookies::{find_cookie, find_cookie_bytes, parse_cookie_header};
 use super::encoding::{parse_urlencoded, percent_decode};
+use super::headers::{Headers, HeadersBuilder, MAX_HEAD};
+use super::method::Method;
 use super::target::{normalize_in_place, scan_target};
-use super::{
-    find_cookie, find_cookie_bytes, parse_cookie_header, Headers, HeadersBuilder, Method, MAX_HEAD,
-};
 use crate::error::{HttpError, LookupError};
 use crate::shutdown::{Shutdown, ShutdownSignal};
 

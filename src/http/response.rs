@@ -7,7 +7,9 @@ use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 
 use super::body::{BodyStream, BoxError, BoxErrors, FileBody, Streamed};
-use super::{Cookie, StatusCode};
+use super::cookies::Cookie;
+use crate::error::{ConfigurationError, Error, HttpError, LookupError};
+use crate::status::StatusCode;
 
 type HeaderPair = (Cow<'static, str>, Cow<'static, str>);
 
@@ -680,6 +682,41 @@ impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
             Ok(v) => v.into_response(),
             Err(e) => e.into_response(),
         }
+    }
+}
+
+// The errors as responses (here, not in `error.rs`: errors sit below `http`).
+
+impl IntoResponse for HttpError {
+    /// The message as a text body, marked as an error so that the app's error handler (or the
+    /// default content negotiation) renders it.
+    fn into_response(self) -> Response {
+        let (status, message) = self.into_parts();
+        Response::error(status, message)
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match self {
+            Error::Http(e) => e.into_response(),
+            other => {
+                tracing::error!(error = %other, "handler failed");
+                Response::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for LookupError {
+    fn into_response(self) -> Response {
+        Error::Lookup(self).into_response()
+    }
+}
+
+impl IntoResponse for ConfigurationError {
+    fn into_response(self) -> Response {
+        Error::Configuration(self).into_response()
     }
 }
 

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 
 use super::body::BoxError;
-use super::{IntoResponse, Response};
+use super::response::{IntoResponse, Response};
 
 /// One event. Fields are written in the order `event`, `id`, `retry`, `data`; a `data`
 /// holding line breaks becomes one `data:` line per line (the client joins them with `\n`).

@@ -15,7 +15,6 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::routing::BoxFuture;
 use crate::shutdown::ShutdownSignal;
 
 /// The byte stream under an upgraded connection.
@@ -114,8 +113,11 @@ impl AsyncWrite for Upgraded {
     }
 }
 
+/// The callback's future, boxed (spelled out: `crate::future::BoxFuture` sits above `http`).
+type Running = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// What a `101` response carries: the callback that takes the connection over.
-pub(crate) struct OnUpgrade(Box<dyn FnOnce(Upgraded) -> BoxFuture<'static, ()> + Send>);
+pub(crate) struct OnUpgrade(Box<dyn FnOnce(Upgraded) -> Running + Send>);
 
 impl OnUpgrade {
     pub(crate) fn new<F, Fut>(callback: F) -> OnUpgrade
@@ -127,7 +129,7 @@ impl OnUpgrade {
     }
 
     /// Runs the callback on `upgraded`.
-    pub(crate) fn run(self, upgraded: Upgraded) -> BoxFuture<'static, ()> {
+    pub(crate) fn run(self, upgraded: Upgraded) -> Running {
         (self.0)(upgraded)
     }
 }

@@ -1,14 +1,14 @@
-//! [`AccessLog`]: one `tracing` event per request (target `chirp::access`, level `info`) with
+//! [`AccessLogMiddleware`]: one `tracing` event per request (target `chirp::access`, level `info`) with
 //! method, path, status, bytes, duration, client address and a request id, which is also
 //! echoed as `X-Request-Id` and reachable by handlers as [`request_id`].
 
 use std::time::Instant;
 
 use crate::error::LookupError;
+use crate::future::BoxFuture;
 use crate::http::{Request, Response, TrustedProxies};
-use crate::middleware::csrf::random_hex;
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
+use crate::security::random_hex;
+use crate::service::{Middleware, Next};
 
 tokio::task_local! {
     static REQUEST_ID: String;
@@ -27,25 +27,25 @@ tokio::task_local! {
 ///
 /// ```
 /// use chirp::http::TrustedProxies;
-/// use chirp::middleware::access_log::AccessLog;
+/// use chirp::middleware::access_log::AccessLogMiddleware;
 /// # fn main() -> Result<(), chirp::ConfigurationError> {
 /// let mut app = chirp::App::new();
-/// app.add_middleware(AccessLog::new().trusted_proxies(TrustedProxies::new(["127.0.0.1"])?));
+/// app.add_middleware(AccessLogMiddleware::new().trusted_proxies(TrustedProxies::new(["127.0.0.1"])?));
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Default)]
-pub struct AccessLog {
+pub struct AccessLogMiddleware {
     proxies: TrustedProxies,
 }
 
-impl AccessLog {
+impl AccessLogMiddleware {
     /// An access log that trusts no proxy.
-    pub fn new() -> AccessLog {
-        AccessLog::default()
+    pub fn new() -> AccessLogMiddleware {
+        AccessLogMiddleware::default()
     }
 
     /// The proxies whose `X-Forwarded-For` and `X-Request-Id` are believed.
-    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> AccessLog {
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> AccessLogMiddleware {
         self.proxies = proxies;
         self
     }
@@ -60,7 +60,7 @@ fn sane_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
-impl Middleware for AccessLog {
+impl Middleware for AccessLogMiddleware {
     fn call<'a>(&'a self, mut req: Request, next: Next) -> BoxFuture<'a, Response> {
         Box::pin(async move {
             let started = Instant::now();
@@ -103,18 +103,18 @@ impl Middleware for AccessLog {
     }
 
     fn name(&self) -> &'static str {
-        "AccessLog"
+        "AccessLogMiddleware"
     }
 }
 
-/// The id [`AccessLog`] gave the current request (for logs, error pages, upstream calls).
+/// The id [`AccessLogMiddleware`] gave the current request (for logs, error pages, upstream calls).
 ///
 /// # Errors
-/// [`LookupError`] outside a request handled by [`AccessLog`].
+/// [`LookupError`] outside a request handled by [`AccessLogMiddleware`].
 pub fn request_id() -> Result<String, LookupError> {
     REQUEST_ID
         .try_with(String::clone)
-        .map_err(|_| LookupError::new("No request id: add AccessLog to the app (first)"))
+        .map_err(|_| LookupError::new("No request id: add AccessLogMiddleware to the app (first)"))
 }
 
 #[cfg(test)]

@@ -1,26 +1,27 @@
-//! [`AllowedHosts`]: refuses requests for any `Host` the app does not serve (`400`), the
+//! [`AllowedHostsMiddleware`]: refuses requests for any `Host` the app does not serve (`400`), the
 //! defence against DNS rebinding (a hostile name pointed at this server's address, so that a
 //! browser's same-origin rules treat the attacker's page as this app's) and against
 //! poisoned absolute URLs built from `Host`.
 
 use crate::error::{ConfigurationError, HttpError};
+use crate::future::BoxFuture;
 use crate::http::{IntoResponse, Request, Response};
-use crate::middleware::audit::emit;
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
+use crate::middleware::auth::current_user_id;
+use crate::security::audit::emit;
+use crate::service::{Middleware, Next};
 
 /// The hosts the app answers for: `example.com` (that name, any port), `.example.com` (it
 /// and every subdomain), `example.com:8443` (that name on that port only), `*` (anything).
 ///
 /// ```
-/// use chirp::middleware::allowed_hosts::AllowedHosts;
+/// use chirp::middleware::allowed_hosts::AllowedHostsMiddleware;
 /// # fn main() -> Result<(), chirp::ConfigurationError> {
 /// let mut app = chirp::App::new();
-/// app.add_middleware(AllowedHosts::new(["example.com", ".example.com", "localhost"])?);
+/// app.add_middleware(AllowedHostsMiddleware::new(["example.com", ".example.com", "localhost"])?);
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
-pub struct AllowedHosts {
+pub struct AllowedHostsMiddleware {
     patterns: Vec<(String, Option<String>)>,
     allow_missing: bool,
 }
@@ -44,9 +45,9 @@ fn split_host(value: &str) -> (String, Option<String>) {
     (host.trim_end_matches('.').to_owned(), port)
 }
 
-impl AllowedHosts {
+impl AllowedHostsMiddleware {
     /// Allows `hosts`. An empty list or an empty pattern is a [`ConfigurationError`].
-    pub fn new<I, S>(hosts: I) -> Result<AllowedHosts, ConfigurationError>
+    pub fn new<I, S>(hosts: I) -> Result<AllowedHostsMiddleware, ConfigurationError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -55,10 +56,10 @@ impl AllowedHosts {
             hosts.into_iter().map(|h| split_host(h.as_ref())).collect();
         if patterns.is_empty() || patterns.iter().any(|(h, _)| h.is_empty() || h == ".") {
             return Err(ConfigurationError::new(
-                "AllowedHosts: list at least one host, e.g. [\"example.com\", \".example.com\"]",
+                "AllowedHostsMiddleware: list at least one host, e.g. [\"example.com\", \".example.com\"]",
             ));
         }
-        Ok(AllowedHosts {
+        Ok(AllowedHostsMiddleware {
             patterns,
             allow_missing: false,
         })
@@ -66,7 +67,7 @@ impl AllowedHosts {
 
     /// Whether a request without any host (HTTP/1.0 without `Host`) is let through (default
     /// `false`: refused).
-    pub fn allow_missing_host(mut self, allow: bool) -> AllowedHosts {
+    pub fn allow_missing_host(mut self, allow: bool) -> AllowedHostsMiddleware {
         self.allow_missing = allow;
         self
     }
@@ -85,14 +86,14 @@ impl AllowedHosts {
     }
 }
 
-impl Middleware for AllowedHosts {
+impl Middleware for AllowedHostsMiddleware {
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
         let allowed = match req.host() {
             Some(host) => self.allows(host),
             None => self.allow_missing,
         };
         if !allowed {
-            emit("host.rejected", &req, None);
+            emit("host.rejected", &req, current_user_id().as_deref());
             return Box::pin(std::future::ready(
                 HttpError::bad_request("Invalid Host header").into_response(),
             ));
@@ -101,7 +102,7 @@ impl Middleware for AllowedHosts {
     }
 
     fn name(&self) -> &'static str {
-        "AllowedHosts"
+        "AllowedHostsMiddleware"
     }
 }
 
@@ -112,7 +113,8 @@ mod tests {
     #[test]
     fn patterns() {
         let hosts =
-            AllowedHosts::new(["example.com", ".example.org", "api.test:8443", "[::1]"]).unwrap();
+            AllowedHostsMiddleware::new(["example.com", ".example.org", "api.test:8443", "[::1]"])
+                .unwrap();
         for ok in [
             "example.com",
             "EXAMPLE.com:80",
@@ -135,7 +137,9 @@ mod tests {
         ] {
             assert!(!hosts.allows(bad), "{bad}");
         }
-        assert!(AllowedHosts::new(Vec::<String>::new()).is_err());
-        assert!(AllowedHosts::new(["*"]).unwrap().allows("anything"));
+        assert!(AllowedHostsMiddleware::new(Vec::<String>::new()).is_err());
+        assert!(AllowedHostsMiddleware::new(["*"])
+            .unwrap()
+            .allows("anything"));
     }
 }

@@ -11,7 +11,8 @@
 //!
 //! ```
 //! use chirp::middleware::auth::{get_user, login, login_required, AuthConfig, AuthMiddleware, AuthUser};
-//! use chirp::middleware::sessions::{SessionConfig, SessionMiddleware};
+//! use chirp::sessions::SessionConfig;
+//! use chirp::middleware::sessions::SessionMiddleware;
 //! use chirp::testing::TestClient;
 //! use chirp::{App, Error, Request, Response};
 //!
@@ -50,13 +51,14 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::error::{ConfigurationError, Error, HttpError, LookupError};
+use crate::future::BoxFuture;
 use crate::http::encoding::percent_encode;
 use crate::http::target::{in_scope, normalize_prefix};
 use crate::http::{Request, Response, StatusCode};
-use crate::middleware::audit::{emit_info, RequestInfo};
-use crate::middleware::sessions::{get_session, regenerate_session};
-use crate::middleware::{Middleware, Next};
-use crate::routing::{BoxFuture, Handler};
+use crate::routing::{ErasedHandler as _, Handler};
+use crate::security::audit::{emit, emit_info, RequestInfo};
+use crate::service::{Middleware, Next};
+use crate::sessions::{get_session, regenerate_session};
 
 /// The default session key that holds the user's session version (see
 /// [`AuthConfig::session_version`]): the Python framework's, so that its logins are honoured.
@@ -198,8 +200,10 @@ impl SignedIn {
     }
 }
 
-/// The id of the user signed in on this request, if any (for security events).
-pub(crate) fn current_user_id() -> Option<String> {
+/// The id of the user signed in on this request, if any (`None` outside [`AuthMiddleware`]
+/// too): the user id of the security events the middleware emits, and of an app's own
+/// ([`emit`]).
+pub fn current_user_id() -> Option<String> {
     let ctx = context().ok()?;
     let user = ctx.user.lock().unwrap_or_else(|e| e.into_inner());
     user.as_ref().map(|u| u.id.clone())
@@ -432,6 +436,9 @@ fn is_api_call(req: &Request, api_prefix: Option<&str>) -> bool {
 }
 
 impl<H: Handler> Handler for LoginRequired<H> {
+    type Future = BoxFuture<'static, Response>;
+    type Output = Response;
+
     fn call(&self, req: Request) -> BoxFuture<'static, Response> {
         let ctx = match context() {
             Ok(ctx) => ctx,
@@ -439,7 +446,7 @@ impl<H: Handler> Handler for LoginRequired<H> {
         };
         let signed_in = ctx.user.lock().unwrap_or_else(|e| e.into_inner()).is_some();
         if signed_in {
-            return self.handler.call(req);
+            return self.handler.call_boxed(req);
         }
         Box::pin(std::future::ready(anonymous_answer(&ctx, &req)))
     }
@@ -531,6 +538,9 @@ pub struct Requires<H> {
 }
 
 impl<H: Handler> Handler for Requires<H> {
+    type Future = BoxFuture<'static, Response>;
+    type Output = Response;
+
     fn call(&self, req: Request) -> BoxFuture<'static, Response> {
         let ctx = match context() {
             Ok(ctx) => ctx,
@@ -545,12 +555,12 @@ impl<H: Handler> Handler for Requires<H> {
             permissions: &signed.permissions,
         };
         if !(self.policy)(&req, &who) {
-            crate::middleware::audit::emit("permission.denied", &req, Some(&signed.id));
+            emit("permission.denied", &req, Some(&signed.id));
             return Box::pin(std::future::ready(Response::error(
                 StatusCode::FORBIDDEN,
                 "Forbidden",
             )));
         }
-        self.handler.call(req)
+        self.handler.call_boxed(req)
     }
 }

@@ -1,4 +1,4 @@
-//! [`Compression`]: gzip and brotli response bodies, chosen from `Accept-Encoding`
+//! [`CompressionMiddleware`]: gzip and brotli response bodies, chosen from `Accept-Encoding`
 //! (RFC 9110 §12.5.3, q-values), for compressible types above a size threshold. In-memory
 //! bodies are compressed whole (the length is recomputed); streamed ones chunk by chunk, each
 //! chunk flushed through the compressor so that a Server-Sent Event is not held back.
@@ -10,35 +10,35 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_core::Stream;
 
+use crate::future::BoxFuture;
 use crate::http::encoding::accepted_q;
 use crate::http::{BodyStream, BoxError, Request, Response, StatusCode};
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
+use crate::service::{Middleware, Next};
 
 /// Compresses responses for clients that accept it.
 ///
 /// A response is compressed when the client accepts `br` or `gzip` (the higher q-value;
 /// brotli on a tie), its type is compressible (text, JSON, JavaScript, XML, SVG, WebAssembly,
-/// event streams), its body is at least [`min_size`](Compression::min_size) bytes (streams of
+/// event streams), its body is at least [`min_size`](CompressionMiddleware::min_size) bytes (streams of
 /// unknown length always are), and it is not already encoded, partial (`206`), or marked
 /// `Cache-Control: no-transform`. Such responses carry `Vary: Accept-Encoding`, whether
 /// compressed or not; a strong `ETag` becomes weak, and `Accept-Ranges` is dropped.
 ///
 /// ```
-/// use chirp::middleware::compression::Compression;
+/// use chirp::middleware::compression::CompressionMiddleware;
 /// let mut app = chirp::App::new();
-/// app.add_middleware(Compression::new().min_size(512).brotli_quality(5));
+/// app.add_middleware(CompressionMiddleware::new().min_size(512).brotli_quality(5));
 /// ```
 #[derive(Debug, Clone)]
-pub struct Compression {
+pub struct CompressionMiddleware {
     min_size: usize,
     gzip: Option<u32>,
     brotli: Option<u32>,
 }
 
-impl Default for Compression {
+impl Default for CompressionMiddleware {
     fn default() -> Self {
-        Compression::new()
+        CompressionMiddleware::new()
     }
 }
 
@@ -58,11 +58,11 @@ impl Coding {
     }
 }
 
-impl Compression {
+impl CompressionMiddleware {
     /// gzip at level 6 and brotli at quality 4 (fast enough for dynamic responses), for
     /// bodies of 1 KiB or more.
-    pub fn new() -> Compression {
-        Compression {
+    pub fn new() -> CompressionMiddleware {
+        CompressionMiddleware {
             min_size: 1024,
             gzip: Some(6),
             brotli: Some(4),
@@ -71,32 +71,32 @@ impl Compression {
 
     /// The smallest in-memory body compressed (default 1024 bytes): below it, the coding's
     /// overhead outweighs the gain.
-    pub fn min_size(mut self, bytes: usize) -> Compression {
+    pub fn min_size(mut self, bytes: usize) -> CompressionMiddleware {
         self.min_size = bytes;
         self
     }
 
     /// The gzip level, 0–9 (default 6; clamped).
-    pub fn gzip_level(mut self, level: u32) -> Compression {
+    pub fn gzip_level(mut self, level: u32) -> CompressionMiddleware {
         self.gzip = Some(level.min(9));
         self
     }
 
     /// The brotli quality, 0–11 (default 4; clamped). 11 is for precompressing, not for
     /// every request.
-    pub fn brotli_quality(mut self, quality: u32) -> Compression {
+    pub fn brotli_quality(mut self, quality: u32) -> CompressionMiddleware {
         self.brotli = Some(quality.min(11));
         self
     }
 
     /// Turns gzip off (`false`) or back on.
-    pub fn gzip(mut self, on: bool) -> Compression {
+    pub fn gzip(mut self, on: bool) -> CompressionMiddleware {
         self.gzip = if on { self.gzip.or(Some(6)) } else { None };
         self
     }
 
     /// Turns brotli off (`false`) or back on.
-    pub fn brotli(mut self, on: bool) -> Compression {
+    pub fn brotli(mut self, on: bool) -> CompressionMiddleware {
         self.brotli = if on { self.brotli.or(Some(4)) } else { None };
         self
     }
@@ -320,7 +320,7 @@ impl Stream for CompressedStream {
     }
 }
 
-impl Middleware for Compression {
+impl Middleware for CompressionMiddleware {
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
         Box::pin(async move {
             let accept = req.header("accept-encoding").map(str::to_owned);
@@ -331,7 +331,7 @@ impl Middleware for Compression {
     }
 
     fn name(&self) -> &'static str {
-        "Compression"
+        "CompressionMiddleware"
     }
 }
 
@@ -341,7 +341,7 @@ mod tests {
 
     #[test]
     fn negotiation() {
-        let c = Compression::new();
+        let c = CompressionMiddleware::new();
         assert_eq!(c.choose("gzip, br"), Some(Coding::Brotli(4)));
         assert_eq!(c.choose("gzip;q=1, br;q=0.9"), Some(Coding::Gzip(6)));
         assert_eq!(c.choose("gzip"), Some(Coding::Gzip(6)));
@@ -349,10 +349,15 @@ mod tests {
         assert_eq!(c.choose("br;q=0, gzip;q=0"), None);
         assert_eq!(c.choose("*"), Some(Coding::Brotli(4)));
         assert_eq!(
-            Compression::new().brotli(false).choose("br, gzip"),
+            CompressionMiddleware::new()
+                .brotli(false)
+                .choose("br, gzip"),
             Some(Coding::Gzip(6))
         );
-        assert_eq!(Compression::new().gzip(false).choose("gzip"), None);
+        assert_eq!(
+            CompressionMiddleware::new().gzip(false).choose("gzip"),
+            None
+        );
     }
 
     #[test]

@@ -7,10 +7,11 @@
 use std::time::Duration;
 
 use crate::error::ConfigurationError;
+use crate::future::BoxFuture;
 use crate::http::{Method, Request, Response, StatusCode};
-use crate::middleware::audit::emit;
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
+use crate::middleware::auth::current_user_id;
+use crate::security::audit::emit;
+use crate::service::{Middleware, Next};
 
 /// What [`CorsMiddleware`] allows. Nothing, by default: add origins.
 ///
@@ -201,7 +202,7 @@ impl CorsMiddleware {
         let headers_ok =
             self.config.any_header || requested.iter().all(|h| self.config.headers.contains(h));
         if !self.allows(origin) || !method_ok || !headers_ok {
-            emit("cors.rejected", req, None);
+            emit("cors.rejected", req, current_user_id().as_deref());
             let mut res =
                 Response::text("CORS preflight refused").with_status(StatusCode::FORBIDDEN);
             res.append_header(

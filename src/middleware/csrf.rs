@@ -10,7 +10,8 @@
 //!
 //! ```
 //! use chirp::middleware::csrf::{csrf_field, CsrfConfig, CsrfMiddleware};
-//! use chirp::middleware::sessions::{SessionConfig, SessionMiddleware};
+//! use chirp::sessions::SessionConfig;
+//! use chirp::middleware::sessions::SessionMiddleware;
 //! use chirp::{App, Request, Response};
 //! # fn main() -> Result<(), chirp::Error> {
 //! let mut app = App::new();
@@ -36,11 +37,13 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::error::{ConfigurationError, HttpError, LookupError};
+use crate::future::BoxFuture;
 use crate::http::{IntoResponse, Method, Request, Response};
-use crate::middleware::audit::emit;
-use crate::middleware::sessions::get_session;
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
+use crate::middleware::auth::current_user_id;
+use crate::security::audit::emit;
+use crate::security::random_hex;
+use crate::service::{Middleware, Next};
+use crate::sessions::get_session;
 
 /// How [`CsrfMiddleware`] works; the defaults are the Python framework's.
 #[derive(Debug, Clone)]
@@ -165,15 +168,6 @@ impl CsrfMiddleware {
     }
 }
 
-/// `n` random bytes from the OS, as lowercase hex.
-pub(crate) fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    // The OS RNG does not fail on the platforms chirp runs on; if it ever did, no token
-    // at all is better than a predictable one.
-    getrandom::fill(&mut bytes).expect("the OS random number generator failed");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Settings {
     /// The session's token, made (and stored) when it has none.
     fn token(&self) -> Result<String, LookupError> {
@@ -279,7 +273,7 @@ fn futures_once(
 }
 
 fn refuse(req: &Request, event: &'static str, detail: &'static str) -> Response {
-    emit(event, req, None);
+    emit(event, req, current_user_id().as_deref());
     HttpError::forbidden(detail).into_response()
 }
 

@@ -21,89 +21,20 @@
 
 pub mod access_log;
 pub mod allowed_hosts;
-pub mod audit;
 pub mod auth;
 pub mod auth_rate_limit;
 pub mod compression;
 pub mod cors;
 pub mod csrf;
-pub mod flash;
-#[cfg(feature = "redis")]
-mod redis_conn;
 pub mod security_headers;
 pub mod sessions;
 pub mod static_files;
 
 use std::future::Future;
-use std::sync::Arc;
 
+use crate::future::BoxFuture;
 use crate::http::{IntoResponse, Request, Response};
-use crate::panic::catch_panic;
-use crate::routing::{BoxFuture, Router};
-
-/// A middleware. Implement it for a struct, or use any
-/// `Fn(Request, Next) -> impl Future<Output = impl IntoResponse>` (see [`from_fn`]).
-///
-/// ```
-/// use chirp::{Request, Response, StatusCode};
-/// use chirp::middleware::{Middleware, Next};
-/// use chirp::routing::BoxFuture;
-///
-/// /// Answers 503 to everything while `down` is set.
-/// struct Maintenance { down: bool }
-///
-/// impl Middleware for Maintenance {
-///     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
-///         Box::pin(async move {
-///             if self.down {
-///                 return Response::text("back soon").with_status(StatusCode::SERVICE_UNAVAILABLE);
-///             }
-///             next.run(req).await
-///         })
-///     }
-/// }
-/// ```
-pub trait Middleware: Send + Sync + 'static {
-    /// Handles `req`, usually by calling `next.run(req)`.
-    fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response>;
-
-    /// Whether this middleware wants `req` at all; when not, the chain goes straight on to
-    /// the next one (at no cost). Everything, by default; see [`scoped`].
-    fn applies_to(&self, req: &Request) -> bool {
-        let _ = req;
-        true
-    }
-
-    /// What this middleware puts in scope for the ones after it (`"session"` for
-    /// [`SessionMiddleware`](sessions::SessionMiddleware)). Checked when the app is built.
-    fn provides(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    /// What must be in scope when this middleware runs (`"session"` for the auth middleware
-    /// with session logins): an app whose middleware before it does not provide it fails to
-    /// build with a [`ConfigurationError`](crate::ConfigurationError).
-    fn requires(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    /// The name used in configuration errors. The type's name, by default.
-    fn name(&self) -> &'static str {
-        std::any::type_name::<Self>()
-    }
-}
-
-impl<F, Fut, R> Middleware for F
-where
-    F: Fn(Request, Next) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = R> + Send + 'static,
-    R: IntoResponse,
-{
-    fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
-        let fut = self(req, next);
-        Box::pin(async move { fut.await.into_response() })
-    }
-}
+pub use crate::service::{Middleware, Next};
 
 /// Wraps an async closure as a [`Middleware`]; unlike passing the closure directly, its
 /// argument types are inferred: `from_fn(|req, next| async move { next.run(req).await })`.
@@ -152,7 +83,8 @@ where
 ///
 /// ```
 /// use chirp::middleware::scoped;
-/// use chirp::middleware::sessions::{SessionConfig, SessionMiddleware};
+/// use chirp::sessions::SessionConfig;
+/// use chirp::middleware::sessions::SessionMiddleware;
 /// # fn main() -> Result<(), chirp::ConfigurationError> {
 /// let mut app = chirp::App::new();
 /// app.add_middleware(scoped("/dashboard", SessionMiddleware::new(SessionConfig::new("my-secret-key"))?));
@@ -191,103 +123,5 @@ impl<M: Middleware> Middleware for Scoped<M> {
 
     fn name(&self) -> &'static str {
         self.inner.name()
-    }
-}
-
-/// The built application: the middleware chain and the router at its end.
-pub(crate) struct Chain {
-    pub(crate) middleware: Vec<Box<dyn Middleware>>,
-    pub(crate) router: Router,
-    /// The app's state, handed to every request (`None`: the app has none).
-    pub(crate) state: Option<Arc<crate::http::AppState>>,
-    /// Renders the errors chirp makes (`None`: the default negotiation).
-    pub(crate) error_handler: Option<ErrorHandler>,
-}
-
-/// What [`App::error_handler`](crate::App::error_handler) keeps.
-pub(crate) type ErrorHandler = Box<dyn Fn(&crate::http::Problem) -> Response + Send + Sync>;
-
-impl Chain {
-    /// The first middleware from `from` on that wants `req`.
-    pub(crate) fn first_applicable(&self, from: usize, req: &Request) -> Option<usize> {
-        self.middleware[from..]
-            .iter()
-            .position(|m| m.applies_to(req))
-            .map(|i| from + i)
-    }
-}
-
-/// The rest of the chain after the current middleware. Owned and `'static`, so it can be moved
-/// into the middleware's future.
-pub struct Next {
-    chain: Arc<Chain>,
-    index: usize,
-}
-
-impl Next {
-    /// Starts middleware `index` (which applies to `req`), with the rest of the chain after it.
-    /// Not async: the middleware's own boxed future is all there is to await.
-    pub(crate) fn start_at(
-        chain: &Arc<Chain>,
-        index: usize,
-        req: Request,
-    ) -> BoxFuture<'_, Response> {
-        let next = Next {
-            chain: chain.clone(),
-            index: index + 1,
-        };
-        chain.middleware[index].call(req, next)
-    }
-
-    /// Runs the rest of the chain, then the router, and returns the response. A panic in the
-    /// rest of the chain (a later middleware or the handler) becomes a `500` here, so every
-    /// middleware sees a response.
-    ///
-    /// Nothing runs until the returned future is first polled (a middleware may set up a
-    /// scope around it first, as the session middleware does).
-    // Not an `async fn`: that would keep its two arguments twice in the future's state (the
-    // parameters, and the locals they are moved into), more than twice the size.
-    #[allow(clippy::manual_async_fn)]
-    pub fn run(self, req: Request) -> impl Future<Output = Response> + Send + 'static {
-        async move {
-            let fut = match self.chain.first_applicable(self.index, &req) {
-                Some(index) => Next::start_at(&self.chain, index, req),
-                None => match self.chain.router.start_boxed(req) {
-                    Ok(handler) => handler,
-                    Err(res) => return res,
-                },
-            };
-            catch_panic(fut).await
-        }
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::http::Method;
-
-    pub(crate) fn next_for_tests() -> Next {
-        Next {
-            chain: Arc::new(Chain {
-                middleware: Vec::new(),
-                router: Router::default(),
-                state: None,
-                error_handler: None,
-            }),
-            index: 0,
-        }
-    }
-
-    /// Every middleware's future holds the `next.run(req)` future: it should hold the request
-    /// once (an `async fn` would hold it twice), plus little more.
-    #[test]
-    fn the_rest_of_the_chain_holds_its_request_once() {
-        let run = next_for_tests().run(Request::new(Method::Get, "/"));
-        let size = std::mem::size_of_val(&run);
-        assert!(
-            size <= std::mem::size_of::<Request>() + 64,
-            "Next::run's future is {size} bytes"
-        );
     }
 }

@@ -1,4 +1,4 @@
-//! [`SecurityHeaders`]: the response headers that close common browser-side holes, with safe
+//! [`SecurityHeadersMiddleware`]: the response headers that close common browser-side holes, with safe
 //! defaults (the Python framework's `security_headers` and `csp_nonce`), and a fresh
 //! Content-Security-Policy nonce per request ([`csp_nonce`]).
 //!
@@ -17,9 +17,9 @@ use std::time::Duration;
 use base64::Engine;
 
 use crate::error::{ConfigurationError, LookupError};
+use crate::future::BoxFuture;
 use crate::http::{Request, Response};
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
+use crate::service::{Middleware, Next};
 
 tokio::task_local! {
     static NONCE: String;
@@ -28,12 +28,12 @@ tokio::task_local! {
 /// The security headers middleware. See the [module docs](self).
 ///
 /// ```
-/// use chirp::middleware::security_headers::{csp_nonce, SecurityHeaders};
+/// use chirp::middleware::security_headers::{csp_nonce, SecurityHeadersMiddleware};
 /// use std::time::Duration;
 /// # fn main() -> Result<(), chirp::ConfigurationError> {
 /// let mut app = chirp::App::new();
 /// app.add_middleware(
-///     SecurityHeaders::new()
+///     SecurityHeadersMiddleware::new()
 ///         .hsts(Duration::from_secs(31_536_000), true)
 ///         .content_security_policy("default-src 'self'; script-src 'self' 'nonce-{nonce}'")?,
 /// );
@@ -44,22 +44,22 @@ tokio::task_local! {
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
-pub struct SecurityHeaders {
+pub struct SecurityHeadersMiddleware {
     fixed: Vec<(&'static str, Cow<'static, str>)>,
     /// The policy, split at each `{nonce}` (one piece: no nonce to make).
     csp: Option<Vec<String>>,
 }
 
-impl Default for SecurityHeaders {
+impl Default for SecurityHeadersMiddleware {
     fn default() -> Self {
-        SecurityHeaders::new()
+        SecurityHeadersMiddleware::new()
     }
 }
 
-impl SecurityHeaders {
+impl SecurityHeadersMiddleware {
     /// The defaults listed in the [module docs](self).
-    pub fn new() -> SecurityHeaders {
-        SecurityHeaders {
+    pub fn new() -> SecurityHeadersMiddleware {
+        SecurityHeadersMiddleware {
             fixed: vec![
                 ("x-content-type-options", Cow::Borrowed("nosniff")),
                 ("x-frame-options", Cow::Borrowed("DENY")),
@@ -73,7 +73,7 @@ impl SecurityHeaders {
         }
     }
 
-    fn set(mut self, name: &'static str, value: Option<&'static str>) -> SecurityHeaders {
+    fn set(mut self, name: &'static str, value: Option<&'static str>) -> SecurityHeadersMiddleware {
         self.fixed.retain(|(n, _)| *n != name);
         if let Some(value) = value {
             self.fixed.push((name, Cow::Borrowed(value)));
@@ -82,28 +82,35 @@ impl SecurityHeaders {
     }
 
     /// `X-Frame-Options` (`DENY` by default, `SAMEORIGIN`, or `None` for none).
-    pub fn frame_options(self, value: Option<&'static str>) -> SecurityHeaders {
+    pub fn frame_options(self, value: Option<&'static str>) -> SecurityHeadersMiddleware {
         self.set("x-frame-options", value)
     }
 
     /// `Referrer-Policy` (default `strict-origin-when-cross-origin`; `None` for none).
-    pub fn referrer_policy(self, value: Option<&'static str>) -> SecurityHeaders {
+    pub fn referrer_policy(self, value: Option<&'static str>) -> SecurityHeadersMiddleware {
         self.set("referrer-policy", value)
     }
 
     /// `Cross-Origin-Opener-Policy` (default `same-origin`; `None` for none).
-    pub fn cross_origin_opener_policy(self, value: Option<&'static str>) -> SecurityHeaders {
+    pub fn cross_origin_opener_policy(
+        self,
+        value: Option<&'static str>,
+    ) -> SecurityHeadersMiddleware {
         self.set("cross-origin-opener-policy", value)
     }
 
     /// `X-Content-Type-Options: nosniff` on (default) or off.
-    pub fn content_type_options(self, on: bool) -> SecurityHeaders {
+    pub fn content_type_options(self, on: bool) -> SecurityHeadersMiddleware {
         self.set("x-content-type-options", on.then_some("nosniff"))
     }
 
     /// `Strict-Transport-Security: max-age=…` (with `includeSubDomains` when asked): only
     /// for apps served over HTTPS (browsers ignore it over HTTP).
-    pub fn hsts(mut self, max_age: Duration, include_subdomains: bool) -> SecurityHeaders {
+    pub fn hsts(
+        mut self,
+        max_age: Duration,
+        include_subdomains: bool,
+    ) -> SecurityHeadersMiddleware {
         let mut value = format!("max-age={}", max_age.as_secs());
         if include_subdomains {
             value.push_str("; includeSubDomains");
@@ -120,7 +127,7 @@ impl SecurityHeaders {
     pub fn content_security_policy(
         mut self,
         policy: &str,
-    ) -> Result<SecurityHeaders, ConfigurationError> {
+    ) -> Result<SecurityHeadersMiddleware, ConfigurationError> {
         if policy.contains(['\r', '\n', '\0']) || policy.trim().is_empty() {
             return Err(ConfigurationError::new(
                 "content_security_policy: give a non-empty policy on one line",
@@ -138,7 +145,7 @@ fn new_nonce() -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-impl Middleware for SecurityHeaders {
+impl Middleware for SecurityHeadersMiddleware {
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
         Box::pin(async move {
             let (mut res, nonce) = match &self.csp {
@@ -164,20 +171,20 @@ impl Middleware for SecurityHeaders {
     }
 
     fn name(&self) -> &'static str {
-        "SecurityHeaders"
+        "SecurityHeadersMiddleware"
     }
 }
 
 /// The current request's CSP nonce, for `<script nonce="…">` and `<style nonce="…">`: fresh
-/// random per request, the same value [`SecurityHeaders`] puts in the policy.
+/// random per request, the same value [`SecurityHeadersMiddleware`] puts in the policy.
 ///
 /// # Errors
-/// [`LookupError`] outside a request handled by `SecurityHeaders` with a policy that has a
+/// [`LookupError`] outside a request handled by `SecurityHeadersMiddleware` with a policy that has a
 /// `{nonce}`.
 pub fn csp_nonce() -> Result<String, LookupError> {
     NONCE.try_with(String::clone).map_err(|_| {
         LookupError::new(
-            "No CSP nonce: add SecurityHeaders with a content_security_policy containing {nonce}",
+            "No CSP nonce: add SecurityHeadersMiddleware with a content_security_policy containing {nonce}",
         )
     })
 }

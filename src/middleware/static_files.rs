@@ -1,4 +1,4 @@
-//! [`StaticFiles`]: a folder served under a path prefix, as the Python framework's middleware
+//! [`StaticFilesMiddleware`]: a folder served under a path prefix, as the Python framework's middleware
 //! of the same name: GET and HEAD only, `index.html` for folders, no listings, precompressed
 //! siblings (`.br`, `.gz`), a `Cache-Control` knob, and files streamed with validators and
 //! ranges ([`Response::file`](crate::Response::file)'s machinery).
@@ -19,12 +19,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::ConfigurationError;
+use crate::future::BoxFuture;
 use crate::http::encoding::accepted_q;
 use crate::http::file::file_response;
 use crate::http::target::{in_scope, normalize_prefix};
 use crate::http::{Method, Request, Response, StatusCode};
-use crate::middleware::{Middleware, Next};
-use crate::routing::{BoxFuture, Handler};
+use crate::routing::Handler;
+use crate::service::{Middleware, Next};
 
 /// Serves the files under a folder at a path prefix.
 ///
@@ -33,18 +34,18 @@ use crate::routing::{BoxFuture, Handler};
 /// Python framework); as a route handler, a missing file is a `404`.
 ///
 /// ```no_run
-/// use chirp::middleware::static_files::StaticFiles;
+/// use chirp::middleware::static_files::StaticFilesMiddleware;
 /// # fn main() -> Result<(), chirp::ConfigurationError> {
 /// let mut app = chirp::App::new();
 /// app.add_middleware(
-///     StaticFiles::new("/static", "./public")?.cache_control("public, max-age=86400"),
+///     StaticFilesMiddleware::new("/static", "./public")?.cache_control("public, max-age=86400"),
 /// );
 /// // or as a route:
-/// app.route("/assets/{path:path}", StaticFiles::new("/assets", "./assets")?);
+/// app.route("/assets/{path:path}", StaticFilesMiddleware::new("/assets", "./assets")?);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
-pub struct StaticFiles {
+pub struct StaticFilesMiddleware {
     inner: Arc<Inner>,
 }
 
@@ -61,18 +62,21 @@ struct Inner {
     no_openat2: AtomicBool,
 }
 
-impl StaticFiles {
+impl StaticFilesMiddleware {
     /// Serves the folder `root` at `prefix` (`"/"` for a whole site). A `root` that is not a
     /// readable folder is a [`ConfigurationError`].
     ///
     /// Defaults (as the Python framework's): `index.html` for folders,
     /// `Cache-Control: public, max-age=3600`, precompressed siblings on, hidden files
     /// (names starting with `.`) never served.
-    pub fn new(prefix: &str, root: impl AsRef<Path>) -> Result<StaticFiles, ConfigurationError> {
+    pub fn new(
+        prefix: &str,
+        root: impl AsRef<Path>,
+    ) -> Result<StaticFilesMiddleware, ConfigurationError> {
         let root = root.as_ref();
         let fail = |e: &dyn std::fmt::Display| {
             ConfigurationError::new(format!(
-                "StaticFiles root {}: {e}: give the path of an existing folder",
+                "StaticFilesMiddleware root {}: {e}: give the path of an existing folder",
                 root.display()
             ))
         };
@@ -86,7 +90,7 @@ impl StaticFiles {
             rustix::fs::Mode::empty(),
         )
         .map_err(|e| fail(&io::Error::from(e)))?;
-        Ok(StaticFiles {
+        Ok(StaticFilesMiddleware {
             inner: Arc::new(Inner {
                 prefix: normalize_prefix(prefix),
                 root: canonical,
@@ -101,31 +105,35 @@ impl StaticFiles {
     }
 
     fn inner_mut(&mut self) -> &mut Inner {
-        Arc::get_mut(&mut self.inner).expect("StaticFiles is configured before it is cloned")
+        Arc::get_mut(&mut self.inner)
+            .expect("StaticFilesMiddleware is configured before it is cloned")
     }
 
     /// The file served for a folder (default `index.html`); `None`: folders are `404`s.
-    pub fn index(mut self, name: Option<&str>) -> StaticFiles {
+    pub fn index(mut self, name: Option<&str>) -> StaticFilesMiddleware {
         self.inner_mut().index = name.map(str::to_owned);
         self
     }
 
     /// The `Cache-Control` of every file served (default `public, max-age=3600`); `None`
     /// sends none.
-    pub fn cache_control(mut self, value: impl Into<Option<&'static str>>) -> StaticFiles {
+    pub fn cache_control(
+        mut self,
+        value: impl Into<Option<&'static str>>,
+    ) -> StaticFilesMiddleware {
         self.inner_mut().cache_control = value.into().map(Cow::Borrowed);
         self
     }
 
     /// Whether `file.br` / `file.gz` beside `file` are served in its place to clients whose
     /// `Accept-Encoding` allows (default on). Responses then say `Vary: Accept-Encoding`.
-    pub fn precompressed(mut self, on: bool) -> StaticFiles {
+    pub fn precompressed(mut self, on: bool) -> StaticFilesMiddleware {
         self.inner_mut().precompressed = on;
         self
     }
 
     /// Whether names starting with `.` (`.env`, `.git/`) are served (default: never).
-    pub fn serve_hidden(mut self, on: bool) -> StaticFiles {
+    pub fn serve_hidden(mut self, on: bool) -> StaticFilesMiddleware {
         self.inner_mut().hidden = on;
         self
     }
@@ -249,7 +257,7 @@ impl StaticFiles {
                 Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return Ok(None),
                 Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
                     tracing::info!(
-                        "openat2 is unavailable: StaticFiles checks canonical paths instead"
+                        "openat2 is unavailable: StaticFilesMiddleware checks canonical paths instead"
                     );
                     inner.no_openat2.store(true, Ordering::Relaxed);
                 }
@@ -264,7 +272,7 @@ impl StaticFiles {
     }
 }
 
-/// The fallback of [`StaticFiles::open`]: resolves every symlink and checks that the result
+/// The fallback of [`StaticFilesMiddleware::open`]: resolves every symlink and checks that the result
 /// is still under `root` (canonical) before opening it.
 fn open_canonical(root: &Path, relative: &Path) -> Result<Option<File>, Lookup> {
     let canonical = match std::fs::canonicalize(root.join(relative)) {
@@ -354,7 +362,7 @@ fn not_found() -> Response {
     Response::error(StatusCode::NOT_FOUND, "Not Found")
 }
 
-impl Middleware for StaticFiles {
+impl Middleware for StaticFilesMiddleware {
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
         match self.lookup(&req) {
             Lookup::Found(res) => Box::pin(std::future::ready(res)),
@@ -369,17 +377,20 @@ impl Middleware for StaticFiles {
     }
 
     fn name(&self) -> &'static str {
-        "StaticFiles"
+        "StaticFilesMiddleware"
     }
 }
 
-impl Handler for StaticFiles {
-    fn call(&self, req: Request) -> BoxFuture<'static, Response> {
+impl Handler for StaticFilesMiddleware {
+    type Future = std::future::Ready<Response>;
+    type Output = Response;
+
+    fn call(&self, req: Request) -> Self::Future {
         let res = match self.lookup(&req) {
             Lookup::Found(res) => res,
             Lookup::NotMine | Lookup::Missing | Lookup::Refused => not_found(),
         };
-        Box::pin(std::future::ready(res))
+        std::future::ready(res)
     }
 }
 

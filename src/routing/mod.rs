@@ -1,7 +1,11 @@
 //! Routing: from a request's method and path to the handler that answers it.
+//!
+//! Files: `router.rs` (the route table) uses `handler.rs` (the [`Handler`] trait and its
+//! type-erased form), never the other way round.
 
 mod handler;
 mod router;
 
-pub use handler::{BoxFuture, FutureSlot, Handler};
+pub(crate) use handler::ErasedHandler;
+pub use handler::Handler;
 pub(crate) use router::Router;

@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
-use super::handler::Handler;
-use super::BoxFuture;
+use super::handler::ErasedHandler;
 use crate::error::ConfigurationError;
+use crate::future::BoxFuture;
 use crate::http::encoding::percent_decode;
 use crate::http::BodyConfig;
 use crate::http::{Method, Request, Response, StatusCode};
@@ -22,9 +22,9 @@ type Params = Vec<(Arc<str>, String)>;
 /// The handlers of one pattern, one slot per method, and the `Allow` value they make.
 struct Endpoints {
     pattern: String,
-    handlers: [Option<Arc<dyn Handler>>; Method::ALL.len()],
+    handlers: [Option<Arc<dyn ErasedHandler>>; Method::ALL.len()],
     /// Handlers of extension methods ([`Method::other`]), in registration order.
-    others: Vec<(Method, Arc<dyn Handler>)>,
+    others: Vec<(Method, Arc<dyn ErasedHandler>)>,
     allow: String,
     /// How this pattern's routes take request bodies (`None`: the server's default).
     body: Option<BodyConfig>,
@@ -42,7 +42,7 @@ impl Endpoints {
     }
 
     #[inline]
-    fn handler(&self, method: Method) -> Option<&Arc<dyn Handler>> {
+    fn handler(&self, method: Method) -> Option<&Arc<dyn ErasedHandler>> {
         let Some(i) = method.index() else {
             return self
                 .others
@@ -63,7 +63,7 @@ impl Endpoints {
         }
     }
 
-    fn set(&mut self, method: Method, handler: Arc<dyn Handler>) {
+    fn set(&mut self, method: Method, handler: Arc<dyn ErasedHandler>) {
         match method.index() {
             Some(i) => self.handlers[i] = Some(handler),
             None => self.others.push((method, handler)),
@@ -251,7 +251,7 @@ pub(crate) struct Router {
     /// Extension methods some route serves: any other is `501`, not `405`.
     extensions: Vec<Method>,
     /// What answers a path no pattern matches (`None`: a plain 404).
-    fallback: Option<Arc<dyn Handler>>,
+    fallback: Option<Arc<dyn ErasedHandler>>,
     /// Whether any route has its own [`BodyConfig`], and the largest limit among them.
     has_bodies: bool,
     largest_body: usize,
@@ -263,7 +263,7 @@ impl Router {
         &mut self,
         pattern: &str,
         methods: &[Method],
-        handler: Arc<dyn Handler>,
+        handler: Arc<dyn ErasedHandler>,
     ) -> Result<(), ConfigurationError> {
         let segments = parse_pattern(pattern)?;
         let conflict = |other: &str| {
@@ -363,10 +363,11 @@ impl Router {
     }
 
     /// Sets the handler for paths no pattern matches.
-    pub(crate) fn set_fallback(&mut self, handler: Arc<dyn Handler>) {
+    pub(crate) fn set_fallback(&mut self, handler: Arc<dyn ErasedHandler>) {
         self.fallback = Some(handler);
     }
 
+    #[cfg(feature = "internals")]
     /// Whether `path` matches a pattern (any method); for benchmarks.
     pub(crate) fn has_route(&self, path: &str) -> bool {
         self.root
@@ -383,7 +384,7 @@ impl Router {
     /// there is none: 404, 405 (+`Allow`), or OPTIONS answered here. Takes the request by
     /// reference so that the caller moves it once, straight into the handler.
     #[inline(always)]
-    pub(crate) fn route(&self, req: &mut Request) -> Result<&dyn Handler, Response> {
+    pub(crate) fn route(&self, req: &mut Request) -> Result<&dyn ErasedHandler, Response> {
         let method = req.method();
         if method.index().is_none() && !self.extensions.contains(&method) {
             // Declared somewhere in the process, but served by no route of this app.
@@ -428,7 +429,7 @@ impl Router {
         &self,
         mut req: Request,
     ) -> Result<BoxFuture<'static, Response>, Response> {
-        let started = guarded(|| self.route(&mut req).map(|handler| handler.call(req)));
+        let started = guarded(|| self.route(&mut req).map(|handler| handler.call_boxed(req)));
         started.unwrap_or_else(|payload| Err(panic_response(payload)))
     }
 }
@@ -548,7 +549,7 @@ mod tests {
     #[test]
     fn conflicts_are_refused() {
         let mut r = router(&["/users/{id}"]);
-        let h: Arc<dyn Handler> = Arc::new(|_r: Request| async { "" });
+        let h: Arc<dyn ErasedHandler> = Arc::new(|_r: Request| async { "" });
         assert!(r
             .insert("/users/{name}/posts", &[Method::Get], h.clone())
             .is_err());

@@ -26,12 +26,12 @@ use tokio::time::{sleep_until, Instant};
 use super::parse::{parse_head, Framing, Head, Reject};
 use super::transport::{connection_header, BodyError, Transport, TOO_LARGE};
 use super::Shared;
+use crate::future::FutureSlot;
 use crate::http::body::BodyReceiver;
 use crate::http::file::Conditionals;
 use crate::http::upgrade::OnUpgrade;
 use crate::http::{HeadersBuilder, Method, Request, Response, StatusCode};
 use crate::panic::catch_panic;
-use crate::routing::FutureSlot;
 use crate::service::{Hints, Service, Started};
 use crate::shutdown::ShutdownSignal;
 

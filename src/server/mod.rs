@@ -46,7 +46,9 @@ pub(crate) async fn bind(
     }))
 }
 
+#[cfg(feature = "internals")]
 pub(crate) use chunked::ChunkedDecoder;
+#[cfg(feature = "internals")]
 pub(crate) use parse::parse_head;
 
 use std::future::Future;

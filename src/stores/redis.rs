@@ -5,12 +5,12 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use serde_json::{Map, Value};
 
-use super::config::SessionConfig;
-use super::signer::Signer;
-use super::store::{SessionRecord, SessionStore};
+use super::redis_conn::within;
+use super::session::{Internal, SessionRecord, SessionStore};
 use crate::error::{Error, HttpError};
 use crate::http::StatusCode;
-use crate::middleware::redis_conn::within;
+use crate::security::random_hex;
+use crate::sessions::{Clock, SessionConfig, Signer};
 
 /// Sessions kept in Redis (feature `redis`), for apps served by several
 /// processes that must share more than a cookie can hold, or revoke sessions on the server.
@@ -47,7 +47,9 @@ use crate::middleware::redis_conn::within;
 ///
 ///
 /// ```no_run
-/// use chirp::middleware::sessions::{RedisStore, SessionConfig, SessionMiddleware};
+/// use chirp::stores::RedisStore;
+/// use chirp::sessions::SessionConfig;
+/// use chirp::middleware::sessions::SessionMiddleware;
 /// # async fn run() -> Result<(), chirp::Error> {
 /// let config = SessionConfig::new(std::env::var("SECRET_KEY").unwrap());
 /// let store = RedisStore::connect("redis://127.0.0.1:6379", &config).await?;
@@ -67,7 +69,7 @@ pub struct RedisStore {
     created_at_key: String,
     user_key: String,
     /// The session middleware's clock: a loaded record is as fresh as "now" on it.
-    clock: std::sync::Arc<dyn super::Clock>,
+    clock: std::sync::Arc<dyn Clock>,
     /// This store's number in [`VERIFIED`].
     store_id: u64,
     timeout: Duration,
@@ -147,7 +149,7 @@ impl RedisStore {
     /// A malformed URL is a [`ConfigurationError`](crate::ConfigurationError); a Redis that
     /// cannot be reached within the timeout is an error too (start Redis first).
     pub async fn connect(url: &str, config: &SessionConfig) -> Result<RedisStore, Error> {
-        let conn = crate::middleware::redis_conn::connect(url).await?;
+        let conn = super::redis_conn::connect(url).await?;
         Ok(RedisStore {
             conn,
             signer: Signer::new(
@@ -164,7 +166,7 @@ impl RedisStore {
             user_key: "user_id".to_owned(),
             clock: config.clock.clone(),
             store_id: NEXT_STORE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            timeout: crate::middleware::redis_conn::TIMEOUT,
+            timeout: super::redis_conn::TIMEOUT,
         })
     }
 
@@ -186,7 +188,7 @@ impl RedisStore {
     /// any of their cookies gets an empty session.
     ///
     /// ```no_run
-    /// # async fn run(store: chirp::middleware::sessions::RedisStore) -> Result<(), chirp::Error> {
+    /// # async fn run(store: chirp::stores::RedisStore) -> Result<(), chirp::Error> {
     /// // After a password change, say:
     /// let revoked = store.revoke_user("42").await?;
     /// # Ok(()) }
@@ -395,13 +397,38 @@ impl RedisStore {
 
 impl SessionStore for RedisStore {
     async fn load(&self, cookie_value: &str) -> Result<Option<SessionRecord>, Error> {
-        self.load_into(cookie_value, Map::new()).await
+        self.load_into(cookie_value, Map::new(), Internal).await
+    }
+
+    async fn save(
+        &self,
+        data: &Map<String, Value>,
+        now: u64,
+        previous: Option<&str>,
+    ) -> Result<String, Error> {
+        let mut out = String::new();
+        self.save_into(data, now, previous, &mut out, Internal)
+            .await?;
+        Ok(out)
+    }
+
+    async fn save_regenerated(
+        &self,
+        data: &Map<String, Value>,
+        now: u64,
+        previous: &str,
+    ) -> Result<String, Error> {
+        let mut out = String::new();
+        self.save_regenerated_into(data, now, previous, &mut out, Internal)
+            .await?;
+        Ok(out)
     }
 
     async fn load_into(
         &self,
         cookie_value: &str,
         mut data: Map<String, Value>,
+        _: Internal,
     ) -> Result<Option<SessionRecord>, Error> {
         let Some(id) = self.id_of(cookie_value) else {
             tracing::debug!("session id cookie refused (bad signature); starting an empty session");
@@ -430,12 +457,13 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn save(
+    async fn save_into(
         &self,
         data: &Map<String, Value>,
         now: u64,
         previous: Option<&str>,
         out: &mut String,
+        _: Internal,
     ) -> Result<(), Error> {
         match previous.and_then(|p| self.named(p)) {
             Some(named) => {
@@ -443,21 +471,22 @@ impl SessionStore for RedisStore {
                     .await
             }
             None => {
-                let id = crate::middleware::csrf::random_hex(16);
+                let id = random_hex(16);
                 self.write(data, now, id, None, None, None, out).await
             }
         }
     }
 
-    async fn save_regenerated(
+    async fn save_regenerated_into(
         &self,
         data: &Map<String, Value>,
         now: u64,
         previous: &str,
         out: &mut String,
+        _: Internal,
     ) -> Result<(), Error> {
         // The old id's deletion and the new id's write, in one round trip.
-        let id = crate::middleware::csrf::random_hex(16);
+        let id = random_hex(16);
         let forget = self.named(previous);
         self.write(data, now, id, None, None, forget, out).await
     }

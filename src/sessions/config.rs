@@ -30,7 +30,7 @@ impl Clock for SystemClock {
 /// A clock that moves only when told to. Clones share the same time.
 ///
 /// ```
-/// use chirp::middleware::sessions::{Clock, ManualClock};
+/// use chirp::sessions::{Clock, ManualClock};
 /// let clock = ManualClock::new(1_000);
 /// clock.advance(60);
 /// assert_eq!(clock.now(), 1_060);
@@ -74,7 +74,7 @@ pub enum SaveMode {
 /// Session settings. Field names follow the Python `SessionConfig`.
 ///
 /// ```
-/// use chirp::middleware::sessions::SessionConfig;
+/// use chirp::sessions::SessionConfig;
 /// use chirp::SameSite;
 /// use std::time::Duration;
 ///

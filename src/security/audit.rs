@@ -37,7 +37,7 @@ static HOOK: RwLock<Option<Hook>> = RwLock::new(None);
 /// one). It runs on the request's task: keep it short (send to a channel for slow work).
 ///
 /// ```
-/// use chirp::middleware::audit::{on_security_event, SecurityEvent};
+/// use chirp::security::audit::{on_security_event, SecurityEvent};
 /// on_security_event(|event: &SecurityEvent| {
 ///     if event.name.starts_with("csrf.") {
 ///         eprintln!("CSRF rejection on {}", event.path);
@@ -69,16 +69,15 @@ impl RequestInfo {
 
 /// Emits the security event `name` for `req`: a `tracing` event at `warn` (`info` for
 /// `auth.login` and `auth.logout`) on target `chirp::security`, and the hook. `user_id`:
-/// the user concerned, when the caller knows it (else the one signed in on this request,
-/// if any). Apps emit `auth.login_failed` themselves, where a password check fails.
+/// the user concerned, when the caller knows it (the one signed in on this request is
+/// [`current_user_id`](crate::middleware::auth::current_user_id)). Apps emit
+/// `auth.login_failed` themselves, where a password check fails.
 pub fn emit(name: &'static str, req: &Request, user_id: Option<&str>) {
     emit_info(name, &RequestInfo::of(req), user_id);
 }
 
 pub(crate) fn emit_info(name: &'static str, req: &RequestInfo, user_id: Option<&str>) {
-    let user_id = user_id
-        .map(str::to_owned)
-        .or_else(crate::middleware::auth::current_user_id);
+    let user_id = user_id.map(str::to_owned);
     let client_ip = req.client_ip;
     let event = SecurityEvent {
         name,

@@ -1,7 +1,7 @@
 //! The one Redis connection each Redis-backed store holds (feature `redis`): how it is made
 //! and how every command is bounded in time, shared by the session store
-//! ([`RedisStore`](super::sessions::RedisStore)) and the login rate limit's
-//! [`RedisRateLimitStore`](super::auth_rate_limit::RedisRateLimitStore).
+//! ([`RedisStore`](super::RedisStore)) and the login rate limit's
+//! [`RedisRateLimitStore`](super::RedisRateLimitStore).
 
 use std::future::Future;
 use std::time::Duration;

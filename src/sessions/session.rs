@@ -7,6 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::error::LookupError;
+
 /// The session of one request, shared by every clone of its [`Session`] handles.
 #[derive(Debug, Default)]
 pub(crate) struct SessionState {
@@ -25,7 +27,7 @@ pub(crate) struct SessionState {
 /// held across an `.await`, so the handle may be used freely in async code.
 ///
 /// ```
-/// # use chirp::middleware::sessions::Session;
+/// # use chirp::sessions::Session;
 /// let session = Session::detached();
 /// session.insert("visits", 1u64);
 /// session.insert("user", serde_json::json!({"name": "alice"}));
@@ -183,4 +185,42 @@ impl Session {
         state.modified = true;
         state.regenerated = true;
     }
+}
+
+tokio::task_local! {
+    /// The request's session, in scope while the session middleware runs the rest of the
+    /// chain.
+    pub(crate) static CURRENT: Session;
+}
+
+fn no_session() -> LookupError {
+    LookupError::new(
+        "No active session. Ensure SessionMiddleware is added to the app before accessing the session.",
+    )
+}
+
+/// The current request's session.
+///
+/// # Errors
+/// [`LookupError`] outside a request handled by the session middleware
+/// (`chirp::middleware::sessions::SessionMiddleware`), or in a spawned task.
+///
+/// ```
+/// let err = chirp::sessions::get_session().unwrap_err();
+/// assert!(err.message().starts_with("No active session"));
+/// ```
+pub fn get_session() -> Result<Session, LookupError> {
+    CURRENT.try_with(Session::clone).map_err(|_| no_session())
+}
+
+/// Clears the current session and forces a freshly signed cookie, different from the one the
+/// request came with (session-fixation defence; [`login`](crate::middleware::auth::login) and
+/// [`logout`](crate::middleware::auth::logout) call it).
+///
+/// # Errors
+/// [`LookupError`] outside a session scope.
+pub fn regenerate_session() -> Result<Session, LookupError> {
+    let session = get_session()?;
+    session.regenerate();
+    Ok(session)
 }

@@ -3,7 +3,7 @@
 //! password". Kept under the session key `_flashes`; needs `SessionMiddleware`.
 //!
 //! ```
-//! use chirp::middleware::flash::{flash, take_flashes};
+//! use chirp::sessions::flash::{flash, take_flashes};
 //! # async fn handlers() -> Result<(), chirp::Error> {
 //! // In the POST handler, before redirecting:
 //! flash("Note saved")?;
@@ -16,8 +16,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::session::get_session;
 use crate::error::LookupError;
-use crate::middleware::sessions::get_session;
 
 /// The session key flashes are kept under.
 pub const FLASH_KEY: &str = "_flashes";

@@ -128,7 +128,7 @@ pub enum CookieError {
 /// (key rotation: verify with any, sign with the current one).
 ///
 /// ```
-/// use chirp::middleware::sessions::{Digest, Signer};
+/// use chirp::sessions::{Digest, Signer};
 /// let signer = Signer::new("my-secret-key", &[], Digest::Sha256, "itsdangerous");
 /// let mut data = serde_json::Map::new();
 /// data.insert("visits".into(), 1.into());

@@ -1,4 +1,5 @@
-//! Status codes.
+//! Status codes: [`StatusCode`], a leaf below `error` and `http` (both use it; it is
+//! re-exported as `chirp::StatusCode` and `chirp::http::StatusCode`).
 
 use std::fmt;
 

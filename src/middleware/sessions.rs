@@ -4,13 +4,19 @@
 //! | --- | --- |
 //! | `SessionConfig(secret_key=..., ...)` | [`SessionConfig::new`]`(secret)` and its public fields |
 //! | `SessionMiddleware(config)` | [`SessionMiddleware::new`]`(config)?` |
-//! | `get_session()` | [`get_session`]`()?` → [`Session`] |
-//! | `regenerate_session()` | [`regenerate_session`]`()?` |
-//! | `LookupError` outside a request | [`LookupError`] |
+//! | `get_session()` | [`get_session`](crate::sessions::get_session)`()?` → [`Session`] |
+//! | `regenerate_session()` | [`regenerate_session`](crate::sessions::regenerate_session)`()?` |
+//! | `LookupError` outside a request | [`LookupError`](crate::LookupError) |
+//!
+//! This module holds the middleware; what handlers use of a session ([`get_session`](crate::sessions::get_session),
+//! [`Session`], [`SessionConfig`], flash messages) is in [`chirp::sessions`](crate::sessions),
+//! and where sessions are kept ([`CookieStore`], `RedisStore`, the [`SessionStore`] trait) in
+//! [`chirp::stores`](crate::stores).
 //!
 //! The middleware loads the session from the cookie, runs the rest of the chain inside a
 //! `tokio::task_local!` scope holding it, then saves it into a `Set-Cookie` on the way out.
-//! Every handler and every middleware added after it reach it with [`get_session`]. A task
+//! Every handler and every middleware added after it reach it with
+//! [`get_session`](crate::sessions::get_session). A task
 //! spawned with `tokio::spawn` from a handler runs outside that scope: pass it the
 //! [`Session`] handle (changes made after the response has gone are not saved).
 //!
@@ -30,7 +36,8 @@
 //! ([`AuthConfig::session_version_key`](crate::middleware::auth::AuthConfig::session_version_key)).
 //!
 //! ```
-//! use chirp::middleware::sessions::{get_session, SessionConfig, SessionMiddleware};
+//! use chirp::sessions::{get_session, SessionConfig};
+//! use chirp::middleware::sessions::SessionMiddleware;
 //! use chirp::testing::TestClient;
 //! use chirp::{App, Request};
 //!
@@ -50,62 +57,15 @@
 //! # Ok(()) }
 //! ```
 
-mod config;
-mod session;
-mod signer;
-mod store;
-
-#[cfg(feature = "redis")]
-mod redis;
-pub use config::{Clock, ManualClock, SaveMode, SessionConfig, SystemClock};
-#[cfg(feature = "redis")]
-pub use redis::RedisStore;
-pub use session::Session;
-pub use signer::{CookieError, Digest, Signer};
-pub use store::{CookieStore, SessionRecord, SessionStore};
-
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::error::{ConfigurationError, Error, LookupError};
+use crate::error::{ConfigurationError, Error};
+use crate::future::BoxFuture;
 use crate::http::{is_valid_cookie_name, Cookie, Request, Response, SameSite, StatusCode};
-use crate::middleware::{Middleware, Next};
-use crate::routing::BoxFuture;
-
-tokio::task_local! {
-    static CURRENT: Session;
-}
-
-fn no_session() -> LookupError {
-    LookupError::new(
-        "No active session. Ensure SessionMiddleware is added to the app before accessing the session.",
-    )
-}
-
-/// The current request's session.
-///
-/// # Errors
-/// [`LookupError`] outside a request handled by [`SessionMiddleware`] (or in a spawned task).
-///
-/// ```
-/// let err = chirp::middleware::sessions::get_session().unwrap_err();
-/// assert!(err.message().starts_with("No active session"));
-/// ```
-pub fn get_session() -> Result<Session, LookupError> {
-    CURRENT.try_with(Session::clone).map_err(|_| no_session())
-}
-
-/// Clears the current session and forces a freshly signed cookie, different from the one the
-/// request came with (session-fixation defence; [`login`](crate::middleware::auth::login) and
-/// [`logout`](crate::middleware::auth::logout) call it).
-///
-/// # Errors
-/// [`LookupError`] outside a session scope.
-pub fn regenerate_session() -> Result<Session, LookupError> {
-    let session = get_session()?;
-    session.regenerate();
-    Ok(session)
-}
+use crate::service::{Middleware, Next};
+use crate::sessions::{SaveMode, Session, SessionConfig, Signer, CURRENT};
+use crate::stores::{CookieStore, Internal, SessionStore};
 
 /// The session middleware. See the [module docs](self).
 pub struct SessionMiddleware<S: SessionStore = CookieStore> {
@@ -215,7 +175,11 @@ impl<S: SessionStore> SessionMiddleware<S> {
         let Some(cookie) = cookie else {
             return Ok(Loaded::Nothing);
         };
-        let Some(mut record) = self.store.load_into(cookie, session.take_map()).await? else {
+        let Some(mut record) = self
+            .store
+            .load_into(cookie, session.take_map(), Internal)
+            .await?
+        else {
             return Ok(Loaded::Nothing);
         };
         let (mut created, mut last_seen) = (record.issued_at as f64, record.issued_at as f64);
@@ -319,11 +283,19 @@ impl<S: SessionStore> SessionMiddleware<S> {
         let mut saved = match (regenerated, incoming) {
             (true, Some(old)) => {
                 self.store
-                    .save_regenerated(data, now, old, &mut set_cookie)
+                    .save_regenerated_into(data, now, old, &mut set_cookie, Internal)
                     .await
             }
-            (true, None) => self.store.save(data, now, None, &mut set_cookie).await,
-            (false, _) => self.store.save(data, now, previous, &mut set_cookie).await,
+            (true, None) => {
+                self.store
+                    .save_into(data, now, None, &mut set_cookie, Internal)
+                    .await
+            }
+            (false, _) => {
+                self.store
+                    .save_into(data, now, previous, &mut set_cookie, Internal)
+                    .await
+            }
         };
         if saved.is_ok() && regenerated && Some(&set_cookie[value_at..]) == incoming {
             // Same data in the same second as the old cookie: sign one second earlier so the
@@ -331,7 +303,7 @@ impl<S: SessionStore> SessionMiddleware<S> {
             set_cookie.truncate(value_at);
             saved = self
                 .store
-                .save(data, now.saturating_sub(1), None, &mut set_cookie)
+                .save_into(data, now.saturating_sub(1), None, &mut set_cookie, Internal)
                 .await;
         }
         if let Err(e) = saved {
@@ -458,7 +430,7 @@ impl<S: SessionStore> Middleware for SessionMiddleware<S> {
 mod tests {
     use super::*;
     use crate::http::Method;
-    use crate::middleware::tests::next_for_tests;
+    use crate::service::tests::next_for_tests;
 
     /// The session middleware's future is boxed for every request it handles: kept under
     /// 1 KiB it is a small allocation (glibc's per-thread cache serves small sizes), and less

@@ -1,0 +1,17 @@
+//! Sessions as handlers see them: [`get_session`] and the [`Session`] handle, the
+//! [`SessionConfig`] the session middleware
+//! (`chirp::middleware::sessions::SessionMiddleware`) and the stores read, the itsdangerous
+//! [`Signer`] the cookies are made with, and [`flash`] messages.
+//!
+//! Files: `config.rs` uses `signer.rs`; `flash.rs` uses `session.rs`; none uses another
+//! way, nor this `mod.rs`.
+
+mod config;
+pub mod flash;
+mod session;
+mod signer;
+
+pub use config::{Clock, ManualClock, SaveMode, SessionConfig, SystemClock};
+pub(crate) use session::CURRENT;
+pub use session::{get_session, regenerate_session, Session};
+pub use signer::{CookieError, Digest, Signer};
