@@ -230,7 +230,7 @@ impl App {
         let chain = Chain {
             middleware: self.middleware,
             router: self.router,
-            state: (!self.state.is_empty()).then(|| Arc::new(self.state)),
+            state: Arc::new(self.state),
             error_handler: self.error_handler,
         };
         Ok((Service::new(chain), self.config))

@@ -36,6 +36,17 @@ impl Service {
         }
     }
 
+    /// An app with no routes and no middleware (every path a 404), for the server's own tests.
+    #[cfg(test)]
+    pub(crate) fn empty() -> Service {
+        Service::new(Chain {
+            middleware: Vec::new(),
+            router: Router::default(),
+            state: Arc::default(),
+            error_handler: None,
+        })
+    }
+
     /// Runs `req` through the middleware chain and the router. A panic anywhere in them
     /// becomes a `500` for this request only.
     pub async fn call(&self, req: Request) -> Response {
@@ -91,6 +102,11 @@ impl Service {
         }
     }
 
+    /// The shutdown that the app's requests signal: the server serving it begins it.
+    pub(crate) fn shutdown(&self) -> &Arc<crate::shutdown::Shutdown> {
+        self.chain.state.shutdown()
+    }
+
     /// How the route for `path` takes its body (`None`: the server's default).
     #[inline]
     pub(crate) fn body_config(&self, path: &[u8]) -> Option<crate::http::BodyConfig> {
@@ -111,9 +127,7 @@ impl Service {
     ) -> Started<'_> {
         let started = guarded(|| {
             let mut req = make();
-            if let Some(state) = &self.chain.state {
-                req.set_state(state.clone());
-            }
+            req.set_state(self.chain.state.clone());
             match self.chain.first_applicable(0, &req) {
                 Some(index) => Started::Running(Next::start_at(&self.chain, index, req)),
                 // No middleware for this request: straight to the router, no chain to walk.
@@ -259,8 +273,8 @@ where
 pub(crate) struct Chain {
     pub(crate) middleware: Vec<Box<dyn Middleware>>,
     pub(crate) router: Router,
-    /// The app's state, handed to every request (`None`: the app has none).
-    pub(crate) state: Option<Arc<crate::http::AppState>>,
+    /// The app's state and the shutdown of the server serving it, handed to every request.
+    pub(crate) state: Arc<crate::http::AppState>,
     /// Renders the errors chirp makes (`None`: the default negotiation).
     pub(crate) error_handler: Option<ErrorHandler>,
 }
@@ -333,7 +347,7 @@ pub(crate) mod tests {
             chain: Arc::new(Chain {
                 middleware: Vec::new(),
                 router: Router::default(),
-                state: None,
+                state: Arc::default(),
                 error_handler: None,
             }),
             index: 0,

@@ -60,9 +60,9 @@ impl TestClient {
     /// Wraps an already built service.
     pub fn from_service(service: Service) -> TestClient {
         TestClient {
+            shutdown: service.shutdown().clone(),
             service,
             jar: Mutex::new(Vec::new()),
-            shutdown: Arc::default(),
         }
     }
 
@@ -166,7 +166,6 @@ impl TestClient {
                 req = req.with_header("cookie", &cookies);
             }
         }
-        req.set_shutdown(self.shutdown.clone());
         let mut response = self.service.call(req).await;
         self.store_cookies(&response);
         // A streamed body is read whole, as a client would; an event stream is endless, so

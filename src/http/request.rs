@@ -75,10 +75,15 @@ impl Target {
 }
 
 /// The app's shared state: one value per type, registered with
-/// [`App::state`](crate::App::state) and read with [`Request::state`].
+/// [`App::state`](crate::App::state) and read with [`Request::state`]; and the shutdown of
+/// the server serving the app.
 #[derive(Default)]
 pub(crate) struct AppState {
     values: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    /// The shutdown of the server (or test client) serving the app. Here, beside the state
+    /// every request already carries, so that the signal costs a request no field of its
+    /// own (see [`Request::shutdown_signal`]).
+    shutdown: Arc<Shutdown>,
 }
 
 impl AppState {
@@ -93,8 +98,9 @@ impl AppState {
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.values.is_empty()
+    /// The shutdown that the app's requests signal.
+    pub(crate) fn shutdown(&self) -> &Arc<Shutdown> {
+        &self.shutdown
     }
 
     fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
@@ -184,10 +190,9 @@ pub struct Request {
     params: Box<[(Arc<str>, String)]>,
     extensions: Extensions,
     peer_addr: Option<SocketAddr>,
-    // The app's state, shared (an `Arc` clone per request, only for apps that have state).
+    // The app's state and its server's shutdown, shared (an `Arc` clone per request; `None`
+    // for a request made in code).
     state: Option<Arc<AppState>>,
-    // The shutdown of the server (or test client) that made it; `None`: made in code.
-    shutdown: Option<Arc<Shutdown>>,
 }
 
 impl Request {
@@ -200,7 +205,6 @@ impl Request {
         headers: Headers,
         body: Bytes,
         peer_addr: Option<SocketAddr>,
-        shutdown: Option<Arc<Shutdown>>,
     ) -> Request {
         Request {
             method,
@@ -214,7 +218,6 @@ impl Request {
             extensions: Extensions::default(),
             peer_addr,
             state: None,
-            shutdown,
         }
     }
 
@@ -252,15 +255,7 @@ impl Request {
         let end = buf.len();
         let headers = HeadersBuilder::new().finish(Bytes::from(buf));
         let target = Target::new(0, path_end, end, (0, 0));
-        Request::from_parts(
-            method,
-            Version::Http11,
-            target,
-            headers,
-            Bytes::new(),
-            None,
-            None,
-        )
+        Request::from_parts(method, Version::Http11, target, headers, Bytes::new(), None)
     }
 
     /// Adds a header (builder style, for requests built in code).
@@ -279,12 +274,7 @@ impl Request {
     /// in a handler that waits long (a long poll), and move it into a stream or a task you
     /// spawn. A request made in code ([`Request::new`]) has one that never fires.
     pub fn shutdown_signal(&self) -> ShutdownSignal {
-        ShutdownSignal::new(self.shutdown.clone())
-    }
-
-    /// Sets the shutdown whose signal this request carries.
-    pub(crate) fn set_shutdown(&mut self, shutdown: Arc<Shutdown>) {
-        self.shutdown = Some(shutdown);
+        ShutdownSignal::new(self.state.as_ref().map(|s| s.shutdown.clone()))
     }
 
     /// The method.

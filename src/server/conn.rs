@@ -300,7 +300,6 @@ impl Connection {
                 headers.take(head_bytes),
                 body,
                 Some(peer),
-                Some(shared.shutdown.clone()),
             )
         };
         // `Service::respond`'s three steps, with `Started::response` written out: awaited
@@ -415,7 +414,6 @@ impl Connection {
                 headers.take(head_bytes),
                 Bytes::new(),
                 Some(peer),
-                Some(shared.shutdown.clone()),
             );
             req.extensions_mut().insert(BodyReceiver { chunks, wanted });
             req
@@ -486,8 +484,11 @@ mod tests {
             .await
             .unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
-        let service = crate::App::new().build().unwrap();
-        let shared = Arc::new(Shared::new(ServerConfig::default()));
+        let service = Service::empty();
+        let shared = Arc::new(Shared::new(
+            ServerConfig::default(),
+            service.shutdown().clone(),
+        ));
         let fut = serve_connection(stream, peer, service, shared.clone());
         (fut, client, shared)
     }

@@ -156,11 +156,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: ServerConfig) -> Shared {
+    /// The state of a server with `config`, whose shutdown is `shutdown` (the service's: its
+    /// requests carry it).
+    pub(crate) fn new(config: ServerConfig, shutdown: Arc<Shutdown>) -> Shared {
         Shared {
             budget: BodyBudget::new(config.max_buffered_bodies),
             config: Arc::new(config),
-            shutdown: Arc::default(),
+            shutdown,
             eviction: Eviction::default(),
         }
     }
@@ -173,7 +175,7 @@ pub(crate) async fn serve(
     config: ServerConfig,
     signal: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let shared = Arc::new(Shared::new(config));
+    let shared = Arc::new(Shared::new(config, service.shutdown().clone()));
     let config = &*shared.config;
     let _date_ticker = crate::clock::start_ticker();
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
