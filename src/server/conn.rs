@@ -24,8 +24,8 @@ use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
 
 use super::parse::{parse_head, Framing, Head, Reject};
+use super::shared::Shared;
 use super::transport::{connection_header, BodyError, Transport, TOO_LARGE};
-use super::Shared;
 use crate::future::FutureSlot;
 use crate::http::body::BodyReceiver;
 use crate::http::file::Conditionals;
@@ -475,7 +475,7 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::ServerConfig;
+    use crate::server::config::ServerConfig;
 
     /// A served connection's future (not yet polled), its client end and the server state.
     async fn connection() -> (impl Future<Output = ()>, tokio::net::TcpStream, Arc<Shared>) {

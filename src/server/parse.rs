@@ -6,9 +6,9 @@
 
 use std::mem::MaybeUninit;
 
+use super::config::ServerConfig;
 use crate::http::target::{check_host, normalize_in_place, scan_target};
 use crate::http::{HeadersBuilder, Method, StatusCode, Target, Version, MAX_HEAD};
-use crate::server::ServerConfig;
 
 /// Hard cap on header lines per request (the stack array httparse fills).
 /// [`ServerConfig::max_headers`] may lower it, not raise it.

@@ -2,8 +2,8 @@
 //! a whole head; the parser either accepts it (with the normalised target and host it must
 //! yield) or refuses it with a status. New cases go here: the table is the parser's contract.
 
+use super::config::ServerConfig;
 use super::parse::{parse_head, Framing};
-use super::ServerConfig;
 use crate::http::{HeadersBuilder, Method, Version};
 
 enum Want {

@@ -23,13 +23,13 @@ use tokio::time::{timeout, timeout_at, Instant};
 
 use super::budget::Reservation;
 use super::chunked::{ChunkedDecoder, ChunkedError};
+use super::config::ServerConfig;
 use super::date::DateCache;
 use super::encode::{
     encode, encode_streamed_head, encode_switching, push_chunk_size, ConnectionHeader,
     StreamFraming,
 };
 use super::parse::{Framing, Head, Reject};
-use super::ServerConfig;
 use crate::error::HttpError;
 use crate::http::body::{read_at_exact, BodySender, FileBody, Streamed};
 use crate::http::{BodyStream, Response, StatusCode, Upgraded, Version};
