@@ -403,6 +403,14 @@ impl Response {
         Some((body, extra.streamed_len.take()))
     }
 
+    /// Whether the body is a file (sent with `sendfile(2)`), not a stream.
+    pub(crate) fn is_file_body(&self) -> bool {
+        matches!(
+            self.extra.as_ref().and_then(|e| e.streamed.as_ref()),
+            Some(Streamed::File(_))
+        )
+    }
+
     /// The file behind a file body, for range requests.
     pub(crate) fn file_body_mut(&mut self) -> Option<&mut FileBody> {
         match self.extra.as_mut()?.streamed.as_mut()? {

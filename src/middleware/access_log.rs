@@ -1,12 +1,20 @@
 //! [`AccessLogMiddleware`]: one `tracing` event per request (target `chirp::access`, level `info`) with
 //! method, path, status, bytes, duration, client address and a request id, which is also
-//! echoed as `X-Request-Id` and reachable by handlers as [`request_id`].
+//! echoed as `X-Request-Id` and reachable by handlers as [`request_id`]. A streamed response
+//! (SSE, `Response::stream`) is logged when its stream ends, with the bytes it produced and
+//! how long it ran: logged when its head left, an hour-long event stream would read as a
+//! 2 ms request of unknown size.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
+
+use bytes::Bytes;
 
 use crate::error::LookupError;
 use crate::future::BoxFuture;
-use crate::http::{Request, Response, TrustedProxies};
+use crate::http::body::Streamed;
+use crate::http::{BoxError, Method, Request, Response, TrustedProxies};
 use crate::security::random_hex;
 use crate::service::{Middleware, Next};
 
@@ -79,31 +87,107 @@ impl Middleware for AccessLogMiddleware {
             let method = req.method();
             let path = req.path().to_owned();
             let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+            if res.header("x-request-id").is_none() {
+                res.append_header("x-request-id", id.clone());
+            }
+            let entry = Entry {
+                method,
+                path,
+                status: res.status().as_u16(),
+                client: client.map(|ip| ip.to_string()),
+                id,
+                started,
+            };
+            // A stream (not a file: its length is known, and wrapping it would lose
+            // sendfile) is logged when it ends; everything else now.
+            if res.is_streamed() && !res.is_file_body() {
+                let length = res.streamed_len();
+                if let Some(stream) = res.take_stream() {
+                    let logged = LoggedStream {
+                        stream,
+                        entry: Some(entry),
+                        bytes: 0,
+                    };
+                    res.set_streamed(Streamed::Stream(Box::pin(logged)), length);
+                }
+                return res;
+            }
             let bytes = match (res.is_streamed(), res.streamed_len()) {
                 (false, _) => Some(res.body().len() as u64),
                 (true, len) => len,
             };
-            let client = client.map(|ip| ip.to_string());
-            tracing::info!(
-                target: "chirp::access",
-                method = method.as_str(),
-                path = %path,
-                status = res.status().as_u16(),
-                bytes = bytes.map_or(-1, |b| b as i64),
-                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-                client_ip = client.as_deref().unwrap_or("-"),
-                request_id = %id,
-                "request"
-            );
-            if res.header("x-request-id").is_none() {
-                res.append_header("x-request-id", id);
-            }
+            entry.log(bytes, None);
             res
         })
     }
 
     fn name(&self) -> &'static str {
         "AccessLogMiddleware"
+    }
+}
+
+/// What the log line of one request says, kept until its body is done.
+struct Entry {
+    method: Method,
+    path: String,
+    status: u16,
+    client: Option<String>,
+    id: String,
+    started: Instant,
+}
+
+impl Entry {
+    /// Emits the event. `stream_end`: for a streamed body, how it ended (`complete`, `error`,
+    /// or `dropped`: the client went away, or shutdown ended it).
+    fn log(self, bytes: Option<u64>, stream_end: Option<&'static str>) {
+        tracing::info!(
+            target: "chirp::access",
+            method = self.method.as_str(),
+            path = %self.path,
+            status = self.status,
+            bytes = bytes.map_or(-1, |b| b as i64),
+            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            client_ip = self.client.as_deref().unwrap_or("-"),
+            request_id = %self.id,
+            stream_end = stream_end.unwrap_or("-"),
+            "request"
+        );
+    }
+}
+
+/// A response stream that counts its bytes and logs its request when it ends (or is dropped
+/// before: the server drops a stream whose client went away, and ends streams on shutdown).
+struct LoggedStream {
+    stream: crate::http::BodyStream,
+    entry: Option<Entry>,
+    bytes: u64,
+}
+
+impl futures_core::Stream for LoggedStream {
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = std::task::ready!(self.stream.as_mut().poll_next(cx));
+        match &item {
+            Some(Ok(chunk)) => self.bytes += chunk.len() as u64,
+            Some(Err(_)) => self.finish("error"),
+            None => self.finish("complete"),
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl LoggedStream {
+    fn finish(&mut self, how: &'static str) {
+        if let Some(entry) = self.entry.take() {
+            entry.log(Some(self.bytes), Some(how));
+        }
+    }
+}
+
+impl Drop for LoggedStream {
+    fn drop(&mut self) {
+        self.finish("dropped");
     }
 }
 
