@@ -22,6 +22,7 @@ pub(crate) mod target;
 pub use crate::status::StatusCode;
 pub use body::{BodyConfig, BodyStream, BoxError, RequestBody};
 pub use client_ip::TrustedProxies;
+#[cfg(feature = "internals")]
 pub(crate) use cookies::{find_cookie, parse_cookie_header};
 pub use cookies::{is_valid_cookie_name, Cookie, SameSite};
 pub use headers::Headers;

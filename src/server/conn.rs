@@ -229,13 +229,8 @@ impl Connection {
                         return Ok(None);
                     }
                 }
-                Wake::Stop if shared.shutdown.is_stopping() => return Ok(None),
-                Wake::Stop => {
-                    // Not a shutdown after all (cannot happen: `begin` is final); re-arm.
-                    stopping.set(shared.shutdown.notified());
-                    stopping.as_mut().enable();
-                    notices_armed = false;
-                }
+                // Between requests: close (shutdown is final, so the notice means it).
+                Wake::Stop => return Ok(None),
                 Wake::Evict => {
                     // The server is out of connection slots. An idle connection is free to
                     // drop (the client reconnects when it needs to).
