@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chirp::{App, Method, Request, ServerConfig};
-use common::{get, refused, RawConn, TestServer};
+use common::{get, refused, KillOnDrop, RawConn, TestServer};
 
 fn app() -> App {
     let mut app = App::new();
@@ -41,16 +41,6 @@ fn capacity_server_process() {
     });
 }
 
-/// Kills the child process when the test ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Hardening 13: 10,000 idle keep-alive connections (the default limit) no longer lock new
 /// clients out for the idle timeout: the longest-idle ones are closed to make room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,7 +59,7 @@ async fn a_fresh_client_is_served_within_a_second_while_10000_idle_connections_a
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let _child = Child(child);
+    let _child = KillOnDrop(child);
     let addr = std::io::BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)

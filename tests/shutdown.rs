@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chirp::sse::{Event, Sse};
 use chirp::{App, Request, Response};
-use common::TestServer;
+use common::{KillOnDrop, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -135,16 +135,6 @@ fn sse_example_process() {
     sse_example::main().unwrap();
 }
 
-/// Kills the child process when the test ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sse_example_exits_within_2_s_of_sigterm_with_three_streams_open() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -163,7 +153,7 @@ async fn the_sse_example_exits_within_2_s_of_sigterm_with_three_streams_open() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let pid = child.id();
-    let mut child = Child(child);
+    let mut child = KillOnDrop(child);
     // The example says where it listens once it is about to. Its output is read to the
     // end (by a thread): a closed pipe would fail its later prints.
     let (said_tx, said) = std::sync::mpsc::channel();

@@ -238,3 +238,14 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
         self.clone()
     }
 }
+
+/// A child process (a server run in a process of its own), killed when the test ends,
+/// however it ends.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
