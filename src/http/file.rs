@@ -41,13 +41,27 @@ impl Response {
     /// ```
     pub async fn file(path: impl AsRef<Path>) -> Result<Response, HttpError> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| open_error(path, e))?;
+        let file = open_for_reading(path).map_err(|e| open_error(path, e))?;
         let meta = file.metadata().map_err(|e| open_error(path, e))?;
         if !meta.is_file() {
             return Err(HttpError::not_found("Not Found"));
         }
         Ok(file_response(file, &meta, path))
     }
+}
+
+/// Opens `path` for reading without ever blocking in `open(2)`: `O_NONBLOCK`, because
+/// opening a FIFO for reading waits until a writer appears, and it would wait on the server's
+/// own thread (four such requests once wedged every worker). A FIFO, a device or a socket
+/// then opens at once and is refused by the caller's regular-file check; on a regular file
+/// `O_NONBLOCK` changes nothing (reads, `pread` and `sendfile` of a regular file never block
+/// on it).
+pub(crate) fn open_for_reading(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
 }
 
 /// The error for a file that cannot be served.

@@ -248,7 +248,9 @@ impl StaticFilesMiddleware {
             let opened = rustix::fs::openat2(
                 &inner.root_dir,
                 relative,
-                OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+                // NONBLOCK: a FIFO under the root must not block the open (see
+                // `http::file::open_for_reading`); it is refused as not a regular file after.
+                OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
                 Mode::empty(),
                 ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
             );
@@ -290,7 +292,7 @@ fn open_canonical(root: &Path, relative: &Path) -> Result<Option<File>, Lookup> 
     if !canonical.starts_with(root) {
         return Err(Lookup::Refused);
     }
-    match File::open(&canonical) {
+    match crate::http::file::open_for_reading(&canonical) {
         Ok(file) => Ok(Some(file)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(_) => Err(Lookup::Refused),
