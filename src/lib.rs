@@ -84,7 +84,7 @@ pub mod __bench {
         crate::server::parse_head(buf, &ServerConfig::default(), &mut headers)
             .ok()
             .flatten()
-            .map(|h| h.len)
+            .map(|h| h.len as usize)
     }
 
     /// A route table on its own, for routing benchmarks.
@@ -149,20 +149,21 @@ pub mod __fuzz {
         else {
             return;
         };
-        assert!(head.len <= data.len());
+        let head_len = head.len as usize;
+        assert!(head_len <= data.len());
         let (start, end) = head.target.range();
         let path_end = usize::from(head.target.path_end);
-        assert!(start <= path_end && path_end <= end && end <= head.len);
+        assert!(start <= path_end && path_end <= end && end <= head_len);
         let (h0, h1) = (
             usize::from(head.target.host.0),
             usize::from(head.target.host.1),
         );
-        assert!(h0 <= h1 && h1 <= head.len);
+        assert!(h0 <= h1 && h1 <= head_len);
         let path = &buf[start..path_end];
         if path != b"*" {
             check_normal_path(path);
         }
-        let frozen = headers.take(bytes::Bytes::copy_from_slice(&buf[..head.len]));
+        let frozen = headers.take(bytes::Bytes::copy_from_slice(&buf[..head_len]));
         for (name, _) in frozen.iter() {
             assert!(!name.is_empty() && !name.contains(':'));
         }

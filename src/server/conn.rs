@@ -77,10 +77,9 @@ enum Wake {
     Read(io::Result<usize>),
     /// The connection's timer went off.
     Timer,
-    /// The server is shutting down (and this connection is between requests).
-    Stop,
-    /// An eviction round (and this connection is between requests).
-    Evict,
+    /// Shutdown began, or an eviction round started (and this connection is between
+    /// requests).
+    Notice,
 }
 
 /// What the connection does after a response.
@@ -106,10 +105,8 @@ impl Connection {
     /// The loop. Returns the upgrade callback when a `101` handed the connection over.
     async fn run(&mut self, shared: &Shared) -> io::Result<Option<OnUpgrade>> {
         let config = &*shared.config;
-        let mut stopping = pin!(shared.shutdown.notified());
-        stopping.as_mut().enable();
-        let mut evicting = pin!(shared.eviction.notified());
-        evicting.as_mut().enable();
+        let mut notice = pin!(shared.notified());
+        notice.as_mut().enable();
         let connected = Instant::now();
         let mut timer = pin!(sleep_until(connected + config.head_timeout));
         let mut served_any = false;
@@ -193,11 +190,8 @@ impl Connection {
                         || shared.eviction.rounds() != rounds_seen)
                 {
                     notices_armed = true;
-                    if stopping.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Wake::Stop);
-                    }
-                    if evicting.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Wake::Evict);
+                    if notice.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Notice);
                     }
                 }
                 Poll::Pending
@@ -229,19 +223,18 @@ impl Connection {
                         return Ok(None);
                     }
                 }
-                // Between requests: close (shutdown is final, so the notice means it).
-                Wake::Stop => return Ok(None),
-                Wake::Evict => {
-                    // The server is out of connection slots. An idle connection is free to
-                    // drop (the client reconnects when it needs to).
+                Wake::Notice if shared.shutdown.is_stopping() => return Ok(None),
+                Wake::Notice => {
+                    // An eviction round: the server is out of connection slots. An idle
+                    // connection is free to drop (the client reconnects when it needs to).
                     rounds_seen = shared.eviction.rounds();
                     let idle_from = if served_any { idle_since } else { connected };
                     if shared.eviction.is_evicted(idle_from.elapsed()) {
                         tracing::debug!(peer = %self.transport.peer, "idle connection closed to make room");
                         return Ok(None);
                     }
-                    evicting.set(shared.eviction.notified());
-                    evicting.as_mut().enable();
+                    notice.set(shared.notified());
+                    notice.as_mut().enable();
                     notices_armed = false;
                 }
             }
@@ -250,7 +243,7 @@ impl Connection {
 
     /// Reads the body of `head`, runs the app, and sends (or queues) the response.
     async fn respond(&mut self, head: Head, shared: &Shared) -> io::Result<After> {
-        let head_bytes = self.transport.read.split_to(head.len).freeze();
+        let head_bytes = self.transport.read.split_to(head.len as usize).freeze();
         // Held until the response is made: the body's bytes count against the server-wide
         // budget while the handler may still hold them.
         let mut reservation = None;
@@ -285,16 +278,15 @@ impl Connection {
                 Err(BodyError::Io(e)) => return Err(e),
             }
         };
-        let hints = self.hints(&head, &head_bytes);
-        let (headers, peer) = (&mut self.headers, self.transport.peer);
+        let conditionals = self.conditionals(&head, &head_bytes);
         let make = || {
             Request::from_parts(
                 head.method,
                 head.version,
                 head.target,
-                headers.take(head_bytes),
+                self.headers.take(head_bytes),
                 body,
-                Some(peer),
+                Some(self.transport.peer),
             )
         };
         // `Service::respond`'s three steps, with `Started::response` written out: awaited
@@ -305,7 +297,10 @@ impl Connection {
             Started::Running(fut) => catch_panic(fut).await,
             Started::InSlot => std::future::poll_fn(|cx| self.slot.poll(cx)).await,
         };
-        self.service.finish(&mut res, hints);
+        // The hints are made now, not before the await: a connection's future holds the
+        // largest state of its request, so what lives across an await costs every
+        // connection, idle ones included.
+        self.service.finish(&mut res, hints(&head, conditionals));
         let keep_alive = head.keep_alive && !shared.shutdown.is_stopping();
         if res.status() == StatusCode::SWITCHING_PROTOCOLS || res.is_streamed() {
             // Boxed, in a statement of its own, as above: off the common path.
@@ -323,19 +318,14 @@ impl Connection {
         Ok(keep_alive.into())
     }
 
-    /// What the response will need of the request (see [`Hints`]).
+    /// The request's Range and If-* headers, kept aside for the response (files answer
+    /// them), read before the request takes its headers.
     #[inline]
-    fn hints(&self, head: &Head, head_bytes: &Bytes) -> Hints {
-        // Range and If-* headers are kept aside for the response (files answer them).
-        let conditionals = if head.conditional {
+    fn conditionals(&self, head: &Head, head_bytes: &Bytes) -> Option<Box<Conditionals>> {
+        if head.conditional {
             Conditionals::of_headers(head.method, &self.headers.peek(head_bytes)).map(Box::new)
         } else {
             None
-        };
-        Hints {
-            prefers_json: head.prefers_json,
-            conditionals,
-            upgradable: head.upgrade,
         }
     }
 
@@ -399,7 +389,7 @@ impl Connection {
         self.transport.flush().await?;
         let (tx, chunks) = tokio::sync::mpsc::channel(2);
         let (wanted, want) = tokio::sync::oneshot::channel();
-        let hints = self.hints(&head, &head_bytes);
+        let hints = hints(&head, self.conditionals(&head, &head_bytes));
         let (headers, peer) = (&mut self.headers, self.transport.peer);
         let make = || {
             let mut req = Request::from_parts(
@@ -467,6 +457,16 @@ impl Connection {
     }
 }
 
+/// What the response will need of the request (see [`Hints`]).
+#[inline]
+fn hints(head: &Head, conditionals: Option<Box<Conditionals>>) -> Hints {
+    Hints {
+        prefers_json: head.prefers_json,
+        conditionals,
+        upgradable: head.upgrade,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,7 +526,7 @@ mod tests {
         let (latest, latest_count) = counting_waker();
         assert!(pending(conn.as_mut(), &first), "an idle connection waits");
         assert!(pending(conn.as_mut(), &latest));
-        shared.shutdown.begin();
+        shared.begin_shutdown();
         let c = |w: &Counter| w.0.load(std::sync::atomic::Ordering::SeqCst);
         assert!(c(&latest_count) > 0, "the latest waker was not woken");
         assert_eq!(c(&first_count), 0);
@@ -544,11 +544,9 @@ mod tests {
         let mut conn = Box::pin(conn);
         let (waker, _) = counting_waker();
         assert!(pending(conn.as_mut(), &waker));
-        shared
-            .eviction
-            .evict_idle(std::time::Duration::from_secs(3600));
+        shared.evict_idle(std::time::Duration::from_secs(3600));
         assert!(pending(conn.as_mut(), &waker), "not idle long enough");
-        shared.eviction.evict_idle(std::time::Duration::ZERO);
+        shared.evict_idle(std::time::Duration::ZERO);
         assert!(!pending(conn.as_mut(), &waker), "evicted");
     }
 }

@@ -6,26 +6,22 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::futures::Notified;
-use tokio::sync::Notify;
-
-/// The eviction rounds so far and the idle time the latest one closes from.
+/// The eviction rounds so far and the idle time the latest one closes from. (Connections
+/// hear of a round through `Shared::evict_idle`, which wakes them.)
 #[derive(Default)]
 pub(crate) struct Eviction {
     /// Rounds so far: an idle connection compares its last reading to tell a new round.
     rounds: AtomicU64,
     /// The idle time (ms) from which the latest round closes a connection.
     idle_over_ms: AtomicU64,
-    notify: Notify,
 }
 
 impl Eviction {
-    /// Starts a round: every connection idle for `idle_over` or longer is asked to close.
-    pub(crate) fn evict_idle(&self, idle_over: Duration) {
+    /// Starts a round: every connection idle for `idle_over` or longer is to close.
+    pub(crate) fn start_round(&self, idle_over: Duration) {
         let ms = u64::try_from(idle_over.as_millis()).unwrap_or(u64::MAX);
         self.idle_over_ms.store(ms, Ordering::Release);
         self.rounds.fetch_add(1, Ordering::AcqRel);
-        self.notify.notify_waiters();
     }
 
     /// Rounds so far.
@@ -37,11 +33,6 @@ impl Eviction {
     /// Whether a connection idle for `idle` is to close in the latest round.
     pub(crate) fn is_evicted(&self, idle: Duration) -> bool {
         idle.as_millis() >= u128::from(self.idle_over_ms.load(Ordering::Acquire))
-    }
-
-    /// Completes at the next round.
-    pub(crate) fn notified(&self) -> Notified<'_> {
-        self.notify.notified()
     }
 }
 
@@ -80,7 +71,7 @@ mod tests {
     fn a_round_marks_connections_idle_long_enough() {
         let eviction = Eviction::default();
         let before = eviction.rounds();
-        eviction.evict_idle(Duration::from_secs(2));
+        eviction.start_round(Duration::from_secs(2));
         assert_ne!(eviction.rounds(), before);
         assert!(eviction.is_evicted(Duration::from_secs(3)));
         assert!(!eviction.is_evicted(Duration::from_secs(1)));

@@ -79,9 +79,7 @@ pub(crate) async fn serve(
             Err(_) => {
                 let mut round = 0;
                 loop {
-                    shared
-                        .eviction
-                        .evict_idle(eviction::threshold(config.idle_timeout, round));
+                    shared.evict_idle(eviction::threshold(config.idle_timeout, round));
                     round += 1;
                     tokio::select! {
                         slot = slots.clone().acquire_owned() => {
@@ -106,7 +104,7 @@ pub(crate) async fn serve(
     // Idle connections close at once, busy ones after their response, streamed responses at
     // their next chunk boundary; upgraded connections and handlers are told
     // (`ShutdownSignal`), and whatever is left at the deadline is dropped.
-    shared.shutdown.begin();
+    shared.begin_shutdown();
     let open = connections.len();
     if open > 0 {
         tracing::info!(open, "shutting down: waiting for in-flight requests");

@@ -27,8 +27,9 @@ pub(crate) enum Framing {
 
 /// A complete, valid request head.
 pub(crate) struct Head {
-    /// Bytes the head takes in the buffer, final CRLF included.
-    pub len: usize,
+    /// Bytes the head takes in the buffer, final CRLF included (at most `MAX_HEAD`: a `u32`
+    /// keeps `Head` small, and a connection's future holds one across its awaits).
+    pub len: u32,
     pub method: Method,
     pub version: Version,
     /// The normalised origin-form target, as offsets into the buffer.
@@ -318,7 +319,8 @@ fn check_head(
         Version::Http10 => conn_keep_alive && !conn_close,
     };
     Ok(Some(Head {
-        len,
+        // At most MAX_HEAD (64 KiB): httparse saw no more than that.
+        len: len as u32,
         method,
         version,
         target: Target::new(
@@ -513,7 +515,9 @@ mod tests {
         .unwrap();
         let t = h.target;
         let text = |a: usize, b: usize| String::from_utf8(buf[a..b].to_vec()).unwrap();
-        assert!(t.start <= t.path_end && t.path_end <= t.end && usize::from(t.end) <= h.len);
+        assert!(
+            t.start <= t.path_end && t.path_end <= t.end && usize::from(t.end) <= h.len as usize
+        );
         let (a, b) = t.range();
         (text(a, b), t.host_range().map(|(a, b)| text(a, b)))
     }
@@ -526,7 +530,7 @@ mod tests {
     fn parses_a_simple_get() {
         let raw = "GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n";
         let h = parse(raw).unwrap().unwrap();
-        assert_eq!(h.len, raw.len());
+        assert_eq!(h.len as usize, raw.len());
         assert_eq!(h.method, Method::Get);
         assert_eq!(target(raw), ("/a?b=1".into(), Some("x".into())));
         assert_eq!(h.framing, Framing::None);
@@ -547,7 +551,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        let headers = builder.take(Bytes::copy_from_slice(&raw.as_bytes()[..head.len]));
+        let headers = builder.take(Bytes::copy_from_slice(&raw.as_bytes()[..head.len as usize]));
         let all: Vec<(&str, &[u8])> = headers.iter().collect();
         assert_eq!(
             all,
