@@ -58,7 +58,11 @@ pub(crate) async fn serve_connection(
             let signal = ShutdownSignal::new(Some(shared.shutdown.clone()));
             on_upgrade.run(conn.transport.into_upgraded(signal)).await;
         }
-        Err(e) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+        // The peer from the transport, not the argument: one copy fewer held across the await.
+        Err(e) => {
+            let peer = conn.transport.peer;
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
     }
 }
 
