@@ -31,17 +31,36 @@ pub struct ServerConfig {
     /// for the first request). Past it: `408` and the connection is closed (slowloris).
     /// Default 10 s.
     pub head_timeout: Duration,
-    /// Time a client has to send a whole request body. Past it: `408`, closed. Default 60 s.
+    /// Time a client has to send a whole request body (a streamed one: between two reads).
+    /// Past it: `408`, closed. Default 60 s.
     pub body_timeout: Duration,
+    /// The slowest a streamed request body may arrive, in bytes per second, averaged from
+    /// its start, once [`body_rate_grace`](ServerConfig::body_rate_grace) has passed; slower:
+    /// `408`, closed. A body trickled a byte at a time would otherwise hold its connection
+    /// (and its handler) for as long as each read comes within `body_timeout`. `0`: no
+    /// minimum. Default 240 bytes/s (Kestrel's): far below any real client, even a bad
+    /// mobile link, and a trickle attack's connection ends within seconds.
+    pub min_body_rate: u32,
+    /// How long a streamed body may arrive at any rate before
+    /// [`min_body_rate`](ServerConfig::min_body_rate) applies (TCP's slow start, a client
+    /// that reads a file before sending it). Default 5 s.
+    pub body_rate_grace: Duration,
     /// An idle keep-alive connection is closed after this long. Default 60 s.
     pub idle_timeout: Duration,
     /// Time allowed to write one batch of responses to a client that does not read. Default 30 s.
     pub write_timeout: Duration,
     /// Most connections open at once. When a client arrives at the limit, idle keep-alive
-    /// connections (and connections that never sent a request) are closed to make room for
-    /// it, longest-idle first; while none is idle, it waits, and clients after it wait in the
-    /// listen backlog. Default 10 000.
+    /// connections, connections that never sent a request and connections still sending
+    /// their head are closed to make room for it, the longest-waiting first; while none is,
+    /// it waits, and clients after it wait in the listen backlog. Capped at start to what the
+    /// process's open-file limit allows (raised to its hard limit first), keeping 64
+    /// descriptors for everything else, with a warning. Default 10 000.
     pub max_connections: usize,
+    /// Most connections open at once from one client address; past it a new connection is
+    /// answered `503` and closed. `0`: no per-client limit (the default). Behind a reverse
+    /// proxy every client has the proxy's address: set it only when clients connect
+    /// directly.
+    pub max_connections_per_client: usize,
     /// Length of the listen backlog: connections the kernel completes before the server
     /// accepts them (a burst of connects past it is refused or retried by the client). Used
     /// when chirp binds the address ([`App::run`](crate::App::run)); capped by the kernel
@@ -72,9 +91,12 @@ impl Default for ServerConfig {
             max_body_size: 2 * 1024 * 1024,
             head_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
+            min_body_rate: 240,
+            body_rate_grace: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            max_connections_per_client: 0,
             backlog: 1024,
             max_buffered_bodies: 256 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),

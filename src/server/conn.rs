@@ -187,11 +187,15 @@ impl Connection {
                         return Poll::Ready(Wake::Timer);
                     }
                 }
-                // Only between requests: a request in progress finishes first.
-                if transport.read.is_empty()
-                    && (!notices_armed
-                        || shared.shutdown.is_stopping()
-                        || shared.eviction.rounds() != rounds_seen)
+                // The notices reach a connection waiting for a head: an idle one, or one
+                // whose head is still arriving (eviction takes those too: a flood of heads
+                // that never finish must not hold every slot). Shutdown waits for a head
+                // under way, so once it began, a connection with a partial head stops
+                // listening (the fired notice would wake it on every poll).
+                let between = transport.read.is_empty();
+                let stopping = shared.shutdown.is_stopping();
+                if (between || !stopping)
+                    && (!notices_armed || stopping || shared.eviction.rounds() != rounds_seen)
                 {
                     notices_armed = true;
                     if notice.as_mut().poll(cx).is_ready() {
@@ -227,15 +231,31 @@ impl Connection {
                         return Ok(None);
                     }
                 }
-                Wake::Notice if shared.shutdown.is_stopping() => return Ok(None),
+                Wake::Notice if shared.shutdown.is_stopping() && self.transport.read.is_empty() => {
+                    return Ok(None)
+                }
                 Wake::Notice => {
-                    // An eviction round: the server is out of connection slots. An idle
-                    // connection is free to drop (the client reconnects when it needs to).
-                    rounds_seen = shared.eviction.rounds();
-                    let idle_from = if served_any { idle_since } else { connected };
-                    if shared.eviction.is_evicted(idle_from.elapsed()) {
-                        tracing::debug!(peer = %self.transport.peer, "idle connection closed to make room");
-                        return Ok(None);
+                    // An eviction round (or shutdown, for a head under way: it is served
+                    // first). The server is out of connection slots: an idle connection is
+                    // free to drop (the client reconnects when it needs to), and so is one
+                    // whose head has been arriving for longer than the round allows, the
+                    // oldest first, like idle ones.
+                    if shared.eviction.rounds() != rounds_seen {
+                        rounds_seen = shared.eviction.rounds();
+                        let waiting_since = match head_started {
+                            Some(started) => started,
+                            None if served_any => idle_since,
+                            None => connected,
+                        };
+                        if shared.eviction.is_evicted(waiting_since.elapsed()) {
+                            let what = if head_started.is_some() {
+                                "connection with an unfinished head closed to make room"
+                            } else {
+                                "idle connection closed to make room"
+                            };
+                            tracing::debug!(peer = %self.transport.peer, what);
+                            return Ok(None);
+                        }
                     }
                     notice.set(shared.notified());
                     notice.as_mut().enable();

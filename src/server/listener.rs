@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use super::config::ServerConfig;
 use super::shared::Shared;
-use super::{conn, eviction};
+use super::{client_cap, conn, eviction, fd_limit};
 use crate::service::Service;
 
 /// Binds `addr` with `backlog` (the standard library's bind uses 128, which a burst of
@@ -50,26 +50,56 @@ pub(crate) async fn serve(
     config: ServerConfig,
     signal: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let mut config = config;
+    config.max_connections = fd_limit::cap_connections(config.max_connections);
     let shared = Arc::new(Shared::new(config, service.shutdown().clone()));
     let config = &*shared.config;
     let _date_ticker = crate::clock::start_ticker();
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let mut connections = JoinSet::new();
     let mut signal = std::pin::pin!(signal);
+    let per_client = (config.max_connections_per_client > 0)
+        .then(|| Arc::new(client_cap::ClientCounts::default()));
+    // Eviction rounds run while accept fails for want of descriptors, as while slots lack.
+    let mut starved_round = 0;
     'serve: loop {
         // Reap finished connection tasks so the set stays small.
         while connections.try_join_next().is_some() {}
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                Err(e) if fd_limit::is_exhaustion(&e) => {
+                    // Out of descriptors: the client waits in the backlog until a
+                    // connection closes, and idle ones close only when asked to.
+                    if starved_round == 0 {
+                        tracing::warn!(error = %e, "accept failed: out of file descriptors; closing idle connections");
+                    }
+                    shared.evict_idle(eviction::threshold(config.idle_timeout, starved_round));
+                    starved_round += 1;
+                    tokio::time::sleep(eviction::pause(starved_round)).await;
+                    continue;
+                }
                 Err(e) => {
-                    // EMFILE and friends: back off briefly rather than spin.
+                    // Other failures (a connection reset before it was accepted, ...):
+                    // back off briefly rather than spin.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             },
             () = &mut signal => break,
+        };
+        starved_round = 0;
+        let client_slot = match &per_client {
+            None => None,
+            Some(counts) => match counts.enter(peer.ip(), config.max_connections_per_client) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::debug!(%peer, "connection refused: too many from this address");
+                    let _ = stream.try_write(client_cap::OVER_CAP);
+                    continue;
+                }
+            },
         };
         // A slot for it; when the server is full, close idle connections to make room,
         // longest-idle first, in rounds until a slot is free. (Only now that a
@@ -97,7 +127,7 @@ pub(crate) async fn serve(
         let (service, shared) = (service.clone(), shared.clone());
         connections.spawn(async move {
             conn::serve_connection(stream, peer, service, shared).await;
-            drop(slot);
+            drop((slot, client_slot));
         });
     }
     drop(listener);

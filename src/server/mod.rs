@@ -10,11 +10,13 @@
 
 mod budget;
 mod chunked;
+mod client_cap;
 mod config;
 mod conn;
 mod date;
 mod encode;
 mod eviction;
+mod fd_limit;
 mod listener;
 mod parse;
 #[cfg(test)]

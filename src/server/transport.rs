@@ -50,6 +50,18 @@ pub(super) const TOO_LARGE: Reject = Reject {
     reason: "request body too large",
 };
 
+/// The answer to a streamed body slower than `ServerConfig::min_body_rate`.
+const TOO_SLOW: Reject = Reject {
+    status: StatusCode::REQUEST_TIMEOUT,
+    reason: "request body arriving too slowly",
+};
+
+/// How much of a streamed body has arrived since it was first asked for.
+struct Pace {
+    started: Instant,
+    received: u64,
+}
+
 /// The answer when the server-wide body budget is spent (`ServerConfig::max_buffered_bodies`).
 const BODIES_OVER_BUDGET: Reject = Reject {
     status: StatusCode::SERVICE_UNAVAILABLE,
@@ -235,13 +247,18 @@ impl Transport {
         if head.expect_continue && self.read.is_empty() {
             self.send_continue().await?;
         }
+        // The data rate is counted from here: the handler asked for the body.
+        let mut pace = Pace {
+            started: Instant::now(),
+            received: self.read.len() as u64,
+        };
         match head.framing {
             Framing::None => Ok(true),
             Framing::Length(n) => {
                 let mut left = n;
                 while left > 0 {
                     if self.read.is_empty() {
-                        self.fill().await?;
+                        self.fill(&mut pace).await?;
                     }
                     let take = left.min(self.read.len());
                     left -= take;
@@ -269,19 +286,42 @@ impl Transport {
                     if decoder.is_done() {
                         return Ok(true);
                     }
-                    self.fill().await?;
+                    self.fill(&mut pace).await?;
                 }
             }
         }
     }
 
-    /// Reads more of a streamed body, waiting at most `body_timeout` for it.
-    async fn fill(&mut self) -> Result<(), BodyError> {
+    /// Reads more of a streamed body, waiting at most `body_timeout` for it, and no longer
+    /// than the body's average rate allows (`min_body_rate`, after `body_rate_grace`): a
+    /// per-read timeout alone lets a body trickled a byte at a time hold its connection for
+    /// ever.
+    async fn fill(&mut self, pace: &mut Pace) -> Result<(), BodyError> {
         /// Room for each read: chunks of up to this size reach the handler.
         const ROOM: usize = 64 * 1024;
         self.read.reserve(ROOM);
-        let wait = self.config.body_timeout;
-        body_read(timeout(wait, self.stream.read_buf(&mut self.read)).await)
+        let before = self.read.len();
+        let mut deadline = Instant::now() + self.config.body_timeout;
+        let mut rate_bound = false;
+        if self.config.min_body_rate > 0 {
+            // The moment the bytes so far stop keeping the average at the minimum.
+            let due = pace.started
+                + self.config.body_rate_grace
+                + Duration::from_secs_f64(
+                    pace.received as f64 / f64::from(self.config.min_body_rate),
+                );
+            if due < deadline {
+                (deadline, rate_bound) = (due, true);
+            }
+        }
+        // Bytes already waiting in the socket are taken even past the deadline (the read is
+        // polled before the timer).
+        let read = timeout_at(deadline, self.stream.read_buf(&mut self.read)).await;
+        pace.received += (self.read.len() - before) as u64;
+        match read {
+            Err(_) if rate_bound => Err(BodyError::Reject(TOO_SLOW)),
+            read => body_read(read),
+        }
     }
 
     // ---- Responses ----
