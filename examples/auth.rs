@@ -76,8 +76,8 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+/// The app, as `main` serves it and `tests/security_examples.rs` tests it.
+pub fn app() -> Result<App, Error> {
     let mut app = App::new();
     app.add_middleware(SessionMiddleware::new(SessionConfig::new(
         "change-me-to-a-long-random-secret!!",
@@ -104,6 +104,12 @@ async fn main() -> Result<(), Error> {
             )))
         }),
     );
+    Ok(app)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let app = app()?;
     let addr = std::env::var("CHIRP_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".to_owned());
     println!("chirp auth example on http://{addr}/");
     app.run(addr).await

@@ -22,8 +22,17 @@ use chirp::sessions::{get_session, regenerate_session, SessionConfig};
 use chirp::stores::SessionStore;
 use chirp::{App, ConfigurationError, Request, Response};
 
+// Public: `tests/security_examples.rs` runs it in a process of its own.
 #[tokio::main]
-async fn main() -> Result<(), chirp::Error> {
+pub async fn main() -> Result<(), chirp::Error> {
+    let (app, store) = app_from_env().await?;
+    let addr = std::env::var("CHIRP_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".to_owned());
+    println!("chirp dashboard ({store} sessions) listening on http://{addr}/dashboard");
+    app.run(addr).await
+}
+
+/// The app as the environment asks, and the name of its session store.
+pub async fn app_from_env() -> Result<(App, String), chirp::Error> {
     let secret = std::env::var("CHIRP_SECRET_KEY").unwrap_or_else(|_| "my-secret-key".to_owned());
     let config = SessionConfig::new(secret);
     let store = std::env::var("CHIRP_SESSION_STORE").unwrap_or_else(|_| "cookie".to_owned());
@@ -37,9 +46,7 @@ async fn main() -> Result<(), chirp::Error> {
             .into())
         }
     };
-    let addr = std::env::var("CHIRP_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".to_owned());
-    println!("chirp dashboard ({store} sessions) listening on http://{addr}/dashboard");
-    app.run(addr).await
+    Ok((app, store))
 }
 
 /// The routes, over either store.
