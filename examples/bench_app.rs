@@ -32,7 +32,9 @@ struct Message {
     message: &'static str,
 }
 
-/// The peers' fixed 64-byte benchmark key (never for real use).
+/// The peers' fixed 64-byte benchmark key (never for real use). Fixed on purpose, unlike the
+/// other examples' `CHIRP_SECRET_KEY`: benchmarks need the same cookies run after run, and the
+/// peers sign with this same key.
 const SECRET_KEY: &str = "peer-bench-fixed-secret-key-0123456789abcdefghijklmnopqrstuvwxyz";
 
 fn session_config() -> SessionConfig {

@@ -9,9 +9,12 @@
 //! ```
 //!
 //! Listens on `CHIRP_ADDR` (default 127.0.0.1:8000). The account is `NOTES_USER` /
-//! `NOTES_PASSWORD` (default `demo` / `demo`); set `NOTES_SECRET` to a long random secret for
-//! anything but a demo. The access log and security events go to stdout (`RUST_LOG`, default
-//! `info`). API clients fetch a CSRF token from `GET /api/csrf` and send it as
+//! `NOTES_PASSWORD` (default `demo` / `demo`). Sessions are signed with `CHIRP_SECRET_KEY`
+//! (`openssl rand -hex 32`, the same for every instance); without it, with a random secret
+//! made at start (and a warning): sessions then end when the process does. The access log,
+//! warnings and security events go to stdout (`RUST_LOG`, default `info`). After logging in,
+//! the browser goes to `?next=` when it is a path on this site (`safe_redirect`), else to
+//! `/notes`. API clients fetch a CSRF token from `GET /api/csrf` and send it as
 //! `X-CSRF-Token`. `tests/notes.rs` drives it through `TestClient`.
 
 use std::sync::Mutex;
@@ -23,10 +26,10 @@ use chirp::middleware::auth_rate_limit::AuthRateLimitMiddleware;
 use chirp::middleware::csrf::{csrf_field, get_csrf_token, CsrfConfig, CsrfMiddleware};
 use chirp::middleware::security_headers::{csp_nonce, SecurityHeadersMiddleware};
 use chirp::middleware::sessions::SessionMiddleware;
-use chirp::security::audit;
+use chirp::security::{audit, safe_redirect, secret_key_from_env};
 use chirp::sessions::flash::{flash_with, take_flashes};
 use chirp::sessions::SessionConfig;
-use chirp::{App, Error, HttpError, Method, Request, Response, StatusCode};
+use chirp::{App, ConfigurationError, Error, HttpError, Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 /// The signed-in user: the one account, by name.
@@ -84,6 +87,18 @@ impl Notes {
     }
 }
 
+/// Percent-encodes all but RFC 3986's unreserved characters, for a query value.
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -112,12 +127,22 @@ fn page(title: &str, body: &str) -> Result<Response, Error> {
     )))
 }
 
-async fn login_form(_req: Request) -> Result<Response, Error> {
+/// `/login`, with the `?next=` it was given (the login redirect of `login_required` adds it):
+/// encoded for a query, escaped for HTML. Where it leads is checked when it is used.
+fn login_action(req: &Request) -> String {
+    match req.query_param("next") {
+        Some(next) => escape(&format!("/login?next={}", query_escape(&next))),
+        None => "/login".to_owned(),
+    }
+}
+
+async fn login_form(req: Request) -> Result<Response, Error> {
     let csrf = csrf_field()?;
+    let action = login_action(&req);
     page(
         "Log in",
         &format!(
-            r#"<form method=post action=/login>{csrf}
+            r#"<form method=post action="{action}">{csrf}
 <label>User <input name=username></label> <label>Password <input name=password type=password></label>
 <button>Log in</button></form>"#
         ),
@@ -141,7 +166,8 @@ async fn do_login(req: Request) -> Result<Response, Error> {
     login(&User {
         name: form.username,
     })?;
-    Ok(Response::see_other("/notes"))
+    // Only to a path on this site: `?next=//evil.example` is another site's page.
+    Ok(safe_redirect(req.query_param("next").as_deref(), "/notes"))
 }
 
 async fn notes_page(req: Request) -> Result<Response, Error> {
@@ -207,10 +233,14 @@ pub fn app() -> Result<App, Error> {
         name: env("NOTES_USER", "demo"),
         password: env("NOTES_PASSWORD", "demo"),
     };
-    let secret = env(
-        "NOTES_SECRET",
-        "notes-demo-secret-change-me-0123456789abcdef",
-    );
+    if std::env::var_os("NOTES_SECRET").is_some() {
+        return Err(ConfigurationError::new(
+            "NOTES_SECRET is now CHIRP_SECRET_KEY, as in the other examples: rename it",
+        )
+        .into());
+    }
+    // Never a secret written here: anyone who reads it could sign a cookie naming any user.
+    let secret = secret_key_from_env("CHIRP_SECRET_KEY")?;
     let user_name = account.name.clone();
 
     let mut app = App::new();
@@ -267,7 +297,8 @@ pub fn app() -> Result<App, Error> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // The access log and security events, to stdout; RUST_LOG picks the level (default info).
+    // The access log, warnings and security events, to stdout; RUST_LOG picks the level
+    // (default info).
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

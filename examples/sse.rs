@@ -62,6 +62,14 @@ pub fn app(interval: Duration) -> App {
 #[allow(dead_code)] // the other tests include this file for `app` alone
 #[tokio::main]
 pub async fn main() -> Result<(), chirp::Error> {
+    // Warnings (a random secret, say) and security events, to stdout; RUST_LOG picks the
+    // level (default info). `try_init`: a test may have installed one already.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
     let ms = match std::env::var("CHIRP_SSE_INTERVAL_MS") {
         Ok(v) => v.parse::<u64>().map_err(|_| {
             chirp::ConfigurationError::new(format!(

@@ -66,7 +66,8 @@ started=$?
 PIDS+=("$REDIS_PID")
 [[ $started == 0 ]] || die "see the logs in $WORK"
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
-# One secret for every instance: each must verify what the others signed.
+# One secret for every instance: each must verify what the others signed. Without it, each
+# instance would make a random secret of its own (and warn): checks 1 and 3 below would fail.
 export CHIRP_SECRET_KEY=scale-out-demo-secret-0123456789abcdef0123456789abcdef
 
 PASSED=0
@@ -121,6 +122,8 @@ run_store() {
     PIDS+=("$pid_a" "$pid_b")
     up "$port_a" "instance a"
     up "$port_b" "instance b"
+    check "$store: both instances sign with CHIRP_SECRET_KEY (no random secret)" "" \
+        "$(grep -l 'random secret' "$WORK/a-$store.log" "$WORK/b-$store.log")"
 
     local prefix=$WORK/nginx-$store
     mkdir -p "$prefix/tmp"

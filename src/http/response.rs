@@ -184,6 +184,16 @@ fn header_problem(name: &str, value: &str) -> Option<String> {
             "response header {name:?} has CR, LF or NUL in its value (response splitting)"
         ));
     }
+    // Browsers drop tabs and newlines from a URL and trim control characters, so a redirect
+    // to `/\t/host` lands on `//host`, another site. Check redirect targets that come from
+    // the request with `chirp::security::is_safe_url`.
+    if name.eq_ignore_ascii_case("location") && value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Some(format!(
+            "response header {name:?} has a control character (a tab, say) in its value: \
+             browsers drop them from URLs, which can turn a local path into another site; \
+             check redirect targets with chirp::security::is_safe_url"
+        ));
+    }
     None
 }
 
@@ -249,7 +259,8 @@ impl Response {
 
     /// `303 See Other` to `location`: the answer to a form POST that worked
     /// (post/redirect/get), so that the browser fetches `location` with GET and a reload does
-    /// not send the form again.
+    /// not send the form again. A `location` taken from the request (a `?next=`) can send the
+    /// user to another site: use [`safe_redirect`](crate::security::safe_redirect) for those.
     ///
     /// ```
     /// use chirp::{Response, StatusCode};
@@ -448,6 +459,13 @@ impl Response {
 
     /// Appends a header. A name that is not a token or a value holding CR, LF or NUL is
     /// refused: the server then answers `500` instead of sending a split response, and logs why.
+    /// So is a `Location` holding any control character (a tab included): browsers drop tabs
+    /// and newlines from URLs, which turns `/\t/host` into `//host`, another site.
+    ///
+    /// ```
+    /// let res = chirp::Response::see_other("/\t/evil.example");
+    /// assert!(res.refused_header().is_some()); // answered 500, the header never sent
+    /// ```
     pub fn with_header(
         mut self,
         name: impl Into<Cow<'static, str>>,
@@ -739,6 +757,25 @@ mod tests {
         assert!(r.header("x-a").is_none());
         let r = Response::text("x").with_header("bad name", "v");
         assert!(r.refused_header().is_some());
+    }
+
+    #[test]
+    fn refuses_control_characters_in_location_only() {
+        for bad in ["/\t/evil.example", "/\u{1}x", "/x\u{7f}", "\u{b}/"] {
+            let r = Response::see_other(bad);
+            assert!(
+                r.refused_header().unwrap().contains("control character"),
+                "{bad:?}"
+            );
+            assert!(r.header("location").is_none(), "{bad:?}");
+            let r = Response::empty(StatusCode::FOUND).with_header("LOCATION", bad);
+            assert!(r.refused_header().is_some(), "{bad:?}");
+        }
+        let r = Response::see_other("/notes?a=b#c");
+        assert_eq!(r.refused_header(), None);
+        // Elsewhere a tab is a legal field-value character (RFC 9110, 5.5).
+        let r = Response::text("x").with_header("x-a", "a\tb");
+        assert_eq!(r.header("x-a"), Some("a\tb"));
     }
 
     #[test]
