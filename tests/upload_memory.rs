@@ -37,6 +37,20 @@ async fn a_50_mib_upload_is_streamed_in_bounded_memory() {
     )
     .unwrap();
     let server = TestServer::start(app).await;
+    // The session cookie and CSRF token the upload form gives a browser.
+    let mut conn = server.connect().await;
+    conn.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let page = conn.response().await;
+    let text = page.text();
+    let token = text
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form carries its CSRF token");
+    let auth = format!(
+        "Cookie: {}\r\nX-CSRF-Token: {token}\r\n",
+        page.cookie_pair()
+    );
 
     // The resident set is sampled every few milliseconds while the upload runs.
     let before = rss();
@@ -56,7 +70,7 @@ async fn a_50_mib_upload_is_streamed_in_bounded_memory() {
     let tail = b"\r\n--BOUNDARY--\r\n";
     let mut conn = server.connect().await;
     conn.send(format!(
-        "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=BOUNDARY\r\nContent-Length: {}\r\n\r\n",
+        "POST /upload HTTP/1.1\r\nHost: t\r\n{auth}Content-Type: multipart/form-data; boundary=BOUNDARY\r\nContent-Length: {}\r\n\r\n",
         head.len() + SIZE + tail.len()
     ))
     .await;

@@ -214,12 +214,31 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The header lines that let a request through the files example's CSRF check: the session
+/// cookie and the token, as the form at `/` gives them to a browser.
+async fn files_session(server: &TestServer) -> String {
+    let mut conn = server.connect().await;
+    conn.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let page = conn.response().await;
+    let text = page.text();
+    let token = text
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form carries its CSRF token");
+    format!(
+        "Cookie: {}\r\nX-CSRF-Token: {token}\r\n",
+        page.cookie_pair()
+    )
+}
+
 #[tokio::test]
 async fn the_files_example_stores_uploads_and_serves_static_files() {
     let uploads = tempfile::tempdir().unwrap();
     let static_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/files/static");
     let app = files_example::app(&static_dir, uploads.path().to_path_buf(), 2 * MIB).unwrap();
     let server = TestServer::start(app).await;
+    let auth = files_session(&server).await;
 
     let photo: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let notes = b"plain text notes\r\n--not-a-boundary\r\n".to_vec();
@@ -233,7 +252,7 @@ async fn the_files_example_stores_uploads_and_serves_static_files() {
     );
     let mut conn = server.connect().await;
     conn.send(format!(
-        "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n",
+        "POST /upload HTTP/1.1\r\nHost: t\r\n{auth}Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n",
         body.len()
     ))
     .await;
@@ -260,7 +279,7 @@ async fn the_files_example_stores_uploads_and_serves_static_files() {
     let big = multipart("B", &[("f", Some("big.bin"), &vec![0u8; 3 * MIB])]);
     let mut conn = server.connect().await;
     conn.send(format!(
-        "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=B\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        "POST /upload HTTP/1.1\r\nHost: t\r\n{auth}Content-Type: multipart/form-data; boundary=B\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
         big.len()
     ))
     .await;
@@ -268,14 +287,16 @@ async fn the_files_example_stores_uploads_and_serves_static_files() {
     assert_eq!(conn.response().await.status, 413);
     // Not multipart: 415.
     let mut conn = server.connect().await;
-    conn.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi").await;
+    conn.send(format!("POST /upload HTTP/1.1\r\nHost: t\r\n{auth}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi")).await;
     assert_eq!(conn.response().await.status, 415);
-    // Static files, with an index page that posts to /upload.
+    // The form posts to /upload; static files, with an index page that links to it.
     let mut conn = server.connect().await;
+    conn.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert!(conn.response().await.text().contains("action=\"/upload\""));
     conn.send("GET /static/index.html HTTP/1.1\r\nHost: t\r\n\r\n")
         .await;
     let page = conn.response().await;
-    assert!(page.text().contains("action=\"/upload\""));
+    assert!(page.text().contains("href=\"/\""));
     let mut raw = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     raw.write_all(b"GET /static/hello.txt HTTP/1.0\r\n\r\n")
         .await
