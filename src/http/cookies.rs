@@ -28,12 +28,23 @@ pub(crate) fn find_cookie<'h>(header: &'h [u8], name: &[u8]) -> Option<&'h str> 
 
 /// Like [`find_cookie`], the value as raw bytes (no UTF-8 check).
 pub(crate) fn find_cookie_bytes<'h>(header: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
-    let mut rest = header;
-    loop {
-        rest = rest.trim_ascii_start();
+    find_cookies_bytes(header, name).next()
+}
+
+/// Every value of cookie `name` in one `Cookie` header value, in order, as raw bytes (a
+/// browser sends several cookies of one name when they differ in `Domain` or `Path`: a
+/// sibling subdomain's, a narrower path's). Read as [`find_cookie`] reads them.
+fn find_cookies_bytes<'h, 'n>(
+    header: &'h [u8],
+    name: &'n [u8],
+) -> impl Iterator<Item = &'h [u8]> + use<'h, 'n> {
+    let mut rest = Some(header);
+    std::iter::from_fn(move || loop {
+        let current = rest?.trim_ascii_start();
         // A session cookie's value runs to 100 bytes and more: memchr scans it a vector at a time.
-        let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
-        let pair = &rest[..end];
+        let end = memchr::memchr(b';', current).unwrap_or(current.len());
+        let pair = &current[..end];
+        rest = current.get(end + 1..);
         if pair.len() > name.len() && pair[name.len()] == b'=' && pair.starts_with(name) {
             let value = pair[name.len() + 1..].trim_ascii();
             let value = value
@@ -42,7 +53,18 @@ pub(crate) fn find_cookie_bytes<'h>(header: &'h [u8], name: &[u8]) -> Option<&'h
                 .unwrap_or(value);
             return Some(value);
         }
-        rest = rest.get(end + 1..)?;
+    })
+}
+
+impl Cookie {
+    /// Every value of cookie `name` in one `Cookie` header value, in order, as raw bytes (see
+    /// [`find_cookie`] for how the header is read). Here rather than a free function so that
+    /// the session middleware reaches it through the re-exported [`Cookie`].
+    pub(crate) fn values_in<'h, 'n>(
+        header: &'h [u8],
+        name: &'n [u8],
+    ) -> impl Iterator<Item = &'h [u8]> + use<'h, 'n> {
+        find_cookies_bytes(header, name)
     }
 }
 
@@ -258,6 +280,16 @@ mod tests {
         // Another cookie that is not UTF-8 does not hide the one asked for.
         assert_eq!(find_cookie(b"x=\xff\xfe; s=ok", b"s"), Some("ok"));
         assert_eq!(find_cookie_bytes(b"x=\xff", b"x"), Some(&b"\xff"[..]));
+    }
+
+    #[test]
+    fn finds_every_value_of_a_name_in_order() {
+        let h = b"s=first; a=1; s=\"second\";s=; x=\xff; s=third";
+        let all: Vec<&[u8]> = Cookie::values_in(h, b"s").collect();
+        assert_eq!(all, [&b"first"[..], b"second", b"", b"third"]);
+        assert_eq!(Cookie::values_in(b"", b"s").count(), 0);
+        assert_eq!(Cookie::values_in(b"ss=1; s", b"s").count(), 0);
+        assert_eq!(find_cookie_bytes(h, b"s"), Some(&b"first"[..]));
     }
 
     #[test]

@@ -143,6 +143,16 @@ impl<U: AuthUser> AuthConfig<U> {
     /// A value that changes when the user's credentials do (a password hash's fingerprint, a
     /// counter). Stored at login and compared on every request: a mismatch makes the request
     /// anonymous, which revokes every older session of that user.
+    ///
+    /// This is "log out everywhere" with the cookie store, and its only revocation: a cookie
+    /// store keeps nothing on the server, so [`logout`] replaces the browser's cookie but
+    /// cannot revoke a copy of it taken before (that copy works until the session's absolute
+    /// deadline, [`SessionConfig::absolute_timeout`](crate::sessions::SessionConfig::absolute_timeout),
+    /// 7 days after the login by default). To end every session of a user at once (a password
+    /// change, "sign out of all devices", a stolen cookie), keep a per-user counter in your
+    /// user store, return it here, and bump it: the next request of every older cookie is
+    /// anonymous, with no state kept per session. `RedisStore` can also revoke one user's
+    /// sessions (`revoke_user`), and deletes the session itself at logout.
     pub fn session_version<F>(mut self, version: F) -> Self
     where
         F: Fn(&U) -> String + Send + Sync + 'static,
@@ -385,7 +395,16 @@ pub fn login<U: AuthUser>(user: &U) -> Result<(), LookupError> {
     Ok(())
 }
 
-/// Signs the user out: regenerates the session (everything in it is cleared).
+/// Signs the user out: regenerates the session (everything in it is cleared), so the response
+/// carries a new session cookie, without the user, that replaces the browser's.
+///
+/// What it revokes depends on the store. With `RedisStore` the old session is deleted: a copy
+/// of the old cookie is dead everywhere at once. With the cookie store (the default) nothing is
+/// kept on the server, so a copy of the old cookie taken before the logout still signs its
+/// holder in until the session's absolute deadline
+/// ([`SessionConfig::absolute_timeout`](crate::sessions::SessionConfig::absolute_timeout), 7
+/// days after the login by default) or `max_age` after its last use, whichever is first; to
+/// end it sooner, bump the user's [`AuthConfig::session_version`] ("log out everywhere").
 ///
 /// # Errors
 /// [`LookupError`] without [`AuthMiddleware`] or a session.

@@ -27,9 +27,38 @@
 //! `Vary: Cookie`): static files and 404s stay cacheable, and nobody gets a cookie they did
 //! not ask for.
 //!
+//! **Lifetime.** The cookie is re-signed on every response it is sent with, so `max_age` (1
+//! day) is a sliding, idle-like limit. What bounds a session is
+//! [`absolute_timeout`](SessionConfig::absolute_timeout), on by default (7 days), counted
+//! from the session's creation (`__created_at`, carried over unchanged by every re-signing),
+//! never from the last signature: a copied cookie replayed and renewed once a day still dies
+//! 7 days after the session was created. `login()` and `logout()` regenerate the session,
+//! which restarts the count.
+//!
+//! **What a logout revokes.** With the cookie store (the default) the session is the cookie:
+//! `logout()` answers with a new cookie without the user, which replaces the browser's, but
+//! the server keeps no list of cookies and cannot revoke a copy taken before (from a
+//! shared computer, a log, malware). That copy keeps working until the absolute deadline
+//! (or `max_age` after its last use, whichever comes first), unless the app bumps the user's
+//! [`session_version`](crate::middleware::auth::AuthConfig::session_version), which ends every
+//! session of that user at once ("log out everywhere"). A server-side store (`RedisStore`)
+//! deletes the session at logout: a replayed cookie is dead everywhere at once.
+//!
+//! **Several cookies of the session's name** (a browser sends all those whose `Domain` and
+//! `Path` match: one may have been tossed by a sibling subdomain, or set on a narrower path,
+//! to shadow the real one): each is tried; the session is the one that verifies and is fresh
+//! when exactly one does (junk and expired cookies are skipped, so they cannot log anyone
+//! out); when two or more do, neither is used and the request starts with an empty session
+//! (one of them was put there by someone else, and which cannot be told: using the first
+//! would let an attacker who tosses their own signed-in cookie log the victim in as the
+//! attacker; refusing costs the victim their session, a denial of service only for as long
+//! as the tossed cookie is valid). The defence that prevents tossing altogether is the
+//! `__Host-` prefix: `cookie_name: "__Host-chirp_session"` with `secure: true`, `path: "/"` and
+//! no `domain`.
+//!
 //! **Reserved keys**, the same as the Python framework's, so that a cookie is read alike by
 //! both: `__created_at` and `__last_seen_at` (Unix seconds, only while `idle_timeout` or
-//! `absolute_timeout` is set; renamed with [`SessionConfig::created_at_key`] and
+//! `absolute_timeout` is set, which it is by default; renamed with [`SessionConfig::created_at_key`] and
 //! [`SessionConfig::last_seen_at_key`]), and the auth middleware's `user_id`
 //! ([`AuthConfig::session_key`](crate::middleware::auth::AuthConfig::session_key)) and
 //! `_session_version`
@@ -64,7 +93,7 @@ use crate::error::{ConfigurationError, Error};
 use crate::future::BoxFuture;
 use crate::http::{is_valid_cookie_name, Cookie, Request, Response, SameSite, StatusCode};
 use crate::service::{Middleware, Next};
-use crate::sessions::{SaveMode, Session, SessionConfig, Signer, CURRENT};
+use crate::sessions::{SaveMode, Session, SessionConfig, Signer, Stamps, CURRENT};
 use crate::stores::{CookieStore, Internal, SessionStore};
 
 /// The session middleware. See the [module docs](self).
@@ -80,8 +109,10 @@ impl SessionMiddleware<CookieStore> {
     ///
     /// # Errors
     /// [`ConfigurationError`] for an empty secret, `SameSite=None` without `secure`, an
-    /// invalid cookie name, or a path or domain that cannot go in a cookie. A secret shorter
-    /// than 32 bytes is accepted with a logged warning.
+    /// invalid cookie name, a `__Secure-` or `__Host-` name without what its prefix demands
+    /// (`secure`; for `__Host-` also `path` `/` and no `domain`), or a path or domain that
+    /// cannot go in a cookie. A secret shorter than 32 bytes, and an `absolute_timeout`
+    /// shorter than `max_age`, are accepted with a logged warning.
     pub fn new(config: SessionConfig) -> Result<Self, ConfigurationError> {
         let signer = Signer::new(
             &config.secret_key,
@@ -113,11 +144,39 @@ impl<S: SessionStore> SessionMiddleware<S> {
                 config.cookie_name
             )));
         }
+        // Browsers drop a prefixed cookie set without what its prefix demands, silently.
+        let prefixed = |p: &str| {
+            config
+                .cookie_name
+                .get(..p.len())
+                .is_some_and(|n| n.eq_ignore_ascii_case(p))
+        };
+        if (prefixed("__Secure-") || prefixed("__Host-")) && !config.secure {
+            return Err(ConfigurationError::new(format!(
+                "cookie_name {:?} needs secure=true: browsers refuse a __Secure- or __Host- cookie without Secure",
+                config.cookie_name
+            )));
+        }
+        if prefixed("__Host-") && (config.path != "/" || config.domain.is_some()) {
+            return Err(ConfigurationError::new(format!(
+                "cookie_name {:?} needs path=\"/\" and no domain: browsers refuse a __Host- cookie with a Domain or another Path",
+                config.cookie_name
+            )));
+        }
         if config.secret_key.len() < 32 {
             tracing::warn!(
                 len = config.secret_key.len(),
                 "session secret_key is shorter than 32 bytes: use a long random secret in production"
             );
+        }
+        if let Some(absolute) = config.absolute_timeout {
+            if absolute < config.max_age {
+                tracing::warn!(
+                    absolute_timeout = absolute.as_secs(),
+                    max_age = config.max_age.as_secs(),
+                    "session absolute_timeout is shorter than max_age: sessions end at absolute_timeout, before their cookie does"
+                );
+            }
         }
         let mut cookie = Cookie::new(config.cookie_name.clone(), "")
             .max_age(config.max_age)
@@ -162,6 +221,14 @@ impl<S: SessionStore> SessionMiddleware<S> {
             && within(self.config.absolute_timeout, created)
     }
 
+    /// The reserved timestamps' keys, while a timeout is set.
+    fn stamps(&self) -> Stamps<'_> {
+        Stamps::new(self.has_timeouts().then_some([
+            self.config.created_at_key.as_str(),
+            self.config.last_seen_at_key.as_str(),
+        ]))
+    }
+
     /// Loads the cookie's session into `session` (left empty when there is no valid, fresh
     /// one), saying whether there was one. The store parses into the session's own (reused)
     /// map. `Err`: the store could not answer, and the request must not go on as if it had no
@@ -175,28 +242,74 @@ impl<S: SessionStore> SessionMiddleware<S> {
         let Some(cookie) = cookie else {
             return Ok(Loaded::Nothing);
         };
-        let Some(mut record) = self
+        match self.check(cookie, session.take_map(), now).await? {
+            Checked::Fresh(data, created) => {
+                session.loaded(data, created);
+                Ok(Loaded::Session)
+            }
+            Checked::Expired => Ok(Loaded::Expired),
+            Checked::Refused => Ok(Loaded::Nothing),
+        }
+    }
+
+    /// Loads and checks one cookie, parsing into `map`.
+    async fn check(
+        &self,
+        cookie: &str,
+        map: Map<String, Value>,
+        now: u64,
+    ) -> Result<Checked, Error> {
+        let mut stamps = self.stamps();
+        let Some(record) = self
             .store
-            .load_into(cookie, session.take_map(), Internal)
+            .load_stamped(cookie, map, &mut stamps, Internal)
             .await?
         else {
-            return Ok(Loaded::Nothing);
+            return Ok(Checked::Refused);
         };
-        let (mut created, mut last_seen) = (record.issued_at as f64, record.issued_at as f64);
-        if self.has_timeouts() {
-            let mut take = |key: &str| match record.data.shift_remove(key) {
-                Some(Value::Number(n)) => n.as_f64(),
-                _ => None,
-            };
-            created = take(&self.config.created_at_key).unwrap_or(created);
-            last_seen = take(&self.config.last_seen_at_key).unwrap_or(last_seen);
-        }
-        if !self.is_fresh(record.issued_at, created, last_seen, now) {
+        // A session without a creation time (made by an app without timeouts: a Python one,
+        // or chirp before absolute lifetimes were on by default) counts from its signature.
+        let [created, last_seen] = stamps.values;
+        let issued_at = record.issued_at as f64;
+        let (since, seen) = (created.unwrap_or(issued_at), last_seen.unwrap_or(issued_at));
+        if !self.is_fresh(record.issued_at, since, seen, now) {
             tracing::debug!("session cookie expired; starting an empty session");
-            return Ok(Loaded::Expired);
+            return Ok(Checked::Expired);
         }
-        session.loaded(record.data, created);
-        Ok(Loaded::Session)
+        Ok(Checked::Fresh(record.data, created))
+    }
+
+    /// Loads the one session of several cookies of the session's name (a browser sends them
+    /// all when they differ in `Domain` or `Path`): the one that verifies and is fresh when
+    /// exactly one does, none when two or more do (ambiguous: one was put there by someone
+    /// else, a sibling subdomain tossing its own login, and which cannot be told). Returns the
+    /// index of the cookie loaded.
+    async fn load_one_of(
+        &self,
+        session: &Session,
+        cookies: &[IncomingCookie],
+        now: u64,
+    ) -> Result<Option<usize>, Error> {
+        let mut found = None;
+        for (i, cookie) in cookies.iter().enumerate() {
+            let Checked::Fresh(data, created) =
+                self.check(cookie.as_str(), Map::new(), now).await?
+            else {
+                continue;
+            };
+            if found.is_some() {
+                tracing::debug!(
+                    cookies = cookies.len(),
+                    "two valid session cookies in one request (a tossed cookie?): using neither; starting an empty session"
+                );
+                return Ok(None);
+            }
+            found = Some((i, data, created));
+        }
+        Ok(found.map(|(i, data, created)| {
+            session.loaded(data, created);
+            i
+        }))
     }
 
     /// Writes the session into `res` (or not, per the save mode and the handler's outcome).
@@ -238,10 +351,6 @@ impl<S: SessionStore> SessionMiddleware<S> {
             now,
         )
         .await;
-        if self.has_timeouts() {
-            data.shift_remove(&self.config.created_at_key);
-            data.shift_remove(&self.config.last_seen_at_key);
-        }
         session.lock().data = data;
     }
 
@@ -263,47 +372,56 @@ impl<S: SessionStore> SessionMiddleware<S> {
             Loaded::Nothing | Loaded::Expired => None,
         };
         let regenerated = regenerated || loaded == Loaded::Expired;
-        if self.has_timeouts() {
-            // Whole seconds are written as integers, a Python app's fractions as they came.
-            let number = |t: f64| match t.fract() == 0.0 && t >= 0.0 {
-                true => Value::from(t as u64),
-                false => Value::from(t),
-            };
-            let created = number(created.unwrap_or(now as f64));
-            data.insert(self.config.created_at_key.clone(), created);
-            data.insert(self.config.last_seen_at_key.clone(), number(now as f64));
+        // The reserved timestamps: a session made or regenerated here is created now; a
+        // loaded one keeps its creation time (re-signing never moves it); one loaded without
+        // a creation time is saved without timestamps, as it came (a Python app's session).
+        let mut stamps = self.stamps();
+        let created = match (regenerated, loaded) {
+            (false, Loaded::Session) => created,
+            _ => Some(now as f64),
+        };
+        if let Some(created) = created {
+            stamps.values = [Some(created), Some(now as f64)];
         }
         // The Set-Cookie value is built in one string: name, value (the store appends it),
-        // attributes.
+        // attributes; room for a value somewhat larger than the one that came in.
         let name = &self.config.cookie_name;
-        let mut set_cookie = String::with_capacity(name.len() + 1 + 128 + self.attributes.len());
+        let room = incoming.map_or(0, str::len).max(160) + 32;
+        let mut set_cookie = String::with_capacity(name.len() + 1 + room + self.attributes.len());
         set_cookie.push_str(name);
         set_cookie.push('=');
         let value_at = set_cookie.len();
-        let mut saved = match (regenerated, incoming) {
-            (true, Some(old)) => {
-                self.store
-                    .save_regenerated_into(data, now, old, &mut set_cookie, Internal)
-                    .await
-            }
-            (true, None) => {
-                self.store
-                    .save_into(data, now, None, &mut set_cookie, Internal)
-                    .await
-            }
-            (false, _) => {
-                self.store
-                    .save_into(data, now, previous, &mut set_cookie, Internal)
-                    .await
-            }
+        let (previous, forget) = match regenerated {
+            true => (None, incoming),
+            false => (previous, None),
         };
+        let mut saved = self
+            .store
+            .save_stamped(
+                data,
+                &stamps,
+                now,
+                previous,
+                forget,
+                &mut set_cookie,
+                Internal,
+            )
+            .await;
         if saved.is_ok() && regenerated && Some(&set_cookie[value_at..]) == incoming {
             // Same data in the same second as the old cookie: sign one second earlier so the
             // new cookie differs, as a regeneration promises.
             set_cookie.truncate(value_at);
             saved = self
                 .store
-                .save_into(data, now.saturating_sub(1), None, &mut set_cookie, Internal)
+                .save_stamped(
+                    data,
+                    &stamps,
+                    now.saturating_sub(1),
+                    None,
+                    None,
+                    &mut set_cookie,
+                    Internal,
+                )
                 .await;
         }
         if let Err(e) = saved {
@@ -343,6 +461,16 @@ enum Loaded {
     Expired,
 }
 
+/// What [`SessionMiddleware::check`] found of one cookie.
+enum Checked {
+    /// Valid and fresh: its data, and its creation time when it carries one.
+    Fresh(Map<String, Value>, Option<f64>),
+    /// Valid, but past `max_age` or a timeout.
+    Expired,
+    /// Not a session (bad signature, unknown id, ...).
+    Refused,
+}
+
 /// The answer when the store failed: its own status for an [`HttpError`] (a server-side store
 /// that is down says `503`, with `Retry-After`), else `500`; logged either way.
 fn store_failed(e: Error) -> Response {
@@ -374,28 +502,61 @@ fn add_vary_cookie(res: &mut Response) {
     }
 }
 
-/// The request's session cookie, kept without copying: a handle on the request's head buffer
-/// and where the value sits in it.
+/// A session cookie of the request, kept without copying: a handle on the request's head
+/// buffer and where the value sits in it.
 struct IncomingCookie {
     buf: Bytes,
     at: (usize, usize),
 }
 
 impl IncomingCookie {
-    fn of(req: &Request, name: &str) -> Option<IncomingCookie> {
-        let value = req.cookie_bytes(name)?;
+    /// `value`, a slice of `req`'s head.
+    fn at(req: &Request, value: &[u8]) -> IncomingCookie {
         let buf = req.headers().buffer().clone();
         let start = value.as_ptr() as usize - buf.as_ptr() as usize;
-        Some(IncomingCookie {
+        IncomingCookie {
             buf,
             at: (start, start + value.len()),
-        })
+        }
     }
 
     /// The value, checked to be UTF-8 here and only here ("" when it is not, which no store
     /// accepts).
     fn as_str(&self) -> &str {
         std::str::from_utf8(&self.buf[self.at.0..self.at.1]).unwrap_or("")
+    }
+}
+
+/// The request's cookies of the session's name, in every `Cookie` header, in order.
+enum Candidates {
+    None,
+    One(IncomingCookie),
+    /// Several: a browser sends each cookie of the name whose `Domain` and `Path` match, the
+    /// most specific path first. One may have been tossed by a sibling subdomain or set on a
+    /// narrower path to shadow the real one.
+    Many(Vec<IncomingCookie>),
+}
+
+impl Candidates {
+    fn of(req: &Request, name: &str) -> Candidates {
+        let Some(first) = req.cookie_bytes(name) else {
+            return Candidates::None;
+        };
+        let first = IncomingCookie::at(req, first);
+        // The first again, then any other.
+        let mut values = req
+            .headers()
+            .get_all_bytes("cookie")
+            .flat_map(|header| Cookie::values_in(header, name.as_bytes()))
+            .skip(1);
+        match values.next() {
+            None => Candidates::One(first),
+            Some(second) => {
+                let mut all = vec![first, IncomingCookie::at(req, second)];
+                all.extend(values.map(|v| IncomingCookie::at(req, v)));
+                Candidates::Many(all)
+            }
+        }
     }
 }
 
@@ -411,13 +572,27 @@ impl<S: SessionStore> Middleware for SessionMiddleware<S> {
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
         Box::pin(async move {
             let now = self.config.clock.now();
-            let incoming = IncomingCookie::of(&req, &self.config.cookie_name);
-            let incoming = incoming.as_ref().map(IncomingCookie::as_str);
             let session = Session::for_request();
-            let loaded = match self.load(&session, incoming, now).await {
+            let (cookie, loaded) = match Candidates::of(&req, &self.config.cookie_name) {
+                Candidates::None => (None, Ok(Loaded::Nothing)),
+                Candidates::One(cookie) => {
+                    let loaded = self.load(&session, Some(cookie.as_str()), now).await;
+                    (Some(cookie), loaded)
+                }
+                // Rare (and boxed, to keep this future small): several cookies of the name.
+                Candidates::Many(mut cookies) => {
+                    match Box::pin(self.load_one_of(&session, &cookies, now)).await {
+                        Ok(Some(i)) => (Some(cookies.swap_remove(i)), Ok(Loaded::Session)),
+                        Ok(None) => (None, Ok(Loaded::Nothing)),
+                        Err(e) => (None, Err(e)),
+                    }
+                }
+            };
+            let loaded = match loaded {
                 Ok(loaded) => loaded,
                 Err(e) => return store_failed(e),
             };
+            let incoming = cookie.as_ref().map(IncomingCookie::as_str);
             let mut res = CURRENT.scope(session.clone(), next.run(req)).await;
             self.save(&mut res, &session, incoming, loaded, now).await;
             session.recycle();

@@ -11,7 +11,10 @@ pub mod flash;
 mod session;
 mod signer;
 
-pub use config::{Clock, ManualClock, SaveMode, SessionConfig, SystemClock};
+pub use config::{
+    Clock, ManualClock, SaveMode, SessionConfig, SystemClock, DEFAULT_ABSOLUTE_TIMEOUT,
+};
 pub(crate) use session::CURRENT;
 pub use session::{get_session, regenerate_session, Session};
+pub(crate) use signer::Stamps;
 pub use signer::{CookieError, Digest, Signer};

@@ -17,8 +17,9 @@ pub(crate) struct SessionState {
     pub(crate) modified: bool,
     /// `regenerate_session()` was called: a fresh cookie must be issued.
     pub(crate) regenerated: bool,
-    /// When the session was first created, in Unix seconds (for the absolute timeout; a
-    /// Python app writes fractions).
+    /// When the loaded session was first created, in Unix seconds (for the absolute timeout;
+    /// a Python app writes fractions). `None` for a new or regenerated session (created now),
+    /// and for one whose cookie carries no creation time.
     pub(crate) created: Option<f64>,
 }
 
@@ -63,11 +64,12 @@ impl Session {
         std::mem::take(&mut self.lock().data)
     }
 
-    /// Puts a loaded session's data in, created at `created`.
-    pub(crate) fn loaded(&self, data: Map<String, Value>, created: f64) {
+    /// Puts a loaded session's data in, created at `created` (`None`: its cookie carries no
+    /// creation time).
+    pub(crate) fn loaded(&self, data: Map<String, Value>, created: Option<f64>) {
         let mut state = self.lock();
         state.data = data;
-        state.created = Some(created);
+        state.created = created;
     }
 
     /// Empties this request's session and keeps it as this thread's spare, unless a clone

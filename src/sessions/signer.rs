@@ -22,7 +22,7 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use hmac::{Hmac, Mac};
-use serde::de::{Deserializer as _, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer as _, MapAccess, Visitor};
 use serde_json::{Map, Value};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
@@ -189,10 +189,24 @@ impl Signer {
     /// Appends the cookie value for `data`, signed at `timestamp`, to `out` (which may already
     /// hold `name=`: only what this call appends is signed).
     pub fn dumps_into(&self, data: &Map<String, Value>, timestamp: u64, out: &mut String) {
+        self.dumps_stamped_into(data, &Stamps::NONE, timestamp, out);
+    }
+
+    /// Like [`Signer::dumps_into`], with the session middleware's reserved timestamps written
+    /// into the JSON object after `data`'s own keys (where inserting them into the map would
+    /// put them), without going through the map.
+    pub(crate) fn dumps_stamped_into(
+        &self,
+        data: &Map<String, Value>,
+        stamps: &Stamps<'_>,
+        timestamp: u64,
+        out: &mut String,
+    ) {
         JSON_BUF.with(|buf| {
             let mut json = buf.borrow_mut();
             json.clear();
             serde_json::to_writer(&mut *json, data).expect("a JSON map always serializes");
+            stamps.append_to_json(&mut json);
             self.sign_payload_into(&json, timestamp, out);
             give_back_if_huge(&mut json);
         });
@@ -245,10 +259,23 @@ impl Signer {
         cookie: &str,
         data: &mut Map<String, Value>,
     ) -> Result<u64, CookieError> {
+        self.loads_stamped_into(cookie, data, &mut Stamps::none())
+    }
+
+    /// Like [`Signer::loads_into`], taking the session middleware's reserved timestamps into
+    /// `stamps` instead of `data` (no key string is made for them).
+    pub(crate) fn loads_stamped_into(
+        &self,
+        cookie: &str,
+        data: &mut Map<String, Value>,
+        stamps: &mut Stamps<'_>,
+    ) -> Result<u64, CookieError> {
         data.clear();
+        stamps.values = [None; 2];
         let (payload, timestamp) = self.verify(cookie)?;
-        if with_payload(payload, |json| fill_object(json, data).ok()).is_none() {
+        if with_payload(payload, |json| fill_object(json, data, stamps).ok()).is_none() {
             data.clear();
+            stamps.values = [None; 2];
             return Err(CookieError::BadPayload);
         }
         Ok(timestamp)
@@ -287,11 +314,61 @@ impl Signer {
 }
 
 /// Parses the JSON object `json` into `data`, entry by entry as `serde_json` builds a `Map`
-/// (a repeated key keeps its first place and its last value), in `data`'s own memory.
-fn fill_object(json: &[u8], data: &mut Map<String, Value>) -> serde_json::Result<()> {
-    struct Fill<'m>(&'m mut Map<String, Value>);
+/// (a repeated key keeps its first place and its last value), in `data`'s own memory. The
+/// reserved keys of `stamps` go into `stamps` (their last numeric value; another value is
+/// dropped), with no key string made for them.
+fn fill_object(
+    json: &[u8],
+    data: &mut Map<String, Value>,
+    stamps: &mut Stamps<'_>,
+) -> serde_json::Result<()> {
+    struct Fill<'m, 's, 'k>(&'m mut Map<String, Value>, &'s mut Stamps<'k>);
 
-    impl<'de> Visitor<'de> for Fill<'_> {
+    /// A key: one of the reserved ones (by index), or another, owned.
+    enum Key {
+        Reserved(usize),
+        Other(String),
+    }
+
+    struct KeySeed<'a>(Option<[&'a str; 2]>);
+
+    impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+        type Value = Key;
+
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for KeySeed<'_> {
+        type Value = Key;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string key")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+            match self
+                .0
+                .and_then(|names| names.iter().position(|n| *n == key))
+            {
+                Some(i) => Ok(Key::Reserved(i)),
+                None => Ok(Key::Other(key.to_owned())),
+            }
+        }
+
+        fn visit_string<E: serde::de::Error>(self, key: String) -> Result<Key, E> {
+            match self
+                .0
+                .and_then(|names| names.iter().position(|n| *n == key))
+            {
+                Some(i) => Ok(Key::Reserved(i)),
+                None => Ok(Key::Other(key)),
+            }
+        }
+    }
+
+    impl<'de> Visitor<'de> for Fill<'_, '_, '_> {
         type Value = ();
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -299,16 +376,115 @@ fn fill_object(json: &[u8], data: &mut Map<String, Value>) -> serde_json::Result
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<(), A::Error> {
-            while let Some((key, value)) = entries.next_entry()? {
-                self.0.insert(key, value);
+            while let Some(key) = entries.next_key_seed(KeySeed(self.1.names))? {
+                let value: Value = entries.next_value()?;
+                match key {
+                    Key::Other(key) => {
+                        self.0.insert(key, value);
+                    }
+                    Key::Reserved(i) => self.1.values[i] = value.as_f64(),
+                }
             }
             Ok(())
         }
     }
 
     let mut de = serde_json::Deserializer::from_slice(json);
-    (&mut de).deserialize_map(Fill(data))?;
+    (&mut de).deserialize_map(Fill(data, stamps))?;
     de.end()
+}
+
+/// The session middleware's reserved timestamps (the Python framework's `__created_at` and
+/// `__last_seen_at`, renamable): kept out of the session's map, read from the cookie's JSON
+/// and written into it directly, so that carrying them costs no key string per request.
+/// `names` is `None` while no timeout is set: the keys are then ordinary data.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamps<'k> {
+    pub(crate) names: Option<[&'k str; 2]>,
+    /// The values read, or to write (Unix seconds; a Python app writes fractions).
+    pub(crate) values: [Option<f64>; 2],
+}
+
+impl<'k> Stamps<'k> {
+    /// No reserved keys.
+    pub(crate) const NONE: Stamps<'static> = Stamps {
+        names: None,
+        values: [None; 2],
+    };
+
+    /// No reserved keys, to be filled (nothing is).
+    pub(crate) fn none() -> Stamps<'k> {
+        Stamps::NONE
+    }
+
+    /// The reserved keys `created` and `last_seen`, with no values yet.
+    pub(crate) fn new(names: Option<[&'k str; 2]>) -> Stamps<'k> {
+        Stamps {
+            names,
+            values: [None; 2],
+        }
+    }
+
+    /// Takes the reserved keys out of `data` (for a store that parses on its own).
+    pub(crate) fn take_from(&mut self, data: &mut Map<String, Value>) {
+        self.values = [None; 2];
+        let Some(names) = self.names else { return };
+        for (name, value) in names.iter().zip(&mut self.values) {
+            *value = data.shift_remove(*name).as_ref().and_then(Value::as_f64);
+        }
+    }
+
+    /// The pairs to write: each reserved key that has a value.
+    fn pairs(&self) -> impl Iterator<Item = (&'k str, f64)> + '_ {
+        self.names
+            .into_iter()
+            .flat_map(|names| names.into_iter().zip(self.values))
+            .filter_map(|(name, value)| Some((name, value?)))
+    }
+
+    /// Puts the values into `data`, after its keys (for a store that serializes on its own).
+    pub(crate) fn insert_into(&self, data: &mut Map<String, Value>) {
+        for (name, value) in self.pairs() {
+            data.insert(name.to_owned(), number(value));
+        }
+    }
+
+    /// Takes back out of `data` what [`Stamps::insert_into`] put in.
+    pub(crate) fn remove_from(&self, data: &mut Map<String, Value>) {
+        for (name, _) in self.pairs() {
+            data.shift_remove(name);
+        }
+    }
+
+    /// Appends the values to `json`, the text of a JSON object, as `"name":value` members
+    /// after the others (what serializing the map with them inserted would give, when the map
+    /// does not hold the names already: the middleware keeps them out of it).
+    fn append_to_json(&self, json: &mut Vec<u8>) {
+        let mut pairs = self.pairs().peekable();
+        if pairs.peek().is_none() || json.last() != Some(&b'}') {
+            return;
+        }
+        json.pop();
+        let mut first = json.last() == Some(&b'{');
+        for (name, value) in pairs {
+            if !first {
+                json.push(b',');
+            }
+            first = false;
+            serde_json::to_writer(&mut *json, name).expect("a string always serializes");
+            json.push(b':');
+            serde_json::to_writer(&mut *json, &number(value)).expect("a number serializes");
+        }
+        json.push(b'}');
+    }
+}
+
+/// A timestamp as JSON: whole seconds as an integer, a Python app's fractions as they came.
+fn number(t: f64) -> Value {
+    match t.fract() == 0.0 && (0.0..9.0e15).contains(&t) {
+        true => Value::from(t as u64),
+        false => Value::from(t),
+    }
 }
 
 /// Empties one of this thread's reused buffers for good when a huge session passed through
@@ -486,6 +662,61 @@ mod tests {
         assert!(signer().loads("!!!.###.$$$").is_err());
         let other = Signer::new("other", &[], Digest::Sha256, "itsdangerous");
         assert_eq!(other.loads(&cookie), Err(CookieError::BadSignature));
+    }
+
+    /// The reserved timestamps are written after the map's keys, as inserting them into the
+    /// map would put them, and read back out of the JSON (never into the map); with no names
+    /// they are ordinary data.
+    #[test]
+    fn stamps_go_into_the_json_and_come_back_out_of_it() {
+        let names = Some(["__created_at", "__last_seen_at"]);
+        let stamps = Stamps {
+            names,
+            values: [Some(1_700_000_000.0), Some(1_700_000_060.5)],
+        };
+        let mut data = Map::new();
+        let mut cookie = String::new();
+        signer().dumps_stamped_into(&data, &stamps, 1, &mut cookie);
+        let (plain, _) = signer().loads(&cookie).unwrap();
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"__created_at":1700000000,"__last_seen_at":1700000060.5}"#
+        );
+        data.insert("visits".into(), Value::from(3));
+        data.insert("q\"uote".into(), Value::from("x"));
+        let mut inserted = data.clone();
+        stamps.insert_into(&mut inserted);
+        cookie.clear();
+        signer().dumps_stamped_into(&data, &stamps, 1, &mut cookie);
+        assert_eq!(
+            cookie,
+            signer().dumps(&inserted, 1),
+            "same bytes as inserting them"
+        );
+
+        let mut read = Stamps::new(names);
+        let mut back = Map::new();
+        signer()
+            .loads_stamped_into(&cookie, &mut back, &mut read)
+            .unwrap();
+        assert_eq!(back, data);
+        assert_eq!(read.values, stamps.values);
+        // A stamp that is not a number is dropped; a cookie without stamps reads none.
+        let mut odd = String::new();
+        signer().sign_payload_into(br#"{"__created_at":"x","a":1}"#, 1, &mut odd);
+        signer()
+            .loads_stamped_into(&odd, &mut back, &mut read)
+            .unwrap();
+        assert_eq!((back.len(), read.values), (1, [None, None]));
+        // Unnamed, they are data.
+        signer()
+            .loads_stamped_into(&cookie, &mut back, &mut Stamps::none())
+            .unwrap();
+        assert_eq!(back, inserted);
+        // Nothing to write: the JSON is the map's.
+        cookie.clear();
+        signer().dumps_stamped_into(&data, &Stamps::new(names), 1, &mut cookie);
+        assert_eq!(cookie, signer().dumps(&data, 1));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::session::{Internal, SessionRecord, SessionStore};
 use crate::error::Error;
-use crate::sessions::Signer;
+use crate::sessions::{Signer, Stamps};
 
 /// The default store: the whole session, signed, in the cookie (itsdangerous format).
 #[derive(Debug, Clone)]
@@ -71,6 +71,41 @@ impl SessionStore for CookieStore {
         _: Internal,
     ) -> impl Future<Output = Result<(), Error>> + Send {
         self.signer.dumps_into(data, now, out);
+        std::future::ready(Ok(()))
+    }
+
+    fn load_stamped(
+        &self,
+        cookie_value: &str,
+        mut data: Map<String, Value>,
+        stamps: &mut Stamps<'_>,
+        _: Internal,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, Error>> + Send {
+        let record = match self
+            .signer
+            .loads_stamped_into(cookie_value, &mut data, stamps)
+        {
+            Ok(issued_at) => Some(SessionRecord { data, issued_at }),
+            Err(e) => {
+                tracing::debug!(reason = ?e, "session cookie refused; starting an empty session");
+                None
+            }
+        };
+        std::future::ready(Ok(record))
+    }
+
+    fn save_stamped(
+        &self,
+        data: &mut Map<String, Value>,
+        stamps: &Stamps<'_>,
+        now: u64,
+        _previous: Option<&str>,
+        _forget: Option<&str>,
+        out: &mut String,
+        _: Internal,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        // Nothing to forget or reuse: a cookie session is its signature.
+        self.signer.dumps_stamped_into(data, stamps, now, out);
         std::future::ready(Ok(()))
     }
 

@@ -7,6 +7,7 @@ use std::future::Future;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
+use crate::sessions::Stamps;
 
 /// A session as a store hands it back: its data and when its cookie was issued (seconds
 /// since the epoch). The middleware checks the age limits from `issued_at`.
@@ -130,6 +131,57 @@ pub trait SessionStore: Send + Sync + 'static {
         async move {
             out.push_str(&self.save(data, now, previous).await?);
             Ok(())
+        }
+    }
+
+    // The session's reserved timestamps (`__created_at`, `__last_seen_at`) go through these
+    // two, kept out of the session's map: the defaults take them out of the loaded map and put
+    // them into the map to save (as the middleware always did); the cookie store reads and
+    // writes them in the cookie's JSON directly, with no key string per request.
+
+    #[doc(hidden)]
+    fn load_stamped(
+        &self,
+        cookie_value: &str,
+        data: Map<String, Value>,
+        stamps: &mut Stamps<'_>,
+        _: Internal,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, Error>> + Send {
+        async move {
+            let mut record = self.load_into(cookie_value, data, Internal).await?;
+            match &mut record {
+                Some(record) => stamps.take_from(&mut record.data),
+                None => stamps.values = [None; 2],
+            }
+            Ok(record)
+        }
+    }
+
+    /// Saves `data` with `stamps`: as a regenerated session forgetting `forget` when it is
+    /// given, else reusing `previous`.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    fn save_stamped(
+        &self,
+        data: &mut Map<String, Value>,
+        stamps: &Stamps<'_>,
+        now: u64,
+        previous: Option<&str>,
+        forget: Option<&str>,
+        out: &mut String,
+        _: Internal,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async move {
+            stamps.insert_into(data);
+            let saved = match forget {
+                Some(old) => {
+                    self.save_regenerated_into(data, now, old, out, Internal)
+                        .await
+                }
+                None => self.save_into(data, now, previous, out, Internal).await,
+            };
+            stamps.remove_from(data);
+            saved
         }
     }
 

@@ -1,0 +1,365 @@
+//! Issue 24, finding 4 and the minor duplicate-cookie finding, reproduced over a real socket:
+//! cookie-store sessions end at an absolute deadline counted from their creation (not from the
+//! last re-sign), a cookie kept from before a logout dies at that deadline (and at once when
+//! the user's `session_version` changes), and a second `chirp_session` cookie in the `Cookie`
+//! header cannot shadow the real one.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use chirp::middleware::auth::{
+    get_user, login, login_required, logout, AuthConfig, AuthMiddleware, AuthUser,
+};
+use chirp::middleware::sessions::SessionMiddleware;
+use chirp::sessions::{get_session, Digest, ManualClock, SessionConfig, Signer};
+use chirp::{App, Error, Method, Request, Response};
+use common::{RawResponse, TestServer};
+
+const SECRET: &str = "security-sessions-secret-0123456789abcdef";
+const T0: u64 = 1_764_000_000;
+const DAY: u64 = 86_400;
+
+#[derive(Clone)]
+struct User {
+    id: u32,
+    name: &'static str,
+}
+
+impl AuthUser for User {
+    fn id(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+fn user(id: u32) -> Option<User> {
+    match id {
+        1 => Some(User {
+            id: 1,
+            name: "alice",
+        }),
+        2 => Some(User {
+            id: 2,
+            name: "mallory",
+        }),
+        _ => None,
+    }
+}
+
+/// The notes app's shape: sessions with the default settings (but the clock), auth with a
+/// per-user session version, `/login/{id}`, `/logout`, `/notes` behind a login, `/dashboard`.
+fn app(clock: &ManualClock, versions: Arc<Mutex<[u32; 3]>>) -> App {
+    let mut app = App::new();
+    app.add_middleware(
+        SessionMiddleware::new(SessionConfig {
+            clock: Arc::new(clock.clone()),
+            ..SessionConfig::new(SECRET)
+        })
+        .unwrap(),
+    );
+    let auth = AuthConfig::new()
+        .load_user(|id: String| async move { user(id.parse().ok()?) })
+        .session_version(move |u: &User| versions.lock().unwrap()[u.id as usize].to_string());
+    app.add_middleware(AuthMiddleware::new(auth).unwrap());
+    app.route_with(
+        "/login/{id:int}",
+        &[Method::Post],
+        |req: Request| async move {
+            let id: u32 = req.param_as("id")?;
+            login(&user(id).unwrap())?;
+            Ok::<_, Error>(Response::see_other("/notes"))
+        },
+    );
+    app.route_with("/logout", &[Method::Post], |_req: Request| async {
+        logout()?;
+        Ok::<_, Error>(Response::see_other("/"))
+    });
+    app.route(
+        "/notes",
+        login_required(|_req: Request| async {
+            let user = get_user::<User>()?.expect("login_required let us in");
+            Ok::<_, Error>(format!("notes of {}", user.name))
+        }),
+    );
+    app.route("/whoami", |_req: Request| async {
+        Ok::<_, Error>(get_user::<User>()?.map_or("anonymous", |u| u.name))
+    });
+    app.route("/dashboard", |_req: Request| async {
+        let session = get_session()?;
+        let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
+        session.insert("visits", visits);
+        Ok::<_, Error>(format!("Visits: {visits}"))
+    });
+    app
+}
+
+struct Fixture {
+    clock: ManualClock,
+    versions: Arc<Mutex<[u32; 3]>>,
+    server: TestServer,
+}
+
+async fn start() -> Fixture {
+    let clock = ManualClock::new(T0);
+    let versions = Arc::new(Mutex::new([0; 3]));
+    let server = TestServer::start(app(&clock, versions.clone())).await;
+    Fixture {
+        clock,
+        versions,
+        server,
+    }
+}
+
+impl Fixture {
+    /// One request on a fresh connection, with `cookie` (a whole `Cookie` header value).
+    async fn send(&self, method: &str, path: &str, cookie: Option<&str>) -> RawResponse {
+        let mut conn = self.server.connect().await;
+        let cookie = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
+        conn.send(format!(
+            "{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n{cookie}\r\n"
+        ))
+        .await;
+        conn.response().await
+    }
+
+    /// Logs user `id` in; the `chirp_session=...` pair the server set.
+    async fn login(&self, id: u32) -> String {
+        let res = self.send("POST", &format!("/login/{id}"), None).await;
+        assert_eq!(res.status, 303);
+        res.cookie_pair()
+    }
+}
+
+fn value(pair: &str) -> &str {
+    pair.strip_prefix("chirp_session=").unwrap()
+}
+
+/// The data and signing time of a cookie the server set.
+fn decoded(pair: &str) -> (serde_json::Map<String, serde_json::Value>, u64) {
+    Signer::new(SECRET, &[], Digest::Sha256, "itsdangerous")
+        .loads(value(pair))
+        .unwrap()
+}
+
+/// The attack of the finding: a captured cookie replayed once a day (just inside `max_age`),
+/// each time swapped for the renewed one the server answers with. Before: renewed for ever (a
+/// cookie signed 86,390 s ago was renewed for another day). Now: it works until the default
+/// absolute lifetime (7 days since the session was created, whatever the re-signing), then
+/// never again.
+#[tokio::test]
+async fn a_cookie_replayed_daily_dies_at_the_absolute_deadline() {
+    let f = start().await;
+    let mut cookie = f.login(1).await;
+    let mut elapsed = 0;
+    loop {
+        f.clock.advance(DAY - 10);
+        elapsed += DAY - 10;
+        let res = f.send("GET", "/notes", Some(&cookie)).await;
+        if elapsed <= 7 * DAY {
+            assert_eq!(res.status, 200, "{elapsed} s after login");
+            assert_eq!(res.text(), "notes of alice");
+            let renewed = res.cookie_pair();
+            assert_eq!(decoded(&renewed).1, T0 + elapsed, "re-signed now");
+            cookie = renewed;
+        } else {
+            assert_eq!(
+                res.status, 302,
+                "{elapsed} s after login: past the deadline"
+            );
+            assert!(res.header("location").unwrap().starts_with("/login"));
+            break;
+        }
+    }
+    // Past the deadline for good: the renewed cookie of the last good day is refused too.
+    let res = f.send("GET", "/notes", Some(&cookie)).await;
+    assert_eq!(res.status, 302);
+}
+
+/// The deadline counts from the session's creation (`__created_at`, the Python framework's
+/// key), which re-signing carries over unchanged; one second past it the session is gone.
+#[tokio::test]
+async fn the_deadline_is_seven_days_after_creation_to_the_second() {
+    let f = start().await;
+    let first = f.send("GET", "/dashboard", None).await.cookie_pair();
+    assert_eq!(decoded(&first).0["__created_at"], serde_json::json!(T0));
+    let mut cookie = first;
+    for day in 1..=6 {
+        f.clock.set(T0 + day * DAY);
+        let res = f.send("GET", "/dashboard", Some(&cookie)).await;
+        assert_eq!(res.text(), format!("Visits: {}", day + 1));
+        cookie = res.cookie_pair();
+        assert_eq!(decoded(&cookie).0["__created_at"], serde_json::json!(T0));
+    }
+    f.clock.set(T0 + 7 * DAY);
+    let res = f.send("GET", "/dashboard", Some(&cookie)).await;
+    assert_eq!(res.text(), "Visits: 8", "exactly 7 days old is still valid");
+    f.clock.set(T0 + 7 * DAY + 1);
+    let res = f.send("GET", "/dashboard", Some(&res.cookie_pair())).await;
+    assert_eq!(res.text(), "Visits: 1", "one second past the deadline");
+}
+
+/// Logout clears the client's cookie (the answer replaces it with a session without the user),
+/// but a cookie store cannot revoke a copy kept from before: replayed, it still opens `/notes`
+/// until the absolute deadline, and never after. Bumping the user's session version ("log out
+/// everywhere") ends it at once.
+#[tokio::test]
+async fn a_cookie_kept_from_before_logout_dies_at_the_absolute_deadline() {
+    let f = start().await;
+    let kept = f.login(1).await;
+    f.clock.advance(3600);
+    let res = f.send("POST", "/logout", Some(&kept)).await;
+    assert_eq!(res.status, 303);
+    let after = res.cookie_pair();
+    assert_ne!(after, kept, "logout replaces the client's cookie");
+    let (data, _) = decoded(&after);
+    assert!(!data.contains_key("user_id"), "{data:?}");
+    let res = f.send("GET", "/notes", Some(&after)).await;
+    assert_eq!(res.status, 302, "the logged-out browser is anonymous");
+
+    // The copy kept from before the logout: a cookie store cannot revoke it before its
+    // deadline (documented): replayed just inside `max_age` and renewed, it still works ...
+    let mut replayed = kept.clone();
+    for n in 1..=7 {
+        f.clock.set(T0 + n * (DAY - 10));
+        let res = f.send("GET", "/notes", Some(&replayed)).await;
+        assert_eq!(res.status, 200, "day {n}");
+        replayed = res.cookie_pair();
+    }
+    // ... but not past 7 days after the login, renewed or not.
+    f.clock.set(T0 + 7 * DAY + 1);
+    for cookie in [&kept, &replayed] {
+        let res = f.send("GET", "/notes", Some(cookie)).await;
+        assert_eq!(res.status, 302);
+    }
+}
+
+/// "Log out everywhere" with a cookie store: bump the user's session version, and every cookie
+/// signed with the old one is anonymous at once (checked on every request).
+#[tokio::test]
+async fn bumping_the_session_version_revokes_every_copy_at_once() {
+    let f = start().await;
+    let kept = f.login(1).await;
+    assert_eq!(f.send("GET", "/notes", Some(&kept)).await.status, 200);
+    f.versions.lock().unwrap()[1] += 1;
+    assert_eq!(f.send("GET", "/notes", Some(&kept)).await.status, 302);
+    let fresh = f.login(1).await;
+    assert_eq!(f.send("GET", "/notes", Some(&fresh)).await.status, 200);
+}
+
+/// Cookie tossing with junk: a `chirp_session` that does not verify (a sibling subdomain's,
+/// or one set with a narrower path, sent first) no longer shadows the real one, in either
+/// order. Before: the first one won, and the user was logged out.
+#[tokio::test]
+async fn a_foreign_session_cookie_does_not_shadow_the_real_one() {
+    let f = start().await;
+    let real = f.login(1).await;
+    for header in [
+        format!("chirp_session=forged.AAAA.BBBB; {real}"),
+        format!("{real}; chirp_session=forged.AAAA.BBBB"),
+        format!("theme=dark; chirp_session=; {real}; lang=fr"),
+    ] {
+        let res = f.send("GET", "/whoami", Some(&header)).await;
+        assert_eq!(res.text(), "alice", "{header}");
+    }
+    // A cookie signed with another secret is junk as well.
+    let foreign = Signer::new(
+        "another-apps-secret-0123456789abcdef",
+        &[],
+        Digest::Sha256,
+        "itsdangerous",
+    )
+    .dumps(serde_json::json!({"user_id": "2"}).as_object().unwrap(), T0);
+    let header = format!("chirp_session={foreign}; {real}");
+    assert_eq!(
+        f.send("GET", "/whoami", Some(&header)).await.text(),
+        "alice"
+    );
+}
+
+/// Cookie tossing with a valid session (the attacker's own login, tossed into the victim's
+/// browser to log them in as the attacker): with two `chirp_session` cookies that both verify,
+/// the middleware refuses to pick and starts an empty session, in either order. Before: the
+/// first one won, and the victim, first in line, was the attacker.
+#[tokio::test]
+async fn two_valid_session_cookies_are_ambiguous_and_neither_is_used() {
+    let f = start().await;
+    let attackers = f.login(2).await;
+    let victims = f.login(1).await;
+    for header in [
+        format!("{attackers}; {victims}"),
+        format!("{victims}; {attackers}"),
+    ] {
+        let res = f.send("GET", "/whoami", Some(&header)).await;
+        assert_eq!(res.text(), "anonymous", "{header}");
+        let res = f.send("GET", "/notes", Some(&header)).await;
+        assert_eq!(res.status, 302, "{header}");
+    }
+    // Alone, each is what it is.
+    assert_eq!(
+        f.send("GET", "/whoami", Some(&victims)).await.text(),
+        "alice"
+    );
+    assert_eq!(
+        f.send("GET", "/whoami", Some(&attackers)).await.text(),
+        "mallory"
+    );
+    // An expired duplicate does not count: the valid one is used.
+    f.clock.advance(DAY - 5);
+    let renewed = f.send("GET", "/whoami", Some(&victims)).await.cookie_pair();
+    f.clock.advance(10); // the attacker's cookie is now past max_age, the victim's is not
+    let header = format!("{attackers}; {renewed}");
+    assert_eq!(
+        f.send("GET", "/whoami", Some(&header)).await.text(),
+        "alice"
+    );
+}
+
+/// The duplicates may also come in two `Cookie` header lines (as a proxy may join HTTP/2's).
+#[tokio::test]
+async fn duplicates_across_cookie_header_lines_follow_the_same_rule() {
+    let f = start().await;
+    let real = f.login(1).await;
+    let mut conn = f.server.connect().await;
+    conn.send(format!(
+        "GET /whoami HTTP/1.1\r\nHost: t\r\nCookie: chirp_session=junk\r\nCookie: {real}\r\n\r\n"
+    ))
+    .await;
+    assert_eq!(conn.response().await.text(), "alice");
+    let attackers = f.login(2).await;
+    conn.send(format!(
+        "GET /whoami HTTP/1.1\r\nHost: t\r\nCookie: {attackers}\r\nCookie: {real}\r\n\r\n"
+    ))
+    .await;
+    assert_eq!(conn.response().await.text(), "anonymous");
+}
+
+/// The `__Host-` prefix prevents cookie tossing altogether (a sibling subdomain cannot set such
+/// a cookie); browsers drop one set without `Secure`, with a `Domain` or another `Path`, so
+/// that is a configuration error rather than sessions silently lost.
+#[test]
+fn prefixed_cookie_names_demand_their_attributes() {
+    let host = |f: fn(&mut SessionConfig)| {
+        let mut config = SessionConfig {
+            cookie_name: "__Host-chirp_session".into(),
+            secure: true,
+            ..SessionConfig::new(SECRET)
+        };
+        f(&mut config);
+        SessionMiddleware::new(config).map(|_| ())
+    };
+    assert!(host(|_| {}).is_ok());
+    assert!(host(|c| c.secure = false).is_err());
+    assert!(host(|c| c.path = "/app".into()).is_err());
+    assert!(host(|c| c.domain = Some("example.com".into())).is_err());
+    let secure = SessionConfig {
+        cookie_name: "__Secure-chirp_session".into(),
+        ..SessionConfig::new(SECRET)
+    };
+    assert!(SessionMiddleware::new(secure.clone()).is_err());
+    assert!(SessionMiddleware::new(SessionConfig {
+        secure: true,
+        path: "/app".into(),
+        ..secure
+    })
+    .is_ok());
+}
