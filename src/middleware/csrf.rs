@@ -32,6 +32,8 @@
 //! A body streamed to its handler ([`BodyConfig::streamed`](crate::BodyConfig::streamed))
 //! is not read ahead for its token: send such requests with the `X-CSRF-Token` header.
 
+use std::cell::Cell;
+use std::future::Future;
 use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
@@ -113,6 +115,22 @@ struct Settings {
 
 tokio::task_local! {
     static CURRENT: Scope;
+    /// Set when this middleware refuses a request, for a middleware before it that asked
+    /// ([`noting_csrf_refusal`]).
+    static REFUSED: Cell<bool>;
+}
+
+/// Runs `chain` (the rest of the chain, this middleware in it) and says whether this
+/// middleware refused the request. The login rate limit uses it to give back an attempt that
+/// never reached a password check. Nothing in the response says so, and nothing outside the
+/// crate can set it: a handler's own 403 is not a CSRF refusal.
+pub(crate) async fn noting_csrf_refusal(chain: impl Future<Output = Response>) -> (Response, bool) {
+    REFUSED
+        .scope(Cell::new(false), async move {
+            let res = chain.await;
+            (res, REFUSED.with(Cell::get))
+        })
+        .await
 }
 
 /// The CSRF middleware. Add it after `SessionMiddleware` (the build checks).
@@ -273,6 +291,7 @@ fn futures_once(
 }
 
 fn refuse(req: &Request, event: &'static str, detail: &'static str) -> Response {
+    let _ = REFUSED.try_with(|refused| refused.set(true));
     emit(event, req, current_user_id().as_deref());
     HttpError::forbidden(detail).into_response()
 }
