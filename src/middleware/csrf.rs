@@ -28,6 +28,9 @@
 //!
 //! Requests that carry `Authorization` and no `Cookie` (API clients with tokens) are not
 //! checked: a browser never adds those to a forged request, so there is nothing to forge.
+//! Except the schemes a browser does re-send by itself once the user has signed in with them
+//! (`Basic`, `Digest`, `Negotiate`, `NTLM`): those are ambient credentials, like a cookie,
+//! and such requests are checked.
 //!
 //! A body streamed to its handler ([`BodyConfig::streamed`](crate::BodyConfig::streamed))
 //! is not read ahead for its token: send such requests with the `X-CSRF-Token` header.
@@ -131,6 +134,30 @@ pub(crate) async fn noting_csrf_refusal(chain: impl Future<Output = Response>) -
             (res, REFUSED.with(Cell::get))
         })
         .await
+}
+
+/// The `Authorization` schemes a browser re-sends by itself once the user has signed in with
+/// them: ambient credentials, which a forged request carries like a cookie.
+const AMBIENT_SCHEMES: [&str; 4] = ["basic", "digest", "negotiate", "ntlm"];
+
+/// Whether the request carries credentials of its own that a browser never attaches by
+/// itself (a bearer or other API token) and no cookie: nothing a forged request could carry.
+fn token_client(req: &Request) -> bool {
+    if req.headers().contains("cookie") {
+        return false;
+    }
+    let Some(authorization) = req.header("authorization") else {
+        return false;
+    };
+    let scheme = authorization
+        .trim_start()
+        .split([' ', '\t'])
+        .next()
+        .unwrap_or("");
+    !scheme.is_empty()
+        && !AMBIENT_SCHEMES
+            .iter()
+            .any(|s| scheme.eq_ignore_ascii_case(s))
 }
 
 /// The CSRF middleware. Add it after `SessionMiddleware` (the build checks).
@@ -304,11 +331,9 @@ impl Middleware for CsrfMiddleware {
                 req.method(),
                 Method::Post | Method::Put | Method::Patch | Method::Delete
             );
-            // A request with credentials of its own (`Authorization`) and no cookie carries
-            // nothing a browser would attach by itself: there is nothing to forge.
-            let token_client =
-                req.headers().contains("authorization") && !req.headers().contains("cookie");
-            if unsafe_method && !token_client && !settings.exempt(&req) {
+            // A request with credentials of its own (`Authorization`, not a scheme browsers
+            // re-send) and no cookie carries nothing a browser would attach by itself.
+            if unsafe_method && !token_client(&req) && !settings.exempt(&req) {
                 if settings.cross_site(&req) {
                     return refuse(&req, "csrf.reject.cross_site", "Cross-site request refused");
                 }
@@ -405,6 +430,27 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn only_non_ambient_credentials_are_token_clients() {
+        use crate::http::Method as M;
+        let req = |v: &str| Request::new(M::Post, "/").with_header("authorization", v);
+        assert!(token_client(&req("Bearer t")));
+        assert!(token_client(&req("Token t")));
+        for ambient in [
+            "Basic x",
+            "basic x",
+            "DIGEST x",
+            "Negotiate x",
+            "NTLM x",
+            "",
+            " ",
+        ] {
+            assert!(!token_client(&req(ambient)), "{ambient:?}");
+        }
+        assert!(!token_client(&req("Bearer t").with_header("cookie", "a=b")));
+        assert!(!token_client(&Request::new(M::Post, "/")));
     }
 
     #[test]
