@@ -149,8 +149,11 @@ async fn typed_json_forms_and_queries() {
 
     let res = client.send(post("/pairs", None, b"a=1&b=x+y&c=%26")).await;
     assert_eq!(res.text(), "a=1,b=x y,c=&");
+    // Not UTF-8: read as `form()` reads it, lossily (issue 24, finding 1: a strict
+    // `form_pairs` beside a lossy `form` let the login limit miss the username).
     let res = client.send(post("/pairs", None, &[0xff, 0xfe])).await;
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text(), "\u{FFFD}\u{FFFD}=");
 
     assert_eq!(client.get("/search?page=7").await.text(), "7");
     for bad in ["/search", "/search?page=x", "/search?page=-1"] {

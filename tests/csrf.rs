@@ -77,11 +77,27 @@ async fn post(
 async fn the_token_is_stable_per_session_and_fresh_after_login() {
     let client = TestClient::new(app(CsrfConfig::default()));
     let first = token(&client).await;
-    assert_eq!(first.len(), 64);
+    // Masked (issue 24, finding 9): a 32-byte pad, then the token XORed with it, in hex.
+    assert_eq!(first.len(), 128);
     assert!(first.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert_eq!(token(&client).await, first, "stable across requests");
+    let again = token(&client).await;
+    assert_ne!(again, first, "masked afresh in every response");
+    for t in [&first, &again] {
+        assert_eq!(
+            post(&client, &[("x-csrf-token", t)], "", None).await.1,
+            "saved POST",
+            "every masking of the session's token is valid"
+        );
+    }
     let other = TestClient::new(app(CsrfConfig::default()));
-    assert_ne!(token(&other).await, first, "each session has its own");
+    let foreign = token(&other).await;
+    assert_eq!(
+        post(&client, &[("x-csrf-token", &foreign)], "", None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN,
+        "each session has its own"
+    );
     // Login regenerates the session: a new token.
     let res = client
         .request(Method::Post, "/login")
@@ -102,9 +118,14 @@ async fn the_token_is_stable_per_session_and_fresh_after_login() {
     );
 
     let field = client.get("/field").await.text();
+    let value = field
+        .strip_prefix(r#"<input type="hidden" name="_csrf_token" value=""#)
+        .and_then(|rest| rest.strip_suffix(r#"">"#))
+        .expect("a hidden field");
+    assert_eq!(value.len(), 128);
     assert_eq!(
-        field,
-        format!(r#"<input type="hidden" name="_csrf_token" value="{after}">"#)
+        post(&client, &[("x-csrf-token", value)], "", None).await.1,
+        "saved POST"
     );
 }
 

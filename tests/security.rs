@@ -283,6 +283,9 @@ async fn the_login_rate_limit() {
     app.add_middleware(
         AuthRateLimitMiddleware::new()
             .limit(3, Duration::from_secs(60))
+            // Fixed windows, which this test is about: sliding ones became the default
+            // (issue 24); tests/security_rate_limit.rs covers those.
+            .sliding(false)
             .per_username("username")
             .trusted_proxies(TrustedProxies::new(["127.0.0.1"]).unwrap())
             .clock(clock.clone()),

@@ -1,20 +1,39 @@
 //! [`AuthRateLimitMiddleware`]: a limit on login attempts (the Python framework's `auth_rate_limit`),
 //! so that passwords cannot be guessed at the server's speed. Default: 10 `POST /login` per
-//! minute per client address, `429 Too Many Requests` with `Retry-After` past it.
+//! minute per client address (a sliding window), `429 Too Many Requests` with `Retry-After`
+//! past it; with [`per_username`](AuthRateLimitMiddleware::per_username), 10 per minute per
+//! account too, from any number of addresses.
 //!
-//! Counts live in a [`RateLimitStore`]: [`MemoryStore`] (bounded; the default) for one
-//! process, or a shared one (the Redis store) when several instances serve the app.
+//! What is counted:
+//! - on the client address, every request to a limited path that is not refused as over the
+//!   limit, including one the [`CsrfMiddleware`](crate::middleware::csrf::CsrfMiddleware)
+//!   refuses: an address pays for its own forged requests, and an address over its limit
+//!   never reaches the username's count (nor adds a key to the store);
+//! - on the username, only an attempt that passes CSRF and reaches the handler: the count is
+//!   taken when the request arrives (so concurrent guesses cannot all slip under the limit)
+//!   and given back when CSRF refuses it. A token-less request naming an account cannot lock
+//!   its owner out.
+//!
+//! The username is read with [`Request::form_pairs`], the very reading the handler's
+//! [`Request::form`] makes (a body that is not UTF-8 is read the same by both); a username
+//! field sent twice is refused with a 400, since handlers may disagree on which one counts.
+//!
+//! Counts live in a [`RateLimitStore`]: [`MemoryStore`] (bounded in memory, constant time per
+//! attempt; the default) for one process, or a shared one (the Redis store) when several
+//! instances serve the app.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::HttpError;
 use crate::future::BoxFuture;
-use crate::http::{BoxError, Method, Request, Response, StatusCode, TrustedProxies};
+use crate::http::{BoxError, IntoResponse, Method, Request, Response, StatusCode, TrustedProxies};
 use crate::middleware::auth::current_user_id;
+use crate::middleware::csrf::noting_csrf_refusal;
 use crate::security::audit::emit;
 use crate::service::{Middleware, Next};
 use crate::sessions::{Clock, SystemClock};
-use crate::stores::{MemoryStore, RateLimitStore};
+use crate::stores::{Counts, MemoryStore, RateLimitStore};
 
 /// The login rate limit. See the [module docs](self).
 ///
@@ -42,13 +61,13 @@ impl Default for AuthRateLimitMiddleware {
 }
 
 impl AuthRateLimitMiddleware {
-    /// 10 `POST /login` per minute per client address, fixed windows, in memory.
+    /// 10 `POST /login` per minute per client address, sliding windows, in memory.
     pub fn new() -> AuthRateLimitMiddleware {
         AuthRateLimitMiddleware {
             paths: vec![(Method::Post, "/login".to_owned())],
             limit: 10,
             window: 60,
-            sliding: false,
+            sliding: true,
             username_field: None,
             proxies: TrustedProxies::default(),
             store: Arc::new(MemoryStore::default()),
@@ -72,16 +91,17 @@ impl AuthRateLimitMiddleware {
         self
     }
 
-    /// Sliding windows (the previous window's count weighs in by how much of it still
-    /// overlaps): smoother than fixed windows, which allow a burst of twice the limit across
-    /// a window's edge.
+    /// Sliding windows (the default: the previous window's count weighs in by how much of it
+    /// still overlaps), or fixed ones with `false`. Fixed windows allow a burst of twice the
+    /// limit across a window's edge, and forget everything at it.
     pub fn sliding(mut self, on: bool) -> AuthRateLimitMiddleware {
         self.sliding = on;
         self
     }
 
-    /// Also limits per submitted username, read from this field of an urlencoded form: a
-    /// guesser spread over many addresses is caught on the account.
+    /// Also limits per submitted username, read from this field of an urlencoded form (trimmed,
+    /// lowercased, its first 256 bytes): a guesser spread over many addresses is caught on the
+    /// account. See the [module docs](self) for what is counted.
     pub fn per_username(mut self, field: &str) -> AuthRateLimitMiddleware {
         self.username_field = Some(field.to_owned());
         self
@@ -111,19 +131,95 @@ impl AuthRateLimitMiddleware {
             .any(|(m, p)| *m == req.method() && req.path() == p)
     }
 
-    /// `Some(retry_after_seconds)` when `key` is over the limit.
+    /// Counts an attempt under `key` at `now`: `Some(retry_after_seconds)` when it is over the
+    /// limit (and then the attempt is given back: a refused request tests no password).
     async fn check(&self, key: &str, now: u64) -> Result<Option<u64>, BoxError> {
         let window = now / self.window;
         let counts = self.store.hit(key, window, self.window).await?;
-        let into = now % self.window;
-        let over = if self.sliding {
-            let weight = (self.window - into) as f64 / self.window as f64;
-            counts.previous as f64 * weight + counts.current as f64 > self.limit as f64
-        } else {
-            counts.current > self.limit
+        let Some(after) = self.over(counts, now % self.window) else {
+            return Ok(None);
         };
-        Ok(over.then_some(self.window - into))
+        self.store.undo(key, window).await?;
+        Ok(Some(after))
     }
+
+    /// `Some(retry_after_seconds)` when `counts` (this attempt included), `into` seconds into
+    /// the window, are over the limit: the wait until an attempt would pass.
+    fn over(&self, counts: Counts, into: u64) -> Option<u64> {
+        let (w, limit) = (u128::from(self.window), u128::from(self.limit));
+        let (cur, prev, into) = (
+            u128::from(counts.current),
+            u128::from(counts.previous),
+            u128::from(into),
+        );
+        if !self.sliding {
+            return (cur > limit).then_some(self.window - into as u64);
+        }
+        // The estimate: prev * (w - into) / w + cur, compared in whole numbers.
+        if prev * (w - into) + cur * w <= limit * w {
+            return None;
+        }
+        let before = cur - 1; // the attempts counted before this one
+        let wait = if before < limit && prev > 0 {
+            // Later in this window, once enough of the previous one has slid out.
+            w - into - (limit - before - 1) * w / prev
+        } else {
+            // In the next window, where this one's attempts weigh as the previous ones.
+            let slide = ((limit - 1).min(before) * w)
+                .checked_div(before)
+                .map_or(0, |kept| w - kept);
+            w - into + slide
+        };
+        Some(wait.max(1) as u64)
+    }
+
+    /// The username key of a limited request: `Ok(None)` without the field, `Err` with a 400
+    /// when the field is sent more than once.
+    fn username_key(&self, req: &Request) -> Result<Option<String>, Response> {
+        let Some(field) = &self.username_field else {
+            return Ok(None);
+        };
+        let pairs = req.form_pairs().map_err(|e| e.into_response())?;
+        let mut names = pairs.into_iter().filter(|(k, _)| k == field);
+        let Some((_, name)) = names.next() else {
+            return Ok(None);
+        };
+        if names.next().is_some() {
+            return Err(HttpError::bad_request(format!(
+                "the form field {field:?} is sent more than once: send it once"
+            ))
+            .into_response());
+        }
+        let mut name = name.trim().to_lowercase();
+        if name.len() > MAX_USERNAME {
+            let mut end = MAX_USERNAME;
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            name.truncate(end);
+        }
+        Ok(Some(format!("{}|user:{name}", req.path())))
+    }
+}
+
+/// The bytes of a username that make its key: longer ones share their first 256 (a stricter
+/// count, never a looser one), so no key is longer than a few hundred bytes.
+const MAX_USERNAME: usize = 256;
+
+fn too_many(after: u64) -> Response {
+    let mut res = Response::error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+    res.append_header("retry-after", after.to_string());
+    res
+}
+
+fn store_failed(e: &BoxError) -> Response {
+    tracing::error!(error = %e, "rate limit store failed: the login is refused");
+    let mut res = Response::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "rate limit store unavailable",
+    );
+    res.append_header("retry-after", "1");
+    res
 }
 
 impl std::fmt::Debug for AuthRateLimitMiddleware {
@@ -150,41 +246,38 @@ impl Middleware for AuthRateLimitMiddleware {
             let ip = req
                 .client_ip()
                 .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
-            let mut keys = vec![format!("{}|ip:{ip}", req.path())];
-            if let Some(field) = &self.username_field {
-                if let Ok(pairs) = req.form_pairs() {
-                    if let Some((_, name)) = pairs.into_iter().find(|(k, _)| k == field) {
-                        keys.push(format!(
-                            "{}|user:{}",
-                            req.path(),
-                            name.trim().to_lowercase()
-                        ));
-                    }
-                }
-            }
-            let mut retry = None;
-            for key in &keys {
+            // The address first: one over its limit touches no username (nor the store).
+            let ip_key = format!("{}|ip:{ip}", req.path());
+            let mut retry = match self.check(&ip_key, now).await {
+                Ok(retry) => retry,
+                Err(e) => return store_failed(&e),
+            };
+            let user_key = match self.username_key(&req) {
+                Ok(key) => key,
+                Err(res) => return res,
+            };
+            if let (None, Some(key)) = (retry, &user_key) {
                 match self.check(key, now).await {
-                    Ok(Some(after)) => retry = Some(retry.map_or(after, |r: u64| r.max(after))),
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::error!(error = %e, "rate limit store failed: the login is refused");
-                        let mut res = Response::error(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "rate limit store unavailable",
-                        );
-                        res.append_header("retry-after", "1");
-                        return res;
-                    }
+                    Ok(r) => retry = r,
+                    Err(e) => return store_failed(&e),
                 }
             }
             if let Some(after) = retry {
                 emit("ratelimit.hit", &req, current_user_id().as_deref());
-                let mut res = Response::error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-                res.append_header("retry-after", after.to_string());
-                return res;
+                return too_many(after);
             }
-            next.run(req).await
+            let Some(user_key) = user_key else {
+                return next.run(req).await;
+            };
+            let (res, refused) = noting_csrf_refusal(next.run(req)).await;
+            if refused {
+                // No password was checked: the account's count is given back (the address's
+                // stays). A store that fails here leaves the attempt counted.
+                if let Err(e) = self.store.undo(&user_key, now / self.window).await {
+                    tracing::warn!(error = %e, "rate limit store failed to take back an attempt");
+                }
+            }
+            res
         })
     }
 
@@ -201,7 +294,8 @@ mod tests {
     /// ones do not.
     #[tokio::test]
     async fn sliding_windows_close_the_edge_burst() {
-        for (sliding, third_over) in [(false, None), (true, Some(60))] {
+        // Sliding: the third attempt waits until half the previous window has slid out.
+        for (sliding, third_over) in [(false, None), (true, Some(30))] {
             let limit = AuthRateLimitMiddleware::new()
                 .limit(2, Duration::from_secs(60))
                 .sliding(sliding);

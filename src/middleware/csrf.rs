@@ -3,6 +3,12 @@
 //! `_csrf_token`, required on POST, PUT, PATCH and DELETE in the `X-CSRF-Token` header or the
 //! `_csrf_token` form field, compared in constant time (`subtle`).
 //!
+//! The token never appears as it is in a response: [`csrf_field`] and [`get_csrf_token`] give
+//! it masked, a fresh random pad followed by the token XORed with that pad (hex, twice as
+//! long), as Django and Rails do. Every response carries a different string, so compressing a
+//! page that reflects a request parameter beside the token cannot leak it (BREACH). Any
+//! masking verifies; so does the unmasked token (see [`get_csrf_token`]).
+//!
 //! Beyond the Python one, a state-changing request is refused before its token is looked at
 //! when the browser says it is cross-site (`Sec-Fetch-Site: cross-site`) or its `Origin` is
 //! neither this host nor a trusted origin: defence in depth that needs no template change.
@@ -28,10 +34,15 @@
 //!
 //! Requests that carry `Authorization` and no `Cookie` (API clients with tokens) are not
 //! checked: a browser never adds those to a forged request, so there is nothing to forge.
+//! Except the schemes a browser does re-send by itself once the user has signed in with them
+//! (`Basic`, `Digest`, `Negotiate`, `NTLM`): those are ambient credentials, like a cookie,
+//! and such requests are checked.
 //!
 //! A body streamed to its handler ([`BodyConfig::streamed`](crate::BodyConfig::streamed))
 //! is not read ahead for its token: send such requests with the `X-CSRF-Token` header.
 
+use std::cell::Cell;
+use std::future::Future;
 use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
@@ -113,6 +124,46 @@ struct Settings {
 
 tokio::task_local! {
     static CURRENT: Scope;
+    /// Set when this middleware refuses a request, for a middleware before it that asked
+    /// ([`noting_csrf_refusal`]).
+    static REFUSED: Cell<bool>;
+}
+
+/// Runs `chain` (the rest of the chain, this middleware in it) and says whether this
+/// middleware refused the request. The login rate limit uses it to give back an attempt that
+/// never reached a password check. Nothing in the response says so, and nothing outside the
+/// crate can set it: a handler's own 403 is not a CSRF refusal.
+pub(crate) async fn noting_csrf_refusal(chain: impl Future<Output = Response>) -> (Response, bool) {
+    REFUSED
+        .scope(Cell::new(false), async move {
+            let res = chain.await;
+            (res, REFUSED.with(Cell::get))
+        })
+        .await
+}
+
+/// The `Authorization` schemes a browser re-sends by itself once the user has signed in with
+/// them: ambient credentials, which a forged request carries like a cookie.
+const AMBIENT_SCHEMES: [&str; 4] = ["basic", "digest", "negotiate", "ntlm"];
+
+/// Whether the request carries credentials of its own that a browser never attaches by
+/// itself (a bearer or other API token) and no cookie: nothing a forged request could carry.
+fn token_client(req: &Request) -> bool {
+    if req.headers().contains("cookie") {
+        return false;
+    }
+    let Some(authorization) = req.header("authorization") else {
+        return false;
+    };
+    let scheme = authorization
+        .trim_start()
+        .split([' ', '\t'])
+        .next()
+        .unwrap_or("");
+    !scheme.is_empty()
+        && !AMBIENT_SCHEMES
+            .iter()
+            .any(|s| scheme.eq_ignore_ascii_case(s))
 }
 
 /// The CSRF middleware. Add it after `SessionMiddleware` (the build checks).
@@ -169,6 +220,11 @@ impl CsrfMiddleware {
 }
 
 impl Settings {
+    /// The session's token, masked afresh: what a response carries.
+    fn masked_token(&self) -> Result<String, LookupError> {
+        Ok(mask(&self.token()?))
+    }
+
     /// The session's token, made (and stored) when it has none.
     fn token(&self) -> Result<String, LookupError> {
         let session = get_session()?;
@@ -272,7 +328,74 @@ fn futures_once(
     Once(Some(body))
 }
 
+/// Lowercase hex of `bytes`.
+fn to_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+/// The bytes of hex text (either case), or `None` if it is not hex.
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    text.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
+
+/// `token` (hex) masked with a fresh random pad: hex of the pad, then of the token XORed with
+/// it. A stored token that is not hex (set by hand) is masked as its bytes.
+fn mask(token: &str) -> String {
+    let secret = from_hex(token).unwrap_or_else(|| token.as_bytes().to_vec());
+    let mut pad = vec![0u8; secret.len()];
+    // As for the token itself (`random_hex`): the OS RNG does not fail where chirp runs, and
+    // no token is better than a predictable pad.
+    getrandom::fill(&mut pad).expect("the OS random number generator failed");
+    let masked: Vec<u8> = pad.iter().zip(&secret).map(|(p, s)| p ^ s).collect();
+    let mut out = to_hex(&pad);
+    out.push_str(&to_hex(&masked));
+    out
+}
+
+/// Whether `submitted` is the session's token `expected` (hex): masked (a pad and the token
+/// XORed with it, as [`mask`] makes) or as it is. Lengths are public; the bytes are compared
+/// in constant time.
+fn verify(submitted: &str, expected: &str) -> bool {
+    if expected.is_empty() {
+        return false;
+    }
+    let secret = from_hex(expected).unwrap_or_else(|| expected.as_bytes().to_vec());
+    let Some(given) = from_hex(submitted) else {
+        return false;
+    };
+    if given.len() == 2 * secret.len() {
+        let (pad, masked) = given.split_at(secret.len());
+        let unmasked: Vec<u8> = pad.iter().zip(masked).map(|(p, m)| p ^ m).collect();
+        bool::from(unmasked.ct_eq(&secret))
+    } else if given.len() == secret.len() {
+        bool::from(given.ct_eq(&secret))
+    } else {
+        false
+    }
+}
+
 fn refuse(req: &Request, event: &'static str, detail: &'static str) -> Response {
+    let _ = REFUSED.try_with(|refused| refused.set(true));
     emit(event, req, current_user_id().as_deref());
     HttpError::forbidden(detail).into_response()
 }
@@ -285,11 +408,9 @@ impl Middleware for CsrfMiddleware {
                 req.method(),
                 Method::Post | Method::Put | Method::Patch | Method::Delete
             );
-            // A request with credentials of its own (`Authorization`) and no cookie carries
-            // nothing a browser would attach by itself: there is nothing to forge.
-            let token_client =
-                req.headers().contains("authorization") && !req.headers().contains("cookie");
-            if unsafe_method && !token_client && !settings.exempt(&req) {
+            // A request with credentials of its own (`Authorization`, not a scheme browsers
+            // re-send) and no cookie carries nothing a browser would attach by itself.
+            if unsafe_method && !token_client(&req) && !settings.exempt(&req) {
                 if settings.cross_site(&req) {
                     return refuse(&req, "csrf.reject.cross_site", "Cross-site request refused");
                 }
@@ -300,10 +421,7 @@ impl Middleware for CsrfMiddleware {
                 let Some(submitted) = settings.submitted(&req).await else {
                     return refuse(&req, "csrf.reject.missing", "CSRF token missing");
                 };
-                let valid = expected.is_some_and(|expected| {
-                    !expected.is_empty()
-                        && bool::from(submitted.as_bytes().ct_eq(expected.as_bytes()))
-                });
+                let valid = expected.is_some_and(|expected| verify(&submitted, &expected));
                 if !valid {
                     return refuse(&req, "csrf.reject.invalid", "CSRF token invalid");
                 }
@@ -333,15 +451,22 @@ fn scope<T>(f: impl FnOnce(&Scope) -> Result<T, LookupError>) -> Result<T, Looku
     })
 }
 
-/// The current session's CSRF token, made when it has none (a new one after
+/// The current session's CSRF token, masked afresh (a different string at each call, every
+/// one valid), made when the session has none (a new one after
 /// [`login`](crate::middleware::auth::login) or [`logout`](crate::middleware::auth::logout),
 /// which regenerate the session). For a `<meta name="csrf-token">` tag or an
 /// `X-CSRF-Token` header sent by `fetch`/htmx.
 ///
+/// The masking (a random pad, then the token XORed with it: `4 * token_length` hex
+/// characters) keeps compression from leaking the token (BREACH). The unmasked token
+/// (`2 * token_length` characters, as earlier versions gave) is still accepted: chirp no
+/// longer puts it in any response, so it can only come from a page rendered before an
+/// upgrade or from the session itself, and refusing it would only break those forms.
+///
 /// # Errors
 /// [`LookupError`] outside a request handled by [`CsrfMiddleware`].
 pub fn get_csrf_token() -> Result<String, LookupError> {
-    scope(|s| s.settings.token())
+    scope(|s| s.settings.masked_token())
 }
 
 /// A hidden form field with the current CSRF token, HTML-escaped:
@@ -351,7 +476,7 @@ pub fn get_csrf_token() -> Result<String, LookupError> {
 /// As [`get_csrf_token`].
 pub fn csrf_field() -> Result<String, LookupError> {
     scope(|s| {
-        let token = s.settings.token()?;
+        let token = s.settings.masked_token()?;
         Ok(format!(
             r#"<input type="hidden" name="{}" value="{}">"#,
             escape_html(&s.settings.field_name),
@@ -386,6 +511,48 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn masked_tokens_differ_and_verify() {
+        let token = random_hex(32);
+        let (a, b) = (mask(&token), mask(&token));
+        assert_eq!(a.len(), 128);
+        assert_ne!(a, b);
+        assert!(verify(&a, &token) && verify(&b, &token));
+        assert!(verify(&a.to_uppercase(), &token));
+        assert!(verify(&token, &token), "the unmasked token is accepted");
+        assert!(!verify(&mask(&random_hex(32)), &token));
+        assert!(!verify(&random_hex(32), &token));
+        assert!(!verify(&a[..127], &token));
+        assert!(!verify("", &token));
+        assert!(!verify(&a, ""));
+        assert_eq!(
+            from_hex(&to_hex(&[0, 1, 0xfe, 0xff])),
+            Some(vec![0, 1, 0xfe, 0xff])
+        );
+        assert_eq!(from_hex("0g"), None);
+    }
+
+    #[test]
+    fn only_non_ambient_credentials_are_token_clients() {
+        use crate::http::Method as M;
+        let req = |v: &str| Request::new(M::Post, "/").with_header("authorization", v);
+        assert!(token_client(&req("Bearer t")));
+        assert!(token_client(&req("Token t")));
+        for ambient in [
+            "Basic x",
+            "basic x",
+            "DIGEST x",
+            "Negotiate x",
+            "NTLM x",
+            "",
+            " ",
+        ] {
+            assert!(!token_client(&req(ambient)), "{ambient:?}");
+        }
+        assert!(!token_client(&req("Bearer t").with_header("cookie", "a=b")));
+        assert!(!token_client(&Request::new(M::Post, "/")));
     }
 
     #[test]
