@@ -11,8 +11,8 @@
 //! session's token in the `X-CSRF-Token` header (the body is streamed to the handler, so the
 //! middleware does not read a token from it). The form at `/` carries the token in a
 //! `<meta name="csrf-token">` tag and sends it with `fetch`. The session cookie is signed with
-//! `CHIRP_SECRET` (at least 32 characters); without it, a random secret is made at start (with
-//! a warning), and sessions end when the process does.
+//! `CHIRP_SECRET_KEY`, as in the other examples; without it, a random secret is made at start
+//! (with a warning), and sessions end when the process does.
 //!
 //! ```text
 //! cargo run --release --example files          # listens on CHIRP_ADDR, default 127.0.0.1:8000
@@ -64,7 +64,9 @@ pub fn app(
     let mut app = App::new();
     app.add_middleware(CompressionMiddleware::new());
     app.add_middleware(StaticFilesMiddleware::new("/static", static_dir)?);
-    app.add_middleware(SessionMiddleware::new(SessionConfig::new(secret()?))?);
+    app.add_middleware(SessionMiddleware::new(SessionConfig::new(
+        chirp::security::secret_key_from_env("CHIRP_SECRET_KEY")?,
+    ))?);
     app.add_middleware(CsrfMiddleware::new(CsrfConfig::default())?);
     app.get("/", |_req: Request| async { form() });
     app.post("/upload", move |req: Request| {
@@ -72,24 +74,6 @@ pub fn app(
     });
     app.route_body("/upload", BodyConfig::max(limit).streamed());
     Ok(app)
-}
-
-/// `CHIRP_SECRET`, else a random secret for this process alone (with a warning).
-fn secret() -> Result<String, ConfigurationError> {
-    if let Ok(secret) = std::env::var("CHIRP_SECRET") {
-        if secret.len() >= 32 {
-            return Ok(secret);
-        }
-        eprintln!("warning: CHIRP_SECRET is shorter than 32 characters; using a random secret");
-    } else {
-        eprintln!(
-            "warning: CHIRP_SECRET is not set; using a random secret (sessions end with the process)"
-        );
-    }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| ConfigurationError::new(format!("no random secret: {e}; set CHIRP_SECRET")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The upload form, with the session's CSRF token for `fetch` to send.
@@ -191,6 +175,13 @@ async fn upload(
 #[allow(dead_code)] // the tests include this file for `app` alone
 #[tokio::main]
 async fn main() -> Result<(), chirp::Error> {
+    // The app's warnings (a random secret, a refused upload) and the server's, printed.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
     let static_dir = std::env::var_os("CHIRP_STATIC_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/files/static"));
