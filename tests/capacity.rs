@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chirp::{App, Method, Request, ServerConfig};
-use common::{get, refused, KillOnDrop, RawConn, TestServer};
+use common::{get, refused, RawConn, TestProcess, TestServer};
 
 fn app() -> App {
     let mut app = App::new();
@@ -45,28 +45,9 @@ fn capacity_server_process() {
 /// clients out for the idle timeout: the longest-idle ones are closed to make room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_client_is_served_within_a_second_while_10000_idle_connections_are_held() {
-    use std::io::BufRead;
     const HELD: usize = 10_000;
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "capacity_server_process",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("CHIRP_CAPACITY_SERVER", "1")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _child = KillOnDrop(child);
-    let addr = std::io::BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned))
-        .expect("the server process names its address")
-        .parse()
-        .unwrap();
+    let server = TestProcess::start("capacity_server_process", "CHIRP_CAPACITY_SERVER", &[]);
+    let addr = server.listening_on();
     let mut held = Vec::with_capacity(HELD);
     for i in 0..HELD {
         let mut conn = RawConn::connect(addr).await;

@@ -6,13 +6,12 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chirp::middleware::static_files::StaticFilesMiddleware;
 use chirp::{App, BodyConfig, HttpError, Method, Request, Response, ServerConfig};
-use common::{get, KillOnDrop, RawConn, TestServer};
+use common::{get, RawConn, TestProcess, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -276,37 +275,16 @@ fn descriptor_test_server_process() {
     });
 }
 
-/// Starts the descriptor test server; its address.
-fn descriptor_server(extra_fds: usize) -> (KillOnDrop, SocketAddr) {
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "descriptor_test_server_process",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("CHIRP_FD_SERVER", "1")
-        .env("CHIRP_EXTRA_FDS", extra_fds.to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Read to the end: a closed pipe would fail the child's later prints.
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(WAIT)
-        .expect("the server process names its address");
-    (KillOnDrop(child), addr)
+/// Starts the descriptor test server; the process and its address.
+fn descriptor_server(extra_fds: usize) -> (TestProcess, SocketAddr) {
+    let extra = extra_fds.to_string();
+    let server = TestProcess::start(
+        "descriptor_test_server_process",
+        "CHIRP_FD_SERVER",
+        &[("CHIRP_EXTRA_FDS", &extra)],
+    );
+    let addr = server.listening_on();
+    (server, addr)
 }
 
 /// Opens `n` connections that send nothing, then asks for `/` on a fresh one; how long the

@@ -14,7 +14,7 @@ mod files_example;
 use std::time::Duration;
 
 use chirp::{App, BodyConfig, HttpError, Request};
-use common::{KillOnDrop, RawConn, RawResponse, TestServer};
+use common::{RawConn, RawResponse, TestProcess, TestServer};
 use tokio::io::AsyncWriteExt;
 
 const MIB: usize = 1024 * 1024;
@@ -192,29 +192,9 @@ fn rss_of(pid: u32) -> (u64, u64) {
 /// server's peak stays within a few MiB of where it started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_boundaryless_uploads_leave_the_server_s_memory_bounded() {
-    use std::io::BufRead;
     const SENT: usize = 16 * MIB;
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "multipart_server_process",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("CHIRP_MULTIPART_SERVER", "1")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let stdout = child.stdout.take().unwrap();
-    let _child = KillOnDrop(child);
-    let addr: std::net::SocketAddr = std::io::BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned))
-        .expect("the server process names its address")
-        .parse()
-        .unwrap();
+    let server = TestProcess::start("multipart_server_process", "CHIRP_MULTIPART_SERVER", &[]);
+    let (pid, addr) = (server.pid(), server.listening_on());
     // Warm up: one ordinary upload, so that the baseline includes the runtime's threads.
     let mut conn = RawConn::connect(addr).await;
     let body = many_parts("B", 3);

@@ -9,13 +9,12 @@ mod common;
 #[path = "../examples/sse.rs"]
 mod sse_example;
 
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chirp::sse::{Event, Sse};
 use chirp::{App, Request, Response};
-use common::{KillOnDrop, TestServer};
+use common::{TestProcess, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -143,31 +142,17 @@ async fn the_sse_example_exits_within_2_s_of_sigterm_with_three_streams_open() {
         .unwrap()
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["sse_example_process", "--exact", "--ignored", "--nocapture"])
-        .env("CHIRP_SSE_EXAMPLE_PROCESS", "1")
-        .env("CHIRP_ADDR", addr.to_string())
-        .env("CHIRP_SSE_INTERVAL_MS", "100")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let pid = child.id();
-    let mut child = KillOnDrop(child);
-    // The example says where it listens once it is about to. Its output is read to the
-    // end (by a thread): a closed pipe would fail its later prints.
-    let (said_tx, said) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("chirp SSE example on") {
-                let _ = said_tx.send(());
-            }
-        }
-    });
-    said.recv_timeout(WAIT).expect("the example did not start");
+    let mut example = TestProcess::start(
+        "sse_example_process",
+        "CHIRP_SSE_EXAMPLE_PROCESS",
+        &[
+            ("CHIRP_ADDR", &addr.to_string()),
+            ("CHIRP_SSE_INTERVAL_MS", "100"),
+        ],
+    );
+    let pid = example.pid();
+    // The example says where it listens once it is about to.
+    example.line_after("chirp SSE example on");
     // It binds right after saying so: wait for the port.
     let started = Instant::now();
     while let Err(e) = TcpStream::connect(addr).await {
@@ -195,7 +180,7 @@ async fn the_sse_example_exits_within_2_s_of_sigterm_with_three_streams_open() {
     }
     // The process exits, with success, within 2 s of the signal.
     let exited = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
+        if let Some(status) = example.child.0.try_wait().unwrap() {
             break status;
         }
         assert!(

@@ -249,3 +249,67 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// An ignored test of this test binary (`name`, which returns at once unless `gate_env` is
+/// set) run in a process of its own, as a server for the test that starts it: a test needs a
+/// whole process when it changes process-wide limits, counts descriptors or memory, or sends
+/// signals. Its stdout is read to the end by a thread (a closed pipe would fail its later
+/// prints) and handed over line by line.
+pub struct TestProcess {
+    pub child: KillOnDrop,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl TestProcess {
+    pub fn start(name: &str, gate_env: &str, envs: &[(&str, &str)]) -> TestProcess {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .args([name, "--exact", "--ignored", "--nocapture"])
+            .env(gate_env, "1")
+            .stdout(std::process::Stdio::piped());
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        TestProcess {
+            child: KillOnDrop(child),
+            lines,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// Waits (at most `WAIT`) for a line containing `marker`; the rest of the line after it.
+    pub fn line_after(&self, marker: &str) -> String {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("the process never printed {marker:?}"));
+            if let Some(at) = line.find(marker) {
+                return line[at + marker.len()..].to_owned();
+            }
+        }
+    }
+
+    /// The address a server process printed as `listening on ADDR`.
+    pub fn listening_on(&self) -> SocketAddr {
+        self.line_after("listening on ").trim().parse().unwrap()
+    }
+}
