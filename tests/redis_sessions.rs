@@ -205,7 +205,16 @@ async fn two_instances_share_sessions_and_logout_leaves_nothing() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(json, r#"{"visits":3}"#);
+    // The session's data, and the middleware's creation and last-seen stamps: the absolute
+    // timeout is on by default, and a server-side store keeps the creation time in the data
+    // (the cookie only names the session).
+    let data: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        data.keys().collect::<Vec<_>>(),
+        ["visits", "__created_at", "__last_seen_at"],
+        "{json}"
+    );
+    assert_eq!(data["visits"], 3, "{json}");
 
     // Login makes a new id and deletes the old key, and lists the id in the user's index;
     // logout leaves nothing.

@@ -1,7 +1,8 @@
 //! Issue 24, finding 4 and the minor duplicate-cookie finding, reproduced over a real socket:
 //! cookie-store sessions end at an absolute deadline counted from their creation (not from the
-//! last re-sign), a cookie kept from before a logout dies at that deadline (and at once when
-//! the user's `session_version` changes), and a second `chirp_session` cookie in the `Cookie`
+//! last re-sign: every re-signed cookie keeps the session's creation time as its itsdangerous
+//! timestamp), a cookie kept from before a logout dies at that deadline (and at once when the
+//! user's `session_version` changes), and a second `chirp_session` cookie in the `Cookie`
 //! header cannot shadow the real one.
 
 mod common;
@@ -12,7 +13,7 @@ use chirp::middleware::auth::{
     get_user, login, login_required, logout, AuthConfig, AuthMiddleware, AuthUser,
 };
 use chirp::middleware::sessions::SessionMiddleware;
-use chirp::sessions::{get_session, Digest, ManualClock, SessionConfig, Signer};
+use chirp::sessions::{get_session, Clock, Digest, ManualClock, SessionConfig, Signer};
 use chirp::{App, Error, Method, Request, Response};
 use common::{RawResponse, TestServer};
 
@@ -159,7 +160,7 @@ async fn a_cookie_replayed_daily_dies_at_the_absolute_deadline() {
             assert_eq!(res.status, 200, "{elapsed} s after login");
             assert_eq!(res.text(), "notes of alice");
             let renewed = res.cookie_pair();
-            assert_eq!(decoded(&renewed).1, T0 + elapsed, "re-signed now");
+            assert_eq!(decoded(&renewed).1, T0, "re-signed with the login's time");
             cookie = renewed;
         } else {
             assert_eq!(
@@ -175,20 +176,26 @@ async fn a_cookie_replayed_daily_dies_at_the_absolute_deadline() {
     assert_eq!(res.status, 302);
 }
 
-/// The deadline counts from the session's creation (`__created_at`, the Python framework's
-/// key), which re-signing carries over unchanged; one second past it the session is gone.
+/// The deadline counts from the session's creation, the cookie's itsdangerous timestamp,
+/// which re-signing carries over unchanged (nothing is added to the cookie's JSON); one second
+/// past it the session is gone.
 #[tokio::test]
 async fn the_deadline_is_seven_days_after_creation_to_the_second() {
     let f = start().await;
     let first = f.send("GET", "/dashboard", None).await.cookie_pair();
-    assert_eq!(decoded(&first).0["__created_at"], serde_json::json!(T0));
+    assert_eq!(decoded(&first).1, T0);
     let mut cookie = first;
     for day in 1..=6 {
         f.clock.set(T0 + day * DAY);
         let res = f.send("GET", "/dashboard", Some(&cookie)).await;
         assert_eq!(res.text(), format!("Visits: {}", day + 1));
         cookie = res.cookie_pair();
-        assert_eq!(decoded(&cookie).0["__created_at"], serde_json::json!(T0));
+        let (data, signed_at) = decoded(&cookie);
+        assert_eq!(signed_at, T0, "day {day}: the creation time, kept");
+        assert_eq!(
+            serde_json::Value::Object(data),
+            serde_json::json!({"visits": day + 1})
+        );
     }
     f.clock.set(T0 + 7 * DAY);
     let res = f.send("GET", "/dashboard", Some(&cookie)).await;
@@ -303,15 +310,147 @@ async fn two_valid_session_cookies_are_ambiguous_and_neither_is_used() {
         f.send("GET", "/whoami", Some(&attackers)).await.text(),
         "mallory"
     );
-    // An expired duplicate does not count: the valid one is used.
-    f.clock.advance(DAY - 5);
-    let renewed = f.send("GET", "/whoami", Some(&victims)).await.cookie_pair();
-    f.clock.advance(10); // the attacker's cookie is now past max_age, the victim's is not
-    let header = format!("{attackers}; {renewed}");
-    assert_eq!(
-        f.send("GET", "/whoami", Some(&header)).await.text(),
-        "alice"
+    // An expired duplicate does not count: the valid one is used. (The attacker's session
+    // was created 2 days before the victim's; 7 days and a second after it, it is past the
+    // absolute deadline, the victim's is not.)
+    let victims = {
+        f.clock.advance(2 * DAY);
+        f.login(1).await
+    };
+    f.clock.set(T0 + 7 * DAY + 1);
+    for header in [
+        format!("{attackers}; {victims}"),
+        format!("{victims}; {attackers}"),
+    ] {
+        assert_eq!(
+            f.send("GET", "/whoami", Some(&header)).await.text(),
+            "alice",
+            "{header}"
+        );
+    }
+}
+
+/// How the deadline is kept at no cost in cookie bytes: every cookie of a session is signed
+/// with the session's creation time, read back from the itsdangerous timestamp of each
+/// `Set-Cookie`; a login (a regenerated session) is signed with its own time. The JSON holds
+/// the handler's data only, so a small session stays one SHA-256 block per HMAC.
+#[tokio::test]
+async fn a_re_signed_cookie_keeps_its_original_timestamp() {
+    let f = start().await;
+    let first = f.send("GET", "/dashboard", None).await.cookie_pair();
+    assert_eq!(decoded(&first).1, T0);
+    f.clock.advance(3 * DAY + 17);
+    let res = f.send("GET", "/dashboard", Some(&first)).await;
+    assert_eq!(res.text(), "Visits: 2");
+    let again = res.cookie_pair();
+    assert_ne!(again, first, "new data, new cookie");
+    let (data, signed_at) = decoded(&again);
+    assert_eq!(signed_at, T0, "re-signed with the original timestamp");
+    assert_eq!(serde_json::to_string(&data).unwrap(), r#"{"visits":2}"#);
+    // itsdangerous' signed input, `payload.timestamp`, is 23 bytes: one SHA-256 block.
+    let v = value(&again);
+    assert_eq!(v[..v.rfind('.').unwrap()].len(), 23, "{v}");
+    // A login regenerates: a new session, signed now; re-signed, it keeps that time.
+    let login = f.send("POST", "/login/1", Some(&again)).await.cookie_pair();
+    assert_eq!(decoded(&login).1, T0 + 3 * DAY + 17);
+    f.clock.advance(DAY);
+    let res = f.send("GET", "/notes", Some(&login)).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(decoded(&res.cookie_pair()).1, T0 + 3 * DAY + 17);
+}
+
+/// `max_age` is the browser's limit (the cookie's `Max-Age`, renewed on every response): the
+/// server no longer refuses a cookie by its signature's age, only past the absolute deadline.
+/// A copy replayed without renewal therefore works until then, no longer.
+#[tokio::test]
+async fn an_unrenewed_copy_works_until_the_deadline_and_no_longer() {
+    let f = start().await;
+    let kept = f.login(1).await;
+    let res = f.send("GET", "/notes", Some(&kept)).await;
+    assert!(res.header("set-cookie").unwrap().contains("Max-Age=86400"));
+    f.clock.set(T0 + 7 * DAY);
+    assert_eq!(f.send("GET", "/notes", Some(&kept)).await.status, 200);
+    f.clock.set(T0 + 7 * DAY + 1);
+    assert_eq!(f.send("GET", "/notes", Some(&kept)).await.status, 302);
+}
+
+/// A cookie that carries an earlier creation stamp (`__created_at`: a Python app's, or one
+/// chirp wrote before the creation time moved into the timestamp) counts from the earlier of
+/// the two, keeps the stamp as it came, and is re-signed with that earlier time: signing it
+/// afresh does not extend it.
+#[tokio::test]
+async fn an_older_creation_stamp_in_the_cookie_is_honoured() {
+    let f = start().await;
+    let signer = Signer::new(SECRET, &[], Digest::Sha256, "itsdangerous");
+    let created = T0 - 6 * DAY;
+    let old = signer.dumps(
+        serde_json::json!({"visits": 4, "__created_at": created, "__last_seen_at": T0 - 10})
+            .as_object()
+            .unwrap(),
+        T0 - 10,
     );
+    let res = f
+        .send("GET", "/dashboard", Some(&format!("chirp_session={old}")))
+        .await;
+    assert_eq!(res.text(), "Visits: 5");
+    let (data, signed_at) = decoded(&res.cookie_pair());
+    assert_eq!(signed_at, created, "re-signed with the earlier creation");
+    assert_eq!(
+        data["__created_at"],
+        serde_json::json!(created),
+        "kept as it came"
+    );
+    assert_eq!(data["__last_seen_at"], serde_json::json!(T0), "updated");
+    f.clock.set(created + 7 * DAY + 1);
+    let res = f.send("GET", "/dashboard", Some(&res.cookie_pair())).await;
+    assert_eq!(res.text(), "Visits: 1", "7 days after the stamp's time");
+}
+
+/// With `absolute_timeout: None`, the behaviour before finding 4: every cookie is signed afresh
+/// and the server refuses one older than `max_age` (a sliding lifetime, without a bound).
+#[tokio::test]
+async fn without_an_absolute_timeout_the_cookie_slides_as_before() {
+    let clock = ManualClock::new(T0);
+    let mut app = App::new();
+    app.add_middleware(
+        SessionMiddleware::new(SessionConfig {
+            clock: Arc::new(clock.clone()),
+            absolute_timeout: None,
+            ..SessionConfig::new(SECRET)
+        })
+        .unwrap(),
+    );
+    app.route("/dashboard", |_req: Request| async {
+        let session = get_session()?;
+        let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
+        session.insert("visits", visits);
+        Ok::<_, Error>(format!("Visits: {visits}"))
+    });
+    let server = TestServer::start(app).await;
+    let send = |cookie: Option<String>| {
+        let server = &server;
+        async move {
+            let mut conn = server.connect().await;
+            let cookie = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
+            conn.send(format!(
+                "GET /dashboard HTTP/1.1\r\nHost: t\r\n{cookie}\r\n"
+            ))
+            .await;
+            conn.response().await
+        }
+    };
+    let mut cookie = send(None).await.cookie_pair();
+    for n in 1..=10 {
+        clock.advance(DAY - 10);
+        let res = send(Some(cookie.clone())).await;
+        assert_eq!(res.text(), format!("Visits: {}", n + 1));
+        cookie = res.cookie_pair();
+        let (data, signed_at) = decoded(&cookie);
+        assert_eq!(signed_at, clock.now(), "signed afresh");
+        assert!(!data.contains_key("__created_at"), "{data:?}");
+    }
+    clock.advance(DAY + 1);
+    assert_eq!(send(Some(cookie)).await.text(), "Visits: 1", "past max_age");
 }
 
 /// The duplicates may also come in two `Cookie` header lines (as a proxy may join HTTP/2's).

@@ -306,11 +306,15 @@ async fn redirects_and_client_errors_save_the_session() {
     assert!(session_cookie(&res).is_some());
 }
 
+/// Without an absolute timeout, the server refuses a cookie signed more than `max_age` ago
+/// (every response re-signs it now: a sliding lifetime). (With one, the default, the cookie
+/// keeps its creation time and `max_age` is the browser's: the next test.)
 #[tokio::test]
 async fn max_age_is_enforced_from_the_signed_timestamp() {
     let clock = ManualClock::new(T0);
     let c = TestClient::new(app_with(SessionConfig {
         max_age: Duration::from_secs(100),
+        absolute_timeout: None,
         ..config(&clock)
     }));
     c.get("/dashboard").await;
@@ -322,6 +326,27 @@ async fn max_age_is_enforced_from_the_signed_timestamp() {
     );
     clock.advance(101);
     assert_eq!(c.get("/dashboard").await.text(), "Visits: 1", "expired");
+}
+
+/// With the absolute timeout (the default), the cookie's timestamp is the session's creation
+/// and the server checks the absolute timeout against it, not `max_age`, which only sets the
+/// cookie's `Max-Age` (the browser forgets it after `max_age` without a visit).
+#[tokio::test]
+async fn with_an_absolute_timeout_max_age_is_the_cookies_max_age_only() {
+    let clock = ManualClock::new(T0);
+    let c = TestClient::new(app_with(SessionConfig {
+        max_age: Duration::from_secs(100),
+        absolute_timeout: Some(Duration::from_secs(1000)),
+        ..config(&clock)
+    }));
+    let res = c.get("/dashboard").await;
+    assert!(session_cookie(&res).unwrap().contains("Max-Age=100"));
+    clock.advance(500);
+    assert_eq!(c.get("/dashboard").await.text(), "Visits: 2");
+    clock.advance(500);
+    assert_eq!(c.get("/dashboard").await.text(), "Visits: 3", "1000 s old");
+    clock.advance(1);
+    assert_eq!(c.get("/dashboard").await.text(), "Visits: 1", "1001 s old");
 }
 
 #[tokio::test]

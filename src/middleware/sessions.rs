@@ -27,19 +27,30 @@
 //! `Vary: Cookie`): static files and 404s stay cacheable, and nobody gets a cookie they did
 //! not ask for.
 //!
-//! **Lifetime.** The cookie is re-signed on every response it is sent with, so `max_age` (1
-//! day) is a sliding, idle-like limit. What bounds a session is
+//! **Lifetime.** What bounds a session is
 //! [`absolute_timeout`](SessionConfig::absolute_timeout), on by default (7 days), counted
-//! from the session's creation (`__created_at`, carried over unchanged by every re-signing),
-//! never from the last signature: a copied cookie replayed and renewed once a day still dies
-//! 7 days after the session was created. `login()` and `logout()` regenerate the session,
-//! which restarts the count.
+//! from the session's creation, never from the last signature: a copied cookie, replayed and
+//! renewed once a day or not, dies 7 days after the session was created. With the cookie
+//! store the creation time is the cookie's own itsdangerous timestamp: a new session is
+//! signed at its creation, and every response re-signs it with that same timestamp (so the
+//! cookie's JSON carries nothing more than the handler's data, and a small session costs no
+//! more to sign than before); the server refuses a cookie whose timestamp is older than
+//! `absolute_timeout`. `max_age` (1 day) is then only the cookie's `Max-Age`: renewed with
+//! every response, it makes the browser forget a session not visited for `max_age`, but the
+//! server does not check it (a copy of the cookie is accepted, visited or not, until the
+//! absolute deadline; for an idle limit the server enforces, set
+//! [`idle_timeout`](SessionConfig::idle_timeout), which adds a `__last_seen_at` stamp to the
+//! cookie). `login()` and `logout()` regenerate the session, which restarts the count. With
+//! `absolute_timeout: None` every response signs the cookie afresh and the server refuses one
+//! signed more than `max_age` ago: a sliding lifetime with no bound. A server-side store
+//! (`RedisStore`) keeps the creation time in the session's data (`__created_at`).
 //!
 //! **What a logout revokes.** With the cookie store (the default) the session is the cookie:
 //! `logout()` answers with a new cookie without the user, which replaces the browser's, but
 //! the server keeps no list of cookies and cannot revoke a copy taken before (from a
 //! shared computer, a log, malware). That copy keeps working until the absolute deadline
-//! (or `max_age` after its last use, whichever comes first), unless the app bumps the user's
+//! (7 days after the login by default; also `idle_timeout` after its last use, when that is
+//! set), unless the app bumps the user's
 //! [`session_version`](crate::middleware::auth::AuthConfig::session_version), which ends every
 //! session of that user at once ("log out everywhere"). A server-side store (`RedisStore`)
 //! deletes the session at logout: a replayed cookie is dead everywhere at once.
@@ -57,9 +68,13 @@
 //! no `domain`.
 //!
 //! **Reserved keys**, the same as the Python framework's, so that a cookie is read alike by
-//! both: `__created_at` and `__last_seen_at` (Unix seconds, only while `idle_timeout` or
-//! `absolute_timeout` is set, which it is by default; renamed with [`SessionConfig::created_at_key`] and
-//! [`SessionConfig::last_seen_at_key`]), and the auth middleware's `user_id`
+//! both: `__created_at` and `__last_seen_at` (Unix seconds, while `idle_timeout` or
+//! `absolute_timeout` is set; renamed with [`SessionConfig::created_at_key`] and
+//! [`SessionConfig::last_seen_at_key`]). The cookie store writes `__last_seen_at` only for
+//! `idle_timeout`, and `__created_at` only without an absolute timeout (with one, the creation
+//! time is the cookie's timestamp); a cookie that comes with them (from a Python app, or from
+//! chirp before the creation time moved into the timestamp) keeps them, and its session counts
+//! from the earlier of its timestamp and its `__created_at`. Then the auth middleware's `user_id`
 //! ([`AuthConfig::session_key`](crate::middleware::auth::AuthConfig::session_key)) and
 //! `_session_version`
 //! ([`AuthConfig::session_version_key`](crate::middleware::auth::AuthConfig::session_version_key)).
@@ -93,7 +108,7 @@ use crate::error::{ConfigurationError, Error};
 use crate::future::BoxFuture;
 use crate::http::{is_valid_cookie_name, Cookie, Request, Response, SameSite, StatusCode};
 use crate::service::{Middleware, Next};
-use crate::sessions::{SaveMode, Session, SessionConfig, Signer, Stamps, CURRENT};
+use crate::sessions::{Origin, SaveMode, Session, SessionConfig, Signer, Stamps, CURRENT};
 use crate::stores::{CookieStore, Internal, SessionStore};
 
 /// The session middleware. See the [module docs](self).
@@ -102,6 +117,10 @@ pub struct SessionMiddleware<S: SessionStore = CookieStore> {
     store: S,
     /// `; Max-Age=..; Path=..; ...`: the cookie's attributes, formatted once.
     attributes: String,
+    /// The session's creation time is the cookie's signed timestamp: the store signs it (the
+    /// cookie store) and an absolute timeout is set. Every re-signing then keeps it, and the
+    /// server checks the absolute timeout (not `max_age`) against it.
+    created_by_timestamp: bool,
 }
 
 impl SessionMiddleware<CookieStore> {
@@ -189,10 +208,13 @@ impl<S: SessionStore> SessionMiddleware<S> {
         }
         let header = cookie.to_header_value().map_err(ConfigurationError::new)?;
         let attributes = header[config.cookie_name.len() + 1..].to_owned();
+        let created_by_timestamp =
+            config.absolute_timeout.is_some() && store.issued_at_is_saved(Internal);
         Ok(SessionMiddleware {
             config,
             store,
             attributes,
+            created_by_timestamp,
         })
     }
 
@@ -206,9 +228,11 @@ impl<S: SessionStore> SessionMiddleware<S> {
     }
 
     /// Whether a record signed at `issued_at`, created at `created` and last seen at
-    /// `last_seen` is still valid at `now`. The signature's age is compared as itsdangerous
-    /// does (whole seconds, `age > max_age` is expired); the timeouts as the Python framework
-    /// does (`now - ts > timeout` is expired), and a timeout of zero expires at once.
+    /// `last_seen` is still valid at `now`. The signature's age is compared with `max_age` as
+    /// itsdangerous does (whole seconds, `age > max_age` is expired), except when the
+    /// signature's time is the session's creation (then the absolute timeout bounds it, and
+    /// `max_age` is only the cookie's `Max-Age`); the timeouts as the Python framework does
+    /// (`now - ts > timeout` is expired), and a timeout of zero expires at once.
     fn is_fresh(&self, issued_at: u64, created: f64, last_seen: f64, now: u64) -> bool {
         if issued_at > now {
             return false; // signed in the future: a forged or badly skewed clock
@@ -216,12 +240,14 @@ impl<S: SessionStore> SessionMiddleware<S> {
         let within = |limit: Option<std::time::Duration>, since: f64| {
             limit.is_none_or(|l| !l.is_zero() && now as f64 - since <= l.as_secs_f64())
         };
-        now - issued_at <= self.config.max_age.as_secs()
+        (self.created_by_timestamp || now - issued_at <= self.config.max_age.as_secs())
             && within(self.config.idle_timeout, last_seen)
             && within(self.config.absolute_timeout, created)
     }
 
-    /// The reserved timestamps' keys, while a timeout is set.
+    /// The reserved timestamps' keys, while a timeout is set (always, when the creation time
+    /// is the cookie's timestamp: a cookie from a Python app or an older chirp may carry
+    /// them).
     fn stamps(&self) -> Stamps<'_> {
         Stamps::new(self.has_timeouts().then_some([
             self.config.created_at_key.as_str(),
@@ -243,8 +269,8 @@ impl<S: SessionStore> SessionMiddleware<S> {
             return Ok(Loaded::Nothing);
         };
         match self.check(cookie, session.take_map(), now).await? {
-            Checked::Fresh(data, created) => {
-                session.loaded(data, created);
+            Checked::Fresh(data, origin) => {
+                session.loaded(data, origin);
                 Ok(Loaded::Session)
             }
             Checked::Expired => Ok(Loaded::Expired),
@@ -267,16 +293,32 @@ impl<S: SessionStore> SessionMiddleware<S> {
         else {
             return Ok(Checked::Refused);
         };
-        // A session without a creation time (made by an app without timeouts: a Python one,
-        // or chirp before absolute lifetimes were on by default) counts from its signature.
         let [created, last_seen] = stamps.values;
         let issued_at = record.issued_at as f64;
-        let (since, seen) = (created.unwrap_or(issued_at), last_seen.unwrap_or(issued_at));
+        let (since, seen) = match self.created_by_timestamp {
+            // The cookie's timestamp is the session's creation, unless it carries an earlier
+            // creation stamp (a Python app's, or one chirp wrote before the timestamp was
+            // kept): the earlier of the two. Without a last-seen stamp (idle_timeout turned on
+            // since), the session was last seen no later than its creation, for all we know.
+            true => {
+                let since = created.map_or(issued_at, |c| c.min(issued_at));
+                (since, last_seen.unwrap_or(since))
+            }
+            // The timestamp is the last signature: a session without a creation time (made by
+            // an app without timeouts: a Python one) counts from it.
+            false => (created.unwrap_or(issued_at), last_seen.unwrap_or(issued_at)),
+        };
         if !self.is_fresh(record.issued_at, since, seen, now) {
             tracing::debug!("session cookie expired; starting an empty session");
             return Ok(Checked::Expired);
         }
-        Ok(Checked::Fresh(record.data, created))
+        let origin = Origin {
+            created,
+            seen: last_seen.is_some(),
+            // Whole seconds, rounded down (a fraction of a second earlier, never later).
+            since: since.max(0.0) as u64,
+        };
+        Ok(Checked::Fresh(record.data, origin))
     }
 
     /// Loads the one session of several cookies of the session's name (a browser sends them
@@ -292,8 +334,7 @@ impl<S: SessionStore> SessionMiddleware<S> {
     ) -> Result<Option<usize>, Error> {
         let mut found = None;
         for (i, cookie) in cookies.iter().enumerate() {
-            let Checked::Fresh(data, created) =
-                self.check(cookie.as_str(), Map::new(), now).await?
+            let Checked::Fresh(data, origin) = self.check(cookie.as_str(), Map::new(), now).await?
             else {
                 continue;
             };
@@ -304,10 +345,10 @@ impl<S: SessionStore> SessionMiddleware<S> {
                 );
                 return Ok(None);
             }
-            found = Some((i, data, created));
+            found = Some((i, data, origin));
         }
-        Ok(found.map(|(i, data, created)| {
-            session.loaded(data, created);
+        Ok(found.map(|(i, data, origin)| {
+            session.loaded(data, origin);
             i
         }))
     }
@@ -327,7 +368,7 @@ impl<S: SessionStore> SessionMiddleware<S> {
         }
         // The map leaves the lock while the store works (it may await), and is handed back
         // afterwards, so that its memory serves the next request.
-        let (mut data, regenerated, created) = {
+        let (mut data, regenerated, origin) = {
             let mut state = session.lock();
             let unchanged = !state.modified && !state.regenerated;
             if self.config.save_mode == SaveMode::OnChange && unchanged {
@@ -339,18 +380,11 @@ impl<S: SessionStore> SessionMiddleware<S> {
             (
                 std::mem::take(&mut state.data),
                 state.regenerated,
-                state.created,
+                state.origin,
             )
         };
-        self.save_data(
-            res,
-            &mut data,
-            (regenerated, loaded),
-            created,
-            incoming,
-            now,
-        )
-        .await;
+        self.save_data(res, &mut data, (regenerated, loaded), origin, incoming, now)
+            .await;
         session.lock().data = data;
     }
 
@@ -360,7 +394,7 @@ impl<S: SessionStore> SessionMiddleware<S> {
         res: &mut Response,
         data: &mut Map<String, Value>,
         (regenerated, loaded): (bool, Loaded),
-        created: Option<f64>,
+        origin: Origin,
         incoming: Option<&str>,
         now: u64,
     ) {
@@ -372,17 +406,38 @@ impl<S: SessionStore> SessionMiddleware<S> {
             Loaded::Nothing | Loaded::Expired => None,
         };
         let regenerated = regenerated || loaded == Loaded::Expired;
-        // The reserved timestamps: a session made or regenerated here is created now; a
-        // loaded one keeps its creation time (re-signing never moves it); one loaded without
-        // a creation time is saved without timestamps, as it came (a Python app's session).
+        // A session made or regenerated here is created now; a loaded one keeps its creation
+        // time (re-signing never moves it).
+        let kept = !regenerated && loaded == Loaded::Session;
         let mut stamps = self.stamps();
-        let created = match (regenerated, loaded) {
-            (false, Loaded::Session) => created,
-            _ => Some(now as f64),
+        let signed_at = match self.created_by_timestamp {
+            // The creation time is the cookie's timestamp: a kept session is re-signed with
+            // its own, a new one with now; no stamp is added to the cookie's JSON but the
+            // last-seen one for an idle timeout. Stamps a kept cookie came with stay (a
+            // Python app sharing it reads them), the last-seen one updated.
+            true => {
+                let seen = self.config.idle_timeout.is_some() || (kept && origin.seen);
+                let created = origin.created.filter(|_| kept);
+                stamps.values = [created, seen.then_some(now as f64)];
+                match kept {
+                    true => origin.since,
+                    false => now,
+                }
+            }
+            // The timestamp is the last signature: the stamps carry the creation time. One
+            // loaded without a creation time is saved without timestamps, as it came (a Python
+            // app's session).
+            false => {
+                let created = match kept {
+                    true => origin.created,
+                    false => Some(now as f64),
+                };
+                if let Some(created) = created {
+                    stamps.values = [Some(created), Some(now as f64)];
+                }
+                now
+            }
         };
-        if let Some(created) = created {
-            stamps.values = [Some(created), Some(now as f64)];
-        }
         // The Set-Cookie value is built in one string: name, value (the store appends it),
         // attributes; room for a value somewhat larger than the one that came in.
         let name = &self.config.cookie_name;
@@ -400,7 +455,7 @@ impl<S: SessionStore> SessionMiddleware<S> {
             .save_stamped(
                 data,
                 &stamps,
-                now,
+                signed_at,
                 previous,
                 forget,
                 &mut set_cookie,
@@ -463,8 +518,8 @@ enum Loaded {
 
 /// What [`SessionMiddleware::check`] found of one cookie.
 enum Checked {
-    /// Valid and fresh: its data, and its creation time when it carries one.
-    Fresh(Map<String, Value>, Option<f64>),
+    /// Valid and fresh: its data, and what it says of its age.
+    Fresh(Map<String, Value>, Origin),
     /// Valid, but past `max_age` or a timeout.
     Expired,
     /// Not a session (bad signature, unknown id, ...).
@@ -538,17 +593,18 @@ enum Candidates {
 }
 
 impl Candidates {
+    /// One pass over the `Cookie` headers, each scanned once (a vector at a time).
     fn of(req: &Request, name: &str) -> Candidates {
-        let Some(first) = req.cookie_bytes(name) else {
-            return Candidates::None;
-        };
-        let first = IncomingCookie::at(req, first);
-        // The first again, then any other.
         let mut values = req
             .headers()
             .get_all_bytes("cookie")
-            .flat_map(|header| Cookie::values_in(header, name.as_bytes()))
-            .skip(1);
+            .flat_map(|header| Cookie::values_in(header, name.as_bytes()));
+        let Some(first) = values.next() else {
+            return Candidates::None;
+        };
+        // The first is the one `Request::cookie` reads.
+        debug_assert_eq!(req.cookie_bytes(name), Some(first));
+        let first = IncomingCookie::at(req, first);
         match values.next() {
             None => Candidates::One(first),
             Some(second) => {
@@ -573,26 +629,29 @@ impl<S: SessionStore> Middleware for SessionMiddleware<S> {
         Box::pin(async move {
             let now = self.config.clock.now();
             let session = Session::for_request();
+            // `loaded` is `None` while the one cookie remains to be loaded.
             let (cookie, loaded) = match Candidates::of(&req, &self.config.cookie_name) {
-                Candidates::None => (None, Ok(Loaded::Nothing)),
-                Candidates::One(cookie) => {
-                    let loaded = self.load(&session, Some(cookie.as_str()), now).await;
-                    (Some(cookie), loaded)
-                }
+                Candidates::None => (None, Some(Ok(Loaded::Nothing))),
+                Candidates::One(cookie) => (Some(cookie), None),
                 // Rare (and boxed, to keep this future small): several cookies of the name.
                 Candidates::Many(mut cookies) => {
                     match Box::pin(self.load_one_of(&session, &cookies, now)).await {
-                        Ok(Some(i)) => (Some(cookies.swap_remove(i)), Ok(Loaded::Session)),
-                        Ok(None) => (None, Ok(Loaded::Nothing)),
-                        Err(e) => (None, Err(e)),
+                        Ok(Some(i)) => (Some(cookies.swap_remove(i)), Some(Ok(Loaded::Session))),
+                        Ok(None) => (None, Some(Ok(Loaded::Nothing))),
+                        Err(e) => (None, Some(Err(e))),
                     }
                 }
+            };
+            // The value, checked to be UTF-8 once.
+            let incoming = cookie.as_ref().map(IncomingCookie::as_str);
+            let loaded = match loaded {
+                Some(loaded) => loaded,
+                None => self.load(&session, incoming, now).await,
             };
             let loaded = match loaded {
                 Ok(loaded) => loaded,
                 Err(e) => return store_failed(e),
             };
-            let incoming = cookie.as_ref().map(IncomingCookie::as_str);
             let mut res = CURRENT.scope(session.clone(), next.run(req)).await;
             self.save(&mut res, &session, incoming, loaded, now).await;
             session.recycle();

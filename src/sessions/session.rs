@@ -17,10 +17,23 @@ pub(crate) struct SessionState {
     pub(crate) modified: bool,
     /// `regenerate_session()` was called: a fresh cookie must be issued.
     pub(crate) regenerated: bool,
-    /// When the loaded session was first created, in Unix seconds (for the absolute timeout;
-    /// a Python app writes fractions). `None` for a new or regenerated session (created now),
-    /// and for one whose cookie carries no creation time.
+    /// Where the loaded session came from: its creation time and the reserved timestamps its
+    /// cookie carried. The default for a new or regenerated session (created now).
+    pub(crate) origin: Origin,
+}
+
+/// What the session middleware keeps of a loaded session's age, to save it again.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Origin {
+    /// The reserved creation stamp (`__created_at`) as the cookie carried it, in Unix seconds
+    /// (a Python app writes fractions); `None` when it carried none.
     pub(crate) created: Option<f64>,
+    /// Whether the cookie carried the reserved last-seen stamp (`__last_seen_at`).
+    pub(crate) seen: bool,
+    /// When the session was created, in whole Unix seconds: with the cookie store and an
+    /// absolute timeout, the signing time every re-signed cookie keeps (the earlier of the
+    /// cookie's timestamp and its creation stamp).
+    pub(crate) since: u64,
 }
 
 /// A handle onto the current request's session: a JSON object whose values are typed on the
@@ -64,12 +77,11 @@ impl Session {
         std::mem::take(&mut self.lock().data)
     }
 
-    /// Puts a loaded session's data in, created at `created` (`None`: its cookie carries no
-    /// creation time).
-    pub(crate) fn loaded(&self, data: Map<String, Value>, created: Option<f64>) {
+    /// Puts a loaded session's data in, with its `origin`.
+    pub(crate) fn loaded(&self, data: Map<String, Value>, origin: Origin) {
         let mut state = self.lock();
         state.data = data;
-        state.created = created;
+        state.origin = origin;
     }
 
     /// Empties this request's session and keeps it as this thread's spare, unless a clone
@@ -88,10 +100,10 @@ impl Session {
             data,
             modified,
             regenerated,
-            created,
+            origin,
         } = state;
         data.clear();
-        (*modified, *regenerated, *created) = (false, false, None);
+        (*modified, *regenerated, *origin) = (false, false, Origin::default());
         SPARE.set(Some(self));
     }
 
@@ -183,7 +195,7 @@ impl Session {
     pub(crate) fn regenerate(&self) {
         let mut state = self.lock();
         state.data.clear();
-        state.created = None;
+        state.origin = Origin::default();
         state.modified = true;
         state.regenerated = true;
     }

@@ -74,6 +74,10 @@ impl SessionStore for CookieStore {
         std::future::ready(Ok(()))
     }
 
+    fn issued_at_is_saved(&self, _: Internal) -> bool {
+        true // the cookie's signed timestamp is the `now` it was saved with
+    }
+
     fn load_stamped(
         &self,
         cookie_value: &str,

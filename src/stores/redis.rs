@@ -33,9 +33,11 @@ use crate::sessions::{Clock, SessionConfig, Signer};
 /// payload names the user id (`{"id": ..., "u": ...}`) so that logout finds the index without
 /// a read.
 ///
-/// **Timeouts.** `idle_timeout` and `absolute_timeout` are enforced by the session middleware
-/// (its `__created_at` / `__last_seen_at` keys, as with cookies); the store also shortens each
-/// key's TTL to what the timeouts leave, so Redis drops an idle or too-old session by itself.
+/// **Timeouts.** `idle_timeout` and `absolute_timeout` are enforced by the session middleware,
+/// from the session's `__created_at` / `__last_seen_at` keys, kept in the data in Redis (the
+/// cookie store keeps the creation time in its cookie's signed timestamp instead; here the
+/// cookie only names the session); the store also shortens each key's TTL to what the
+/// timeouts leave, so Redis drops an idle or too-old session by itself.
 ///
 /// The scripts used at login and by `revoke_user` name keys they were not passed, so the store
 /// suits a single Redis (or a primary with replicas), not Redis Cluster.

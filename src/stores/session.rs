@@ -134,10 +134,22 @@ pub trait SessionStore: Send + Sync + 'static {
         }
     }
 
+    /// Whether a loaded record's `issued_at` is the `now` its cookie was saved with (the
+    /// cookie store: the itsdangerous timestamp, signed), so that the middleware can keep a
+    /// session's creation time there, re-signing every cookie of the session with it (the
+    /// absolute timeout at no cost in cookie bytes). `false` by default: a server-side store
+    /// hands back the time of the read, and the creation time then travels in the data
+    /// (`__created_at`).
+    #[doc(hidden)]
+    fn issued_at_is_saved(&self, _: Internal) -> bool {
+        false
+    }
+
     // The session's reserved timestamps (`__created_at`, `__last_seen_at`) go through these
     // two, kept out of the session's map: the defaults take them out of the loaded map and put
-    // them into the map to save (as the middleware always did); the cookie store reads and
-    // writes them in the cookie's JSON directly, with no key string per request.
+    // them into the map to save (but for an empty session, which is saved without them); the
+    // cookie store reads and writes them in the cookie's JSON directly, with no key string
+    // per request.
 
     #[doc(hidden)]
     fn load_stamped(
@@ -172,6 +184,12 @@ pub trait SessionStore: Send + Sync + 'static {
         _: Internal,
     ) -> impl Future<Output = Result<(), Error>> + Send {
         async move {
+            // An empty session stays empty: a server-side store keeps nothing for it (its id
+            // names nothing), and a session with no data has no age worth bounding.
+            let stamps = match data.is_empty() {
+                true => &Stamps::NONE,
+                false => stamps,
+            };
             stamps.insert_into(data);
             let saved = match forget {
                 Some(old) => {
