@@ -403,8 +403,8 @@ pub fn login<U: AuthUser>(user: &U) -> Result<(), LookupError> {
 /// kept on the server, so a copy of the old cookie taken before the logout still signs its
 /// holder in until the session's absolute deadline
 /// ([`SessionConfig::absolute_timeout`](crate::sessions::SessionConfig::absolute_timeout), 7
-/// days after the login by default) or `max_age` after its last use, whichever is first; to
-/// end it sooner, bump the user's [`AuthConfig::session_version`] ("log out everywhere").
+/// days after the login by default; also `idle_timeout` after its last use, when that is
+/// set); to end it sooner, bump the user's [`AuthConfig::session_version`] ("log out everywhere").
 ///
 /// # Errors
 /// [`LookupError`] without [`AuthMiddleware`] or a session.
