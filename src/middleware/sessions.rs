@@ -294,6 +294,15 @@ impl<S: SessionStore> SessionMiddleware<S> {
             return Ok(Checked::Refused);
         };
         let [created, last_seen] = stamps.values;
+        let mut record = record;
+        if !self.store.issued_at_is_saved(Internal) {
+            // A server-side store's `issued_at` is when it read the record, taken after its
+            // round trip: the clock may have moved to the next second since this request's
+            // `now`. That is no sign of a cookie from the future (only a signed timestamp
+            // could be), so it must not expire a live session (it did, now and then: a
+            // Redis session lost at a second boundary, issue 23).
+            record.issued_at = record.issued_at.min(now);
+        }
         let issued_at = record.issued_at as f64;
         let (since, seen) = match self.created_by_timestamp {
             // The cookie's timestamp is the session's creation, unless it carries an earlier
