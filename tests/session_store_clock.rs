@@ -16,10 +16,13 @@ use serde_json::{Map, Value};
 
 const T0: u64 = 1_700_000_000;
 
+/// The sessions by id, and the last id given.
+type Sessions = (u64, HashMap<String, Map<String, Value>>);
+
 /// Sessions in memory under a counter; every load takes a second (the clock moves).
 struct SlowStore {
     clock: ManualClock,
-    sessions: Mutex<(u64, HashMap<String, Map<String, Value>>)>,
+    sessions: Mutex<Sessions>,
 }
 
 impl SessionStore for SlowStore {
