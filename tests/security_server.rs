@@ -102,7 +102,9 @@ async fn unfinished_heads_are_evicted_oldest_first_when_the_server_is_full() {
     for _ in 0..20 {
         old.push(partial_head(server.addr).await);
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Old enough that an early round (threshold 1.875 s, the fourth) takes them, well before
+    // one that would take the young (0.23 s, the seventh): the rounds are 40 ms apart.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
     let mut young = Vec::new();
     for _ in 0..20 {
         young.push(partial_head(server.addr).await);
