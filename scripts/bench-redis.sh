@@ -8,7 +8,12 @@
 #                                (changes the session) and, for chirp, GET /dashboard/read
 #                                (leaves it unchanged; the peers have no such route)
 #   instructions                 ../shared/bench/instructions.sh, SCENARIOS=dashboard (the
-#                                server process alone: Redis's own work is not counted)
+#                                server process alone: Redis's own work is not counted); chirp
+#                                in PASSES passes (default 3), each a fresh server, every pass's
+#                                figure and their min, max and spread in instructions-passes.txt;
+#                                a pass after which Redis holds more than a few sessions failed
+#                                to keep its one session (every request made a new one): the
+#                                script says so and exits 1
 #   throughput                   ../shared/bench/alternate.sh, SCENARIOS=dashboard, PIN=1
 #
 # bench_app is built with `--features redis` into target/bench-redis (so the cookie build in
@@ -24,6 +29,7 @@ PEERS=${PEERS_TARGET_DIR:-../shared/peers/target}/release
 OUT=${OUT:-bench-out/redis}
 N_COMMANDS=${N_COMMANDS:-200}
 SLICES=${SLICES:-20}
+PASSES=${PASSES:-3}
 SKIP=${SKIP:-}
 skip() { [[ " $SKIP " == *" $1 "* ]]; }
 mkdir -p "$OUT"
@@ -88,8 +94,39 @@ fi
 
 SERVERS=("chirp=env CHIRP_WORKERS=1 $APP" "axumr={peers}/axum-ext-peer" "actixr={peers}/actix-ext-peer")
 export PEERS_BUILD=${PEERS_BUILD:-0}
-skip instructions || BENCH_OUT=$OUT/instructions SCENARIOS=dashboard PEERS_TARGET_DIR=${PEERS_TARGET_DIR:-} \
-    "$BENCH_DIR"/instructions.sh "${SERVERS[@]}" > "$OUT/instructions.txt"
+# The sessions Redis holds: one per server started (a figure past a few means requests made
+# new sessions instead of counting one on).
+sessions_in_redis() { redis-cli -p "$REDIS_PORT" dbsize | tr -d '\r'; }
+check_sessions() {
+    local n
+    n=$(sessions_in_redis)
+    if (( n > 20 )); then
+        echo "pass $1: Redis holds $n sessions: the session stopped counting (requests made new ones)" >&2
+        exit 1
+    fi
+}
+if ! skip instructions; then
+    redis-cli -p "$REDIS_PORT" flushall > /dev/null
+    BENCH_OUT=$OUT/instructions SCENARIOS=dashboard PEERS_TARGET_DIR=${PEERS_TARGET_DIR:-} \
+        "$BENCH_DIR"/instructions.sh "${SERVERS[@]}" > "$OUT/instructions.txt"
+    check_sessions 1
+    # chirp's figure pass after pass (a fresh server each time): the same work every run.
+    figures=("$(awk '$1 == "chirp" && $2 == "dashboard" { print $3 }' "$OUT/instructions.txt")")
+    for pass in $(seq 2 "$PASSES"); do
+        redis-cli -p "$REDIS_PORT" flushall > /dev/null
+        BENCH_OUT=$OUT/instructions-$pass SCENARIOS=dashboard \
+            "$BENCH_DIR"/instructions.sh "${SERVERS[0]}" > "$OUT/instructions-$pass.txt"
+        check_sessions "$pass"
+        figures+=("$(awk '$1 == "chirp" && $2 == "dashboard" { print $3 }' "$OUT/instructions-$pass.txt")")
+    done
+    python3 - "${figures[@]}" <<'PY' | tee "$OUT/instructions-passes.txt"
+import sys
+figures = [float(f) for f in sys.argv[1:]]
+lo, hi = min(figures), max(figures)
+print("chirp dashboard passes: " + " ".join(f"{f:.1f}" for f in figures))
+print(f"min {lo:.1f} max {hi:.1f} spread {(hi - lo) / lo * 100:.2f}%")
+PY
+fi
 skip alternate || BENCH_OUT=$OUT/alternate SCENARIOS=dashboard SLICES=$SLICES PIN=1 REF=chirp \
     "$BENCH_DIR"/alternate.sh "${SERVERS[@]}" > "$OUT/alternate.txt"
 echo "results in $OUT"

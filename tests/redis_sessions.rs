@@ -745,3 +745,82 @@ async fn redis_hung_then_resumed_under_a_running_server() {
         "the session outlived the hang"
     );
 }
+
+/// HMACs computed on this thread since `before`: (verifications, signatures).
+fn hmacs_since(before: (u64, u64)) -> (u64, u64) {
+    let now = chirp::__bench::hmac_counts();
+    (now.0 - before.0, now.1 - before.1)
+}
+
+/// Issue 23: the Redis path's cost in HMACs, counted (the same on every run, unlike a
+/// timed or instruction figure): a request whose session changed but kept its id and user
+/// verifies its cookie at most once and signs nothing (the cookie is sent again as it came),
+/// and so does one that only read its session; two cookies taking turns (no reuse of the
+/// last verification) cost exactly one verification each.
+#[test]
+fn hmacs_per_request_on_the_redis_path() {
+    let Some(url) = redis_url("hmacs_per_request_on_the_redis_path") else {
+        return;
+    };
+    // One thread: the counters are per thread, and every poll of these requests runs here.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let prefix = "test:hmacs:";
+        let mut conn = redis(&url).await;
+        for key in keys(&mut conn, prefix).await {
+            let _: () = redis::cmd("DEL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        let a = TestClient::new(instance(&url, prefix, SaveMode::OnChange).await);
+        let before = chirp::__bench::hmac_counts();
+        assert_eq!(a.get("/visit").await.text(), "visits 1");
+        assert_eq!(hmacs_since(before), (0, 1), "a new session: one signature");
+        let cookie = a.cookie("chirp_session").unwrap();
+        for n in 2..=6 {
+            let before = chirp::__bench::hmac_counts();
+            assert_eq!(a.get("/visit").await.text(), format!("visits {n}"));
+            let (verified, signed) = hmacs_since(before);
+            assert!(verified <= 1, "request {n}: {verified} verifications");
+            assert_eq!(
+                signed, 0,
+                "request {n}: an unchanged cookie is not signed again"
+            );
+            assert_eq!(a.cookie("chirp_session").as_deref(), Some(cookie.as_str()));
+        }
+        for _ in 0..3 {
+            let before = chirp::__bench::hmac_counts();
+            assert_eq!(a.get("/read").await.text(), "visits 6");
+            let (verified, signed) = hmacs_since(before);
+            assert!(
+                verified <= 1 && signed == 0,
+                "read-only: {verified} / {signed}"
+            );
+        }
+        // A second session: the two cookies take turns, so no request finds its cookie the
+        // last one verified on this thread.
+        let b = TestClient::new(instance(&url, prefix, SaveMode::OnChange).await);
+        assert_eq!(b.get("/visit").await.text(), "visits 1");
+        // (b's first request had no cookie to verify: a's is still the last one verified.)
+        assert_eq!(a.get("/visit").await.text(), "visits 7");
+        for n in 2..=4 {
+            for (client, expected) in [(&b, n), (&a, 6 + n)] {
+                let before = chirp::__bench::hmac_counts();
+                assert_eq!(
+                    client.get("/visit").await.text(),
+                    format!("visits {expected}")
+                );
+                assert_eq!(
+                    hmacs_since(before),
+                    (1, 0),
+                    "one verification, no signature"
+                );
+            }
+        }
+    });
+}

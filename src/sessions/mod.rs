@@ -10,6 +10,8 @@ mod config;
 pub mod flash;
 mod session;
 mod signer;
+#[cfg(feature = "internals")]
+pub(crate) use signer::HMACS;
 
 pub use config::{
     Clock, ManualClock, SaveMode, SessionConfig, SystemClock, DEFAULT_ABSOLUTE_TIMEOUT,

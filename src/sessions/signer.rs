@@ -55,6 +55,14 @@ pub enum Digest {
     Sha1,
 }
 
+#[cfg(feature = "internals")]
+thread_local! {
+    /// HMACs computed on this thread: (verifications, signatures). Only with the `internals`
+    /// feature, for the tests that count them (a session path's cost is its HMACs: counted,
+    /// it is the same on every run, where a timed or instruction count may not be).
+    pub(crate) static HMACS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
 /// A keyed HMAC state, ready to be cloned for one signature.
 #[derive(Clone)]
 enum KeyedMac {
@@ -81,6 +89,8 @@ impl KeyedMac {
 
     /// The raw signature of `signed` (32 bytes for SHA-256, 20 for SHA-1).
     fn sign(&self, signed: &[u8]) -> ([u8; 32], usize) {
+        #[cfg(feature = "internals")]
+        HMACS.with(|c| c.set((c.get().0, c.get().1 + 1)));
         let mut raw = [0u8; 32];
         let len = match self.clone() {
             KeyedMac::Sha256(mut m) => {
@@ -99,6 +109,8 @@ impl KeyedMac {
 
     /// Constant-time check of `signature` over `signed`.
     fn verify(&self, signed: &[u8], signature: &[u8]) -> bool {
+        #[cfg(feature = "internals")]
+        HMACS.with(|c| c.set((c.get().0 + 1, c.get().1)));
         match self.clone() {
             KeyedMac::Sha256(mut m) => {
                 m.update(signed);
