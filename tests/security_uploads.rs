@@ -261,18 +261,7 @@ async fn files_example() -> Files {
 impl Files {
     /// The session cookie and CSRF token a browser gets with the upload form (`GET /`).
     async fn session(&self) -> (String, String) {
-        let mut conn = self.server.connect().await;
-        conn.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
-        let page = conn.response().await;
-        assert_eq!(page.status, 200, "the upload form: {}", page.text());
-        let text = page.text();
-        let token = text
-            .split("name=\"csrf-token\" content=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .expect("the page carries its CSRF token")
-            .to_owned();
-        (page.cookie_pair(), token)
+        common::page_session(&self.server, "/").await
     }
 
     /// Sends a multipart `body` to `/upload` with these extra header lines.

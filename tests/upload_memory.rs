@@ -38,19 +38,8 @@ async fn a_50_mib_upload_is_streamed_in_bounded_memory() {
     .unwrap();
     let server = TestServer::start(app).await;
     // The session cookie and CSRF token the upload form gives a browser.
-    let mut conn = server.connect().await;
-    conn.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
-    let page = conn.response().await;
-    let text = page.text();
-    let token = text
-        .split("name=\"csrf-token\" content=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the form carries its CSRF token");
-    let auth = format!(
-        "Cookie: {}\r\nX-CSRF-Token: {token}\r\n",
-        page.cookie_pair()
-    );
+    let (cookie, token) = common::page_session(&server, "/").await;
+    let auth = format!("Cookie: {cookie}\r\nX-CSRF-Token: {token}\r\n");
 
     // The resident set is sampled every few milliseconds while the upload runs.
     let before = rss();

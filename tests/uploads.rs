@@ -217,19 +217,8 @@ fn hex_sha256(bytes: &[u8]) -> String {
 /// The header lines that let a request through the files example's CSRF check: the session
 /// cookie and the token, as the form at `/` gives them to a browser.
 async fn files_session(server: &TestServer) -> String {
-    let mut conn = server.connect().await;
-    conn.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
-    let page = conn.response().await;
-    let text = page.text();
-    let token = text
-        .split("name=\"csrf-token\" content=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the form carries its CSRF token");
-    format!(
-        "Cookie: {}\r\nX-CSRF-Token: {token}\r\n",
-        page.cookie_pair()
-    )
+    let (cookie, token) = common::page_session(server, "/").await;
+    format!("Cookie: {cookie}\r\nX-CSRF-Token: {token}\r\n")
 }
 
 #[tokio::test]

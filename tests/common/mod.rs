@@ -313,3 +313,21 @@ impl TestProcess {
         self.line_after("listening on ").trim().parse().unwrap()
     }
 }
+
+/// The session cookie (`name=value`) and the CSRF token a browser gets with a page that
+/// carries the token in `<meta name="csrf-token" content="...">` (the files example's upload
+/// form at `path`).
+pub async fn page_session(server: &TestServer, path: &str) -> (String, String) {
+    let mut conn = server.connect().await;
+    conn.send(get(path)).await;
+    let page = conn.response().await;
+    assert_eq!(page.status, 200, "{path}: {}", page.text());
+    let text = page.text();
+    let token = text
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page carries its CSRF token")
+        .to_owned();
+    (page.cookie_pair(), token)
+}
