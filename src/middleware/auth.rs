@@ -4,7 +4,13 @@
 //! [`AuthConfig::verify_token`] is set and the request carries one, else from the id stored in
 //! the session (with [`AuthConfig::load_user`]). Handlers read it with [`get_user`] /
 //! [`current_user`], sign users in and out with [`login`] / [`logout`] (both regenerate the
-//! session: the session-fixation defence), and guard routes with [`login_required`].
+//! session: the session-fixation defence), and guard routes with [`login_required`],
+//! [`requires`], [`requires_policy`] and [`requires_policy_async`] (a policy that awaits).
+//!
+//! The loaders may take app state (`|id: String, db: State<Db>|`, checked when the app is
+//! built) and may fail: a loader error is answered `503` with `Retry-After` and logged at
+//! ERROR, never taken for "signed out". [`AuthConfig::anonymous`] sets the user that
+//! [`user_or_anonymous`] gives anonymous requests (the Python framework's `AnonymousUser`).
 //!
 //! Add it after [`SessionMiddleware`](crate::middleware::sessions::SessionMiddleware), so that it
 //! runs inside the session's scope.
