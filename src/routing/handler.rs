@@ -35,6 +35,8 @@ use crate::state::{State, StateType};
 /// registered with [`App::state`](crate::App::state), checked when the app is built (a type
 /// that was never registered is a [`ConfigurationError`](crate::ConfigurationError) naming
 /// the route). The `Args` parameter tells these forms apart; it is inferred, never written.
+/// Because a closure could be either form, write its arguments' types (`|req: Request|`,
+/// `|req: Request, db: State<Db>|`): without them rustc asks for "type annotations".
 ///
 /// ```
 /// use std::sync::Mutex;
