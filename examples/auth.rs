@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --example auth          # then open http://127.0.0.1:8000/
 //! ```
-//! Users: alice / wonderland, bob / builder (in memory, for the demo).
+//! Users: alice / wonderland, bob / builder (in memory, for the demo: app state that the login
+//! handler and the user loader take as `State<Users>`, as they would a database pool).
 //!
 //! Sessions are signed with `CHIRP_SECRET_KEY` (`openssl rand -hex 32`); without it, with a
 //! random secret made at start (and a warning). Every form carries a CSRF token, the login
@@ -18,7 +19,7 @@ use chirp::middleware::csrf::{csrf_field, CsrfConfig, CsrfMiddleware};
 use chirp::middleware::sessions::SessionMiddleware;
 use chirp::security::{safe_redirect, secret_key_from_env};
 use chirp::sessions::SessionConfig;
-use chirp::{App, Error, HttpError, Request, Response};
+use chirp::{App, Error, HttpError, Request, Response, State};
 
 #[derive(Clone)]
 struct User {
@@ -30,6 +31,15 @@ struct User {
 impl AuthUser for User {
     fn id(&self) -> String {
         self.id.to_string()
+    }
+}
+
+/// The user table; a real app keeps a database pool here.
+struct Users(Vec<User>);
+
+impl Users {
+    fn by_id(&self, id: &str) -> Option<User> {
+        self.0.iter().find(|u| u.id.to_string() == id).cloned()
     }
 }
 
@@ -62,7 +72,7 @@ async fn login_form(req: Request) -> Result<Response, Error> {
     )))
 }
 
-async fn do_login(req: Request) -> Result<Response, Error> {
+async fn do_login(req: Request, users: State<Users>) -> Result<Response, Error> {
     let form = req.form_pairs()?;
     let field = |k: &str| {
         form.iter()
@@ -70,7 +80,8 @@ async fn do_login(req: Request) -> Result<Response, Error> {
             .map(|(_, v)| v.as_str())
             .unwrap_or("")
     };
-    let user = USERS
+    let user = users
+        .0
         .iter()
         .find(|u| u.name == field("name") && u.password == field("password"))
         .ok_or_else(|| HttpError::unauthorized("wrong name or password"))?;
@@ -105,8 +116,10 @@ pub fn app() -> Result<App, Error> {
     // Never a secret written here: anyone who reads it could sign a cookie naming any user.
     let secret = secret_key_from_env("CHIRP_SECRET_KEY")?;
     app.add_middleware(SessionMiddleware::new(SessionConfig::new(secret))?);
+    // The app checks at build that `Users` is registered for the loader and `do_login`.
+    app.state(Users(USERS.to_vec()));
     app.add_middleware(AuthMiddleware::new(AuthConfig::new().load_user(
-        |id: String| async move { USERS.iter().find(|u| u.id.to_string() == id).cloned() },
+        |id: String, users: State<Users>| async move { users.by_id(&id) },
     ))?);
     // After sessions (the build checks it): every POST, the login's included, needs the token.
     app.add_middleware(CsrfMiddleware::new(CsrfConfig::default())?);

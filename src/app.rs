@@ -8,10 +8,11 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 
 use crate::error::{ConfigurationError, Error};
 use crate::http::{AppState, BodyConfig, Method};
-use crate::routing::{Handler, Router};
+use crate::routing::{erase, Handler, Router};
 use crate::server::{self, ServerConfig};
 use crate::service::Service;
 use crate::service::{Chain, ErrorHandler, Middleware};
+use crate::state::StateType;
 
 /// A chirp application: register routes and middleware, then [`run`](App::run) it.
 ///
@@ -34,6 +35,9 @@ pub struct App {
     router: Router,
     middleware: Vec<Box<dyn Middleware>>,
     state: AppState,
+    /// The state types each route's handler takes (the route named as errors name it),
+    /// checked against `state` at build.
+    state_needs: Vec<(String, StateType)>,
     error_handler: Option<ErrorHandler>,
     errors: Vec<ConfigurationError>,
     config: ServerConfig,
@@ -48,7 +52,7 @@ impl App {
     /// Adds a GET route (HEAD is served by it too): the same as [`App::get`], under the name
     /// the Python framework uses (`@app.route`), so that ported code reads alike. Other
     /// methods: [`App::post`] and friends, or [`App::route_with`].
-    pub fn route(&mut self, pattern: &str, handler: impl Handler) -> &mut App {
+    pub fn route<Args: 'static>(&mut self, pattern: &str, handler: impl Handler<Args>) -> &mut App {
         self.route_with(pattern, &[Method::Get], handler)
     }
 
@@ -61,13 +65,20 @@ impl App {
     ///     format!("{} /items", req.method())
     /// });
     /// ```
-    pub fn route_with(
+    pub fn route_with<Args: 'static>(
         &mut self,
         pattern: &str,
         methods: &[Method],
-        handler: impl Handler,
+        handler: impl Handler<Args>,
     ) -> &mut App {
-        if let Err(e) = self.router.insert(pattern, methods, Arc::new(handler)) {
+        let route = || {
+            let methods: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
+            format!("route {} {pattern}", methods.join(","))
+        };
+        for ty in handler.state_types() {
+            self.state_needs.push((route(), ty));
+        }
+        if let Err(e) = self.router.insert(pattern, methods, erase(handler)) {
             self.errors.push(e);
         }
         self
@@ -98,27 +109,31 @@ impl App {
     }
 
     /// Adds a GET route (HEAD is served by it too); the same as [`App::route`].
-    pub fn get(&mut self, pattern: &str, handler: impl Handler) -> &mut App {
+    pub fn get<Args: 'static>(&mut self, pattern: &str, handler: impl Handler<Args>) -> &mut App {
         self.route_with(pattern, &[Method::Get], handler)
     }
 
     /// Adds a POST route.
-    pub fn post(&mut self, pattern: &str, handler: impl Handler) -> &mut App {
+    pub fn post<Args: 'static>(&mut self, pattern: &str, handler: impl Handler<Args>) -> &mut App {
         self.route_with(pattern, &[Method::Post], handler)
     }
 
     /// Adds a PUT route.
-    pub fn put(&mut self, pattern: &str, handler: impl Handler) -> &mut App {
+    pub fn put<Args: 'static>(&mut self, pattern: &str, handler: impl Handler<Args>) -> &mut App {
         self.route_with(pattern, &[Method::Put], handler)
     }
 
     /// Adds a DELETE route.
-    pub fn delete(&mut self, pattern: &str, handler: impl Handler) -> &mut App {
+    pub fn delete<Args: 'static>(
+        &mut self,
+        pattern: &str,
+        handler: impl Handler<Args>,
+    ) -> &mut App {
         self.route_with(pattern, &[Method::Delete], handler)
     }
 
     /// Adds a PATCH route.
-    pub fn patch(&mut self, pattern: &str, handler: impl Handler) -> &mut App {
+    pub fn patch<Args: 'static>(&mut self, pattern: &str, handler: impl Handler<Args>) -> &mut App {
         self.route_with(pattern, &[Method::Patch], handler)
     }
 
@@ -134,8 +149,11 @@ impl App {
     ///     (StatusCode::NOT_FOUND, Response::html(page))
     /// });
     /// ```
-    pub fn fallback(&mut self, handler: impl Handler) -> &mut App {
-        self.router.set_fallback(Arc::new(handler));
+    pub fn fallback<Args: 'static>(&mut self, handler: impl Handler<Args>) -> &mut App {
+        for ty in handler.state_types() {
+            self.state_needs.push(("the fallback".to_owned(), ty));
+        }
+        self.router.set_fallback(erase(handler));
         self
     }
 
@@ -169,16 +187,29 @@ impl App {
         self
     }
 
-    /// Registers a shared value that every handler and middleware reaches with
-    /// [`Request::state`](crate::Request::state): a database pool, a configuration, a cache.
-    /// Any number of types, each once (a second value of the same type is a
-    /// [`ConfigurationError`] at build). Stored once and shared, never cloned per request.
+    /// Registers a shared value that handlers take as a [`State`](crate::State) argument
+    /// (and middleware reach with [`Request::state`](crate::Request::state)): a database
+    /// pool, a configuration, a cache. Any number of types, each once (a second value of the
+    /// same type is a [`ConfigurationError`] at build). Stored once and shared, never cloned
+    /// per request.
+    ///
+    /// The app checks at build that every type its handlers take is registered here, so a
+    /// handler that asks for another type (a typo, a forgotten `state` call) is an error that
+    /// names the route before the app serves anything.
     ///
     /// ```
     /// use std::sync::Mutex;
-    /// let mut app = chirp::App::new();
+    /// use chirp::{App, Request, State};
+    ///
+    /// struct Config { name: String }
+    ///
+    /// let mut app = App::new();
     /// app.state(Mutex::new(Vec::<String>::new()));
-    /// app.state(String::from("config"));
+    /// app.state(Config { name: "notes".into() });
+    /// app.route("/", |_req: Request, config: State<Config>| async move {
+    ///     format!("Welcome to {}", config.name)
+    /// });
+    /// assert!(app.build().is_ok());
     /// ```
     pub fn state<T: Send + Sync + 'static>(&mut self, value: T) -> &mut App {
         if !self.state.insert(value) {
@@ -213,7 +244,9 @@ impl App {
         self.into_parts().map(|(service, _)| service)
     }
 
-    fn into_parts(self) -> Result<(Service, ServerConfig), ConfigurationError> {
+    fn into_parts(mut self) -> Result<(Service, ServerConfig), ConfigurationError> {
+        let missing = missing_state(&self.state, &self.state_needs, &self.middleware);
+        self.errors.extend(missing);
         match self.errors.len() {
             0 => {}
             1 => return Err(self.errors.into_iter().next().expect("one error")),
@@ -262,6 +295,31 @@ impl App {
         server::serve(listener, service, config, signal).await?;
         Ok(())
     }
+}
+
+/// Every state type a route's handler, the fallback or a middleware takes must be registered
+/// with [`App::state`]: one error per type missing, naming who takes it.
+fn missing_state(
+    state: &AppState,
+    needs: &[(String, StateType)],
+    middleware: &[Box<dyn Middleware>],
+) -> Vec<ConfigurationError> {
+    let middleware_needs = middleware.iter().flat_map(|m| {
+        m.state_types()
+            .into_iter()
+            .map(|ty| (format!("middleware {}", m.name()), ty))
+    });
+    let mut errors = Vec::new();
+    for (who, ty) in needs.iter().cloned().chain(middleware_needs) {
+        if !state.contains(&ty) {
+            errors.push(ConfigurationError::new(format!(
+                "{who} takes State<{ty}>, but no app state of type `{ty}` is registered: \
+                 register it with App::state(...) before the app is built",
+                ty = ty.name()
+            )));
+        }
+    }
+    errors
 }
 
 /// Each middleware's [`requires`](Middleware::requires) must be provided by one added before

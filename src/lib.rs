@@ -50,6 +50,7 @@ mod server;
 mod service;
 pub mod sessions;
 mod shutdown;
+mod state;
 mod status;
 pub mod stores;
 pub mod testing;
@@ -65,14 +66,13 @@ pub use middleware::{Middleware, Next};
 pub use server::ServerConfig;
 pub use service::Service;
 pub use shutdown::ShutdownSignal;
+pub use state::{State, StateType};
 
 /// Entry points for the benchmarks in `benches/` (not a stable API: hidden from the docs,
 /// behind the `internals` feature).
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod __bench {
-    use std::sync::Arc;
-
     /// HMACs computed on this thread so far: (verifications, signatures) of session cookies.
     pub fn hmac_counts() -> (u64, u64) {
         crate::sessions::HMACS.with(std::cell::Cell::get)
@@ -99,7 +99,7 @@ pub mod __bench {
     impl RouteTable {
         /// Adds a GET route answering "ok".
         pub fn add(&mut self, pattern: &str) {
-            let handler = Arc::new(|_req: Request| async { "ok" });
+            let handler = crate::routing::erase(|_req: Request| async { "ok" });
             self.0
                 .insert(pattern, &[Method::Get], handler)
                 .expect("valid pattern");

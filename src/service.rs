@@ -251,6 +251,14 @@ pub trait Middleware: Send + Sync + 'static {
         &[]
     }
 
+    /// The app state types this middleware reads ([`Request::state`], or a callback that takes
+    /// a [`State`](crate::State)): an app that never registered one with
+    /// [`App::state`](crate::App::state) fails to build with a
+    /// [`ConfigurationError`](crate::ConfigurationError) naming it. None by default.
+    fn state_types(&self) -> Vec<crate::state::StateType> {
+        Vec::new()
+    }
+
     /// The name used in configuration errors. The type's name, by default.
     fn name(&self) -> &'static str {
         std::any::type_name::<Self>()

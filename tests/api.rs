@@ -495,7 +495,8 @@ async fn app_state_is_shared_and_missing_state_is_a_500_naming_the_type() {
             .lock()
             .unwrap()
             .push(req.param("text").unwrap().to_owned());
-        Ok::<_, chirp::Error>(notes.0.lock().unwrap().join(","))
+        let all = notes.0.lock().unwrap().join(",");
+        Ok::<_, chirp::Error>(all)
     });
     app.route("/missing", |req: Request| async move {
         req.state::<NeverRegistered>()?;

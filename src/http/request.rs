@@ -17,6 +17,7 @@ use super::method::Method;
 use super::target::{normalize_in_place, scan_target};
 use crate::error::{HttpError, LookupError};
 use crate::shutdown::{Shutdown, ShutdownSignal};
+use crate::state::{State, StateType};
 
 /// The HTTP version of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +80,8 @@ impl Target {
 /// the server serving the app.
 #[derive(Default)]
 pub(crate) struct AppState {
-    values: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    // Each value in an `Arc` of its own, so that a handler's `State<T>` is an `Arc` clone.
+    values: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
     /// The shutdown of the server (or test client) serving the app. Here, beside the state
     /// every request already carries, so that the signal costs a request no field of its
     /// own (see [`Request::shutdown_signal`]).
@@ -92,7 +94,7 @@ impl AppState {
         match self.values.entry(TypeId::of::<T>()) {
             std::collections::hash_map::Entry::Occupied(_) => false,
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Box::new(value));
+                v.insert(Arc::new(value));
                 true
             }
         }
@@ -103,8 +105,14 @@ impl AppState {
         &self.shutdown
     }
 
-    fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.values.get(&TypeId::of::<T>())?.downcast_ref()
+    /// Whether a value of type `ty` is registered.
+    pub(crate) fn contains(&self, ty: &StateType) -> bool {
+        self.values.contains_key(&ty.type_id())
+    }
+
+    fn get<T: Send + Sync + 'static>(&self) -> Option<State<T>> {
+        let value = self.values.get(&TypeId::of::<T>())?.clone();
+        value.downcast::<T>().ok().map(State::from)
     }
 }
 
@@ -591,20 +599,32 @@ impl Request {
         self.params = params.into_boxed_slice();
     }
 
-    /// The app's state of type `T`, registered with [`App::state`](crate::App::state): shared
-    /// by every request (not cloned), so use interior mutability (a `Mutex`, an atomic) for
-    /// what changes.
+    /// The app's state of type `T`, registered with [`App::state`](crate::App::state), for
+    /// middleware and code that decides at run time what it needs. **Handlers take state as
+    /// arguments instead** (`async fn list(req: Request, db: State<Db>)`, see [`State`]):
+    /// those are checked when the app is built, and this lookup is not.
+    ///
+    /// The handle is owned (an `Arc` clone), not borrowed from the request, so it stays usable
+    /// while the body is read through `&mut self`, and can move into a task or a stream.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicU64, Ordering};
-    /// use chirp::{App, Error, Request};
+    /// use chirp::middleware::Next;
+    /// use chirp::{App, Request, State};
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// struct Hits(AtomicU64);
     /// let mut app = App::new();
     /// app.state(Hits(AtomicU64::new(0)));
-    /// app.route("/", |req: Request| async move {
-    ///     let hits = req.state::<Hits>()?;
-    ///     Ok::<_, Error>(format!("{}", hits.0.fetch_add(1, Ordering::Relaxed) + 1))
+    /// // A middleware counts every request...
+    /// app.add_middleware(|req: Request, next: Next| async move {
+    ///     if let Ok(hits) = req.state::<Hits>() {
+    ///         hits.0.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    ///     next.run(req).await
+    /// });
+    /// // ...and a handler takes the same value as an argument.
+    /// app.route("/", |_req: Request, hits: State<Hits>| async move {
+    ///     hits.0.load(Ordering::Relaxed).to_string()
     /// });
     /// let client = chirp::testing::TestClient::new(app);
     /// assert_eq!(client.get("/").await.text(), "1");
@@ -614,9 +634,11 @@ impl Request {
     ///
     /// # Errors
     /// [`LookupError`] naming the type when the app never registered one (a `500` for the
-    /// client, logged): `App::build` cannot know what a handler will ask for, so register
-    /// every type your handlers read.
-    pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T, LookupError> {
+    /// client, logged), or for a request made in code ([`Request::new`]), which carries no
+    /// app state. A middleware that reads a type can declare it with
+    /// [`Middleware::state_types`](crate::Middleware::state_types), so that the app checks it
+    /// at build.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Result<State<T>, LookupError> {
         self.state
             .as_deref()
             .and_then(AppState::get::<T>)

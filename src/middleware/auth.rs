@@ -4,7 +4,13 @@
 //! [`AuthConfig::verify_token`] is set and the request carries one, else from the id stored in
 //! the session (with [`AuthConfig::load_user`]). Handlers read it with [`get_user`] /
 //! [`current_user`], sign users in and out with [`login`] / [`logout`] (both regenerate the
-//! session: the session-fixation defence), and guard routes with [`login_required`].
+//! session: the session-fixation defence), and guard routes with [`login_required`],
+//! [`requires`], [`requires_policy`] and [`requires_policy_async`] (a policy that awaits).
+//!
+//! The loaders may take app state (`|id: String, db: State<Db>|`, checked when the app is
+//! built) and may fail: a loader error is answered `503` with `Retry-After` and logged at
+//! ERROR, never taken for "signed out". [`AuthConfig::anonymous`] sets the user that
+//! [`user_or_anonymous`] gives anonymous requests (the Python framework's `AnonymousUser`).
 //!
 //! Add it after [`SessionMiddleware`](crate::middleware::sessions::SessionMiddleware), so that it
 //! runs inside the session's scope.
@@ -46,7 +52,9 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -55,10 +63,11 @@ use crate::future::BoxFuture;
 use crate::http::encoding::percent_encode;
 use crate::http::target::{in_scope, normalize_prefix};
 use crate::http::{Request, Response, StatusCode};
-use crate::routing::{ErasedHandler as _, Handler};
+use crate::routing::{call_boxed, Handler};
 use crate::security::audit::{emit, emit_info, RequestInfo};
 use crate::service::{Middleware, Next};
 use crate::sessions::{get_session, regenerate_session};
+use crate::state::{State, StateType};
 
 /// The default session key that holds the user's session version (see
 /// [`AuthConfig::session_version`]): the Python framework's, so that its logins are honoured.
@@ -75,8 +84,114 @@ pub trait AuthUser: Clone + Send + Sync + 'static {
     }
 }
 
-type Loader<U> = Arc<dyn Fn(String) -> BoxFuture<'static, Option<U>> + Send + Sync>;
+/// Any error a user loader or a policy returns (it is logged, never shown to the client).
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A user loader's future: the user, none, or the error that says nobody can tell.
+type LoadFuture<U> = BoxFuture<'static, Result<Option<U>, BoxError>>;
+type LoadFn<U> = Arc<dyn Fn(String, &Request) -> LoadFuture<U> + Send + Sync>;
+
+/// A loader (or token verifier) with its type erased, and the state types it takes.
+struct Loader<U> {
+    load: LoadFn<U>,
+    state_types: Vec<StateType>,
+}
+
+impl<U: AuthUser> Loader<U> {
+    fn of<Args, L: UserLoader<U, Args>>(loader: L) -> Loader<U> {
+        Loader {
+            state_types: loader.state_types(),
+            load: Arc::new(move |key, req| loader.load(key, req)),
+        }
+    }
+}
+
 type Versioner<U> = Arc<dyn Fn(&U) -> String + Send + Sync>;
+
+/// What a user loader ([`AuthConfig::load_user`], [`AuthConfig::verify_token`]) may return:
+/// `Option<U>` for one that cannot fail, or `Result<Option<U>, E>` for one that can (a
+/// database query), with any error type `E` that converts into
+/// `Box<dyn std::error::Error + Send + Sync>` (every `std::error::Error`, `chirp::Error`,
+/// `anyhow::Error`).
+///
+/// `Ok(None)` is "no such user" (the request is anonymous); `Err` is "cannot tell now": the
+/// request is answered `503 Service Unavailable` with `Retry-After`, and the error is logged,
+/// rather than signing the user out.
+pub trait LoadedUser<U>: Send + 'static {
+    /// The loader's answer, its error boxed.
+    fn into_loaded(self) -> Result<Option<U>, BoxError>;
+}
+
+impl<U: AuthUser> LoadedUser<U> for Option<U> {
+    fn into_loaded(self) -> Result<Option<U>, BoxError> {
+        Ok(self)
+    }
+}
+
+impl<U: AuthUser, E: Into<BoxError> + Send + 'static> LoadedUser<U> for Result<Option<U>, E> {
+    fn into_loaded(self) -> Result<Option<U>, BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// A user loader, as [`AuthConfig::load_user`] and [`AuthConfig::verify_token`] take it:
+/// implemented for `async` closures and functions of the key (the session's user id, or the
+/// token) alone, `Fn(String) -> impl Future<Output = impl LoadedUser<U>>`, and of the key
+/// and one app state value, `Fn(String, State<S>) -> ...` (a database pool: the app checks at
+/// build that `S` is registered with [`App::state`](crate::App::state)). `Args` tells the two
+/// apart; it is inferred, never written. Annotate the closure's arguments
+/// (`|id: String, db: State<Db>|`).
+pub trait UserLoader<U, Args>: Send + Sync + 'static {
+    /// Loads the user for `key`, reading what it takes from `req`'s app state.
+    #[doc(hidden)]
+    fn load(&self, key: String, req: &Request) -> LoadFuture<U>;
+
+    /// The app state types the loader takes.
+    #[doc(hidden)]
+    fn state_types(&self) -> Vec<StateType>;
+}
+
+impl<U, F, Fut> UserLoader<U, (String,)> for F
+where
+    U: AuthUser,
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: LoadedUser<U>,
+{
+    fn load(&self, key: String, _req: &Request) -> LoadFuture<U> {
+        let fut = self(key);
+        Box::pin(async move { fut.await.into_loaded() })
+    }
+
+    fn state_types(&self) -> Vec<StateType> {
+        Vec::new()
+    }
+}
+
+impl<U, F, Fut, S> UserLoader<U, (String, State<S>)> for F
+where
+    U: AuthUser,
+    F: Fn(String, State<S>) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: LoadedUser<U>,
+    S: Send + Sync + 'static,
+{
+    fn load(&self, key: String, req: &Request) -> LoadFuture<U> {
+        // Checked at build (AuthMiddleware declares `S`); missing only for a request that did
+        // not come through the app.
+        match req.state::<S>() {
+            Ok(state) => {
+                let fut = self(key, state);
+                Box::pin(async move { fut.await.into_loaded() })
+            }
+            Err(e) => Box::pin(std::future::ready(Err(e.into()))),
+        }
+    }
+
+    fn state_types(&self) -> Vec<StateType> {
+        vec![StateType::of::<S>()]
+    }
+}
 
 /// Authentication settings. At least one of [`load_user`](AuthConfig::load_user) and
 /// [`verify_token`](AuthConfig::verify_token) must be set.
@@ -94,9 +209,13 @@ pub struct AuthConfig<U> {
     /// Paths (and everything below them) that are an API: [`login_required`] answers `401`
     /// there instead of redirecting. Default none; see [`AuthConfig::api_prefix`].
     pub api_prefix: Option<String>,
+    /// The `Retry-After` of the `503` answered when a user loader or an async policy fails
+    /// (the database is down): how long clients wait before they try again. Default 5 s.
+    pub retry_after: Duration,
     load_user: Option<Loader<U>>,
     verify_token: Option<Loader<U>>,
     session_version: Option<Versioner<U>>,
+    anonymous: Option<U>,
 }
 
 impl<U: AuthUser> Default for AuthConfig<U> {
@@ -107,9 +226,11 @@ impl<U: AuthUser> Default for AuthConfig<U> {
             login_url: "/login".to_owned(),
             exclude_paths: Vec::new(),
             api_prefix: None,
+            retry_after: Duration::from_secs(5),
             load_user: None,
             verify_token: None,
             session_version: None,
+            anonymous: None,
         }
     }
 }
@@ -120,23 +241,98 @@ impl<U: AuthUser> AuthConfig<U> {
         AuthConfig::default()
     }
 
-    /// Loads a user from the id stored in the session (`None`: no such user any more).
-    pub fn load_user<F, Fut>(mut self, load: F) -> Self
-    where
-        F: Fn(String) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Option<U>> + Send + 'static,
-    {
-        self.load_user = Some(Arc::new(move |id| Box::pin(load(id))));
+    /// Loads a user from the id stored in the session: `Some(user)`, `None` (no such user any
+    /// more: the request is anonymous), or an error (see [`LoadedUser`]).
+    ///
+    /// The loader may take one app state value after the id, `|id: String, db: State<Db>|`
+    /// (see [`UserLoader`]); the app checks at build that its type is registered. A loader
+    /// that fails (`Err`) is not "signed out": the request is answered
+    /// `503 Service Unavailable` with [`Retry-After`](AuthConfig::retry_after), and the error
+    /// is logged at ERROR with its sources.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use chirp::middleware::auth::{AuthConfig, AuthUser};
+    /// use chirp::State;
+    ///
+    /// #[derive(Clone)]
+    /// struct User { id: String }
+    /// impl AuthUser for User {
+    ///     fn id(&self) -> String { self.id.clone() }
+    /// }
+    /// struct Db(HashMap<String, User>);
+    /// #[derive(Debug)]
+    /// struct DbDown;
+    /// impl std::fmt::Display for DbDown {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("database down") }
+    /// }
+    /// impl std::error::Error for DbDown {}
+    ///
+    /// let config = AuthConfig::new().load_user(|id: String, db: State<Db>| async move {
+    ///     if db.0.is_empty() {
+    ///         return Err(DbDown);
+    ///     }
+    ///     Ok(db.0.get(&id).cloned())
+    /// });
+    /// ```
+    pub fn load_user<Args>(mut self, load: impl UserLoader<U, Args>) -> Self {
+        self.load_user = Some(Loader::of(load));
         self
     }
 
-    /// Verifies an `Authorization: Bearer <token>` and returns its user.
-    pub fn verify_token<F, Fut>(mut self, verify: F) -> Self
-    where
-        F: Fn(String) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Option<U>> + Send + 'static,
-    {
-        self.verify_token = Some(Arc::new(move |token| Box::pin(verify(token))));
+    /// Verifies an `Authorization: Bearer <token>` and returns its user; like
+    /// [`load_user`](AuthConfig::load_user), it may take one app state value and may fail
+    /// (a `503`, logged).
+    pub fn verify_token<Args>(mut self, verify: impl UserLoader<U, Args>) -> Self {
+        self.verify_token = Some(Loader::of(verify));
+        self
+    }
+
+    /// Sets [`retry_after`](AuthConfig::retry_after), the `Retry-After` of the `503` answered
+    /// when a user loader or an async policy fails.
+    pub fn retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = wait;
+        self
+    }
+
+    /// The user that [`user_or_anonymous`] gives for requests nobody is signed in on (the
+    /// Python framework's `AnonymousUser`): a value of the app's own user type, so that pages
+    /// and templates take one type whether or not someone is signed in. Mark it as you like
+    /// (an `is_authenticated: false` field for templates, an enum variant): chirp never
+    /// signs it in, and [`get_user`], [`current_user`] and the guards still see an anonymous
+    /// request as anonymous.
+    ///
+    /// ```
+    /// use chirp::middleware::auth::{user_or_anonymous, AuthConfig, AuthMiddleware, AuthUser};
+    /// use chirp::middleware::sessions::SessionMiddleware;
+    /// use chirp::sessions::SessionConfig;
+    /// use chirp::{App, Error, Request};
+    ///
+    /// #[derive(Clone)]
+    /// struct User { id: String, name: String, is_authenticated: bool }
+    /// impl AuthUser for User {
+    ///     fn id(&self) -> String { self.id.clone() }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Error> {
+    /// let guest = User { id: String::new(), name: "guest".into(), is_authenticated: false };
+    /// let mut app = App::new();
+    /// app.add_middleware(SessionMiddleware::new(SessionConfig::new("my-secret-key"))?);
+    /// app.add_middleware(AuthMiddleware::new(
+    ///     AuthConfig::new()
+    ///         .load_user(|_id: String| async { None::<User> })
+    ///         .anonymous(guest),
+    /// )?);
+    /// app.route("/", |_req: Request| async {
+    ///     let user = user_or_anonymous::<User>()?;
+    ///     Ok::<_, Error>(format!("hello {} ({})", user.name, user.is_authenticated))
+    /// });
+    /// let client = chirp::testing::TestClient::new(app);
+    /// assert_eq!(client.get("/").await.text(), "hello guest (false)");
+    /// # Ok(()) }
+    /// ```
+    pub fn anonymous(mut self, user: U) -> Self {
+        self.anonymous = Some(user);
         self
     }
 
@@ -188,6 +384,8 @@ struct AuthContext {
     settings: Arc<dyn Any + Send + Sync>,
     login_url: Arc<str>,
     api_prefix: Option<Arc<str>>,
+    /// The `Retry-After` of a `503` when an async policy fails.
+    retry_after: Duration,
     /// The request, for the security events of `login` and `logout`.
     request: RequestInfo,
 }
@@ -224,6 +422,8 @@ struct Settings<U> {
     session_key: String,
     session_version_key: String,
     session_version: Option<Versioner<U>>,
+    /// What [`user_or_anonymous`] gives anonymous requests.
+    anonymous: Option<U>,
 }
 
 tokio::task_local! {
@@ -246,6 +446,7 @@ pub struct AuthMiddleware<U: AuthUser> {
     api_prefix: Option<Arc<str>>,
     settings: Arc<Settings<U>>,
     login_url: Arc<str>,
+    retry_after: Duration,
 }
 
 impl<U: AuthUser> AuthMiddleware<U> {
@@ -275,32 +476,71 @@ impl<U: AuthUser> AuthMiddleware<U> {
                 session_key: config.session_key,
                 session_version_key: config.session_version_key,
                 session_version: config.session_version,
+                anonymous: config.anonymous,
             }),
             login_url: Arc::from(config.login_url),
+            retry_after: config.retry_after,
         })
     }
 
-    async fn find_user(&self, req: &Request) -> Option<U> {
+    /// The request's user: `Ok(None)` when anonymous, `Err` when the loader (or the token
+    /// verifier) failed and nobody can tell.
+    async fn find_user(&self, req: &Request) -> Result<Option<U>, (&'static str, BoxError)> {
         if let (Some(verify), Some(token)) = (&self.verify_token, bearer_token(req)) {
-            return verify(token.to_owned()).await;
+            let load = (verify.load)(token.to_owned(), req);
+            return load.await.map_err(|e| ("AuthConfig::verify_token", e));
         }
-        let load = self.load_user.as_ref()?;
-        let session = get_session().ok()?;
-        let id = match session.get_value(&self.settings.session_key)? {
-            Value::String(s) => s,
-            Value::Number(n) => n.to_string(),
-            _ => return None,
+        let Some(loader) = self.load_user.as_ref() else {
+            return Ok(None);
         };
-        let user = load(id).await?;
+        let Ok(session) = get_session() else {
+            return Ok(None);
+        };
+        let id = match session.get_value(&self.settings.session_key) {
+            Some(Value::String(s)) => s,
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Ok(None),
+        };
+        let load = (loader.load)(id, req);
+        let Some(user) = load.await.map_err(|e| ("AuthConfig::load_user", e))? else {
+            return Ok(None);
+        };
         if let Some(version) = &self.settings.session_version {
             let stored = session.get::<String>(&self.settings.session_version_key);
             if stored.as_deref() != Some(version(&user).as_str()) {
                 tracing::info!("session version mismatch: treating the request as anonymous");
-                return None;
+                return Ok(None);
             }
         }
-        Some(user)
+        Ok(Some(user))
     }
+}
+
+/// `error` and its sources, outermost first: `a: b: c`.
+fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// The answer when `what` (a user loader, a policy) failed: nobody can tell who is asking or
+/// whether they may, and saying "anonymous" or "forbidden" would be wrong (a signed-in user
+/// sent to the login page by a database hiccup), so `503` with `Retry-After`, and the error
+/// logged at ERROR with its sources (never shown to the client).
+fn unavailable(what: &str, error: &BoxError, req: &Request, retry_after: Duration) -> Response {
+    tracing::error!(
+        error = %with_sources(error.as_ref()),
+        path = %req.path(),
+        "{what} failed: answered 503 Service Unavailable"
+    );
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    Response::error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+        .with_header("retry-after", seconds.to_string())
 }
 
 fn bearer_token(req: &Request) -> Option<&str> {
@@ -323,13 +563,17 @@ impl<U: AuthUser> Middleware for AuthMiddleware<U> {
                 .any(|p| in_scope(req.path_bytes(), p));
             let user = match excluded {
                 true => None,
-                false => self.find_user(&req).await,
+                false => match self.find_user(&req).await {
+                    Ok(user) => user,
+                    Err((what, e)) => return unavailable(what, &e, &req, self.retry_after),
+                },
             };
             let ctx = Arc::new(AuthContext {
                 user: Mutex::new(user.map(SignedIn::of)),
                 settings: self.settings.clone(),
                 login_url: self.login_url.clone(),
                 api_prefix: self.api_prefix.clone(),
+                retry_after: self.retry_after,
                 request: RequestInfo::of(&req),
             });
             AUTH.scope(ctx, next.run(req)).await
@@ -346,6 +590,13 @@ impl<U: AuthUser> Middleware for AuthMiddleware<U> {
             Some(_) => &["session"],
             None => &[],
         }
+    }
+
+    fn state_types(&self) -> Vec<StateType> {
+        let loaders = self.load_user.iter().chain(&self.verify_token);
+        loaders
+            .flat_map(|l| l.state_types.iter().copied())
+            .collect()
     }
 }
 
@@ -368,6 +619,28 @@ pub fn get_user<U: AuthUser>() -> Result<Option<U>, LookupError> {
                 LookupError::new("get_user: the requested type is not AuthMiddleware's user type")
             }),
     }
+}
+
+/// The signed-in user, or else the anonymous user set with [`AuthConfig::anonymous`]: one
+/// value of the app's user type for pages and templates, whoever asks.
+///
+/// # Errors
+/// [`LookupError`] outside [`AuthMiddleware`]'s scope, when `U` is not the middleware's user
+/// type, or, on an anonymous request, when no anonymous user was set (set one with
+/// [`AuthConfig::anonymous`]).
+pub fn user_or_anonymous<U: AuthUser>() -> Result<U, LookupError> {
+    if let Some(user) = get_user::<U>()? {
+        return Ok(user);
+    }
+    let ctx = context()?;
+    let settings = ctx.settings.downcast_ref::<Settings<U>>().ok_or_else(|| {
+        LookupError::new("user_or_anonymous: the requested type is not AuthMiddleware's user type")
+    })?;
+    settings.anonymous.clone().ok_or_else(|| {
+        LookupError::new(
+            "user_or_anonymous: nobody is signed in and no anonymous user is set: set one with AuthConfig::anonymous(value)",
+        )
+    })
 }
 
 /// The signed-in user, or a `401` error for `?` in handlers.
@@ -423,14 +696,18 @@ pub fn logout() -> Result<(), LookupError> {
 /// Guards a handler: anonymous browsers are redirected (302) to the login URL with
 /// `?next=<the original URL>`; API calls (an `Authorization` header, an `Accept` without
 /// `text/html`, or a path under [`AuthConfig::api_prefix`]) get `401`. Outside [`AuthMiddleware`] every request is refused (500,
-/// logged), never let through.
-pub fn login_required<H: Handler>(handler: H) -> LoginRequired<H> {
-    LoginRequired { handler }
+/// logged), never let through. The handler may take [`State`] arguments, as any handler.
+pub fn login_required<H: Handler<Args>, Args: 'static>(handler: H) -> LoginRequired<H, Args> {
+    LoginRequired {
+        handler,
+        args: PhantomData,
+    }
 }
 
 /// A handler guarded by [`login_required`].
-pub struct LoginRequired<H> {
+pub struct LoginRequired<H, Args = (Request,)> {
     handler: H,
+    args: PhantomData<fn() -> Args>,
 }
 
 /// Whether an anonymous request is an API call (answered `401`) rather than a browser's
@@ -454,9 +731,13 @@ fn is_api_call(req: &Request, api_prefix: Option<&str>) -> bool {
     })
 }
 
-impl<H: Handler> Handler for LoginRequired<H> {
+impl<H: Handler<Args>, Args: 'static> Handler for LoginRequired<H, Args> {
     type Future = BoxFuture<'static, Response>;
     type Output = Response;
+
+    fn state_types(&self) -> Vec<StateType> {
+        self.handler.state_types()
+    }
 
     fn call(&self, req: Request) -> BoxFuture<'static, Response> {
         let ctx = match context() {
@@ -465,7 +746,7 @@ impl<H: Handler> Handler for LoginRequired<H> {
         };
         let signed_in = ctx.user.lock().unwrap_or_else(|e| e.into_inner()).is_some();
         if signed_in {
-            return self.handler.call_boxed(req);
+            return call_boxed(&self.handler, req);
         }
         Box::pin(std::future::ready(anonymous_answer(&ctx, &req)))
     }
@@ -519,7 +800,20 @@ impl Principal<'_> {
     }
 }
 
-type Policy = Arc<dyn Fn(&Request, &Principal<'_>) -> bool + Send + Sync>;
+type SyncPolicy = Arc<dyn Fn(&Request, &Principal<'_>) -> bool + Send + Sync>;
+type Decision = BoxFuture<'static, Result<bool, BoxError>>;
+type AsyncPolicyFn = Arc<dyn Fn(&Request, &Principal<'_>) -> Decision + Send + Sync>;
+
+/// A permission policy, as a guarded handler keeps it.
+enum Policy {
+    /// [`requires`], [`requires_policy`]: decided at once.
+    Sync(SyncPolicy),
+    /// [`requires_policy_async`]: decided by a future (and it may fail).
+    Async {
+        decide: AsyncPolicyFn,
+        state_types: Vec<StateType>,
+    },
+}
 
 /// Guards a handler with permissions (the Python framework's `@requires`): an anonymous
 /// request is answered as by [`login_required`] (401 for API calls, the login redirect for
@@ -533,30 +827,176 @@ type Policy = Arc<dyn Fn(&Request, &Principal<'_>) -> bool + Send + Sync>;
 /// let mut app = App::new();
 /// app.route("/admin", requires(&["admin"], |_req: Request| async { "the admin page" }));
 /// ```
-pub fn requires<H: Handler>(permissions: &[&str], handler: H) -> Requires<H> {
+pub fn requires<H: Handler<Args>, Args: 'static>(
+    permissions: &[&str],
+    handler: H,
+) -> Requires<H, Args> {
     let needed: Vec<String> = permissions.iter().map(|p| (*p).to_owned()).collect();
     requires_policy(move |_req, who| needed.iter().all(|p| who.has(p)), handler)
 }
 
 /// Like [`requires`], with a policy of the app's own: `policy(request, principal)` says
-/// whether the signed-in user may go on (owner checks, time windows, ...).
-pub fn requires_policy<H: Handler>(
+/// whether the signed-in user may go on (time windows, a path parameter that must be the
+/// user's own id, ...). Decided at once, from the request and the user alone; for a policy
+/// that must ask the database (who owns note 7?), see [`requires_policy_async`].
+pub fn requires_policy<H: Handler<Args>, Args: 'static>(
     policy: impl Fn(&Request, &Principal<'_>) -> bool + Send + Sync + 'static,
     handler: H,
-) -> Requires<H> {
+) -> Requires<H, Args> {
     Requires {
-        policy: Arc::new(policy),
-        handler,
+        policy: Policy::Sync(Arc::new(policy)),
+        handler: Arc::new(handler),
+        args: PhantomData,
     }
 }
 
-/// A handler guarded by [`requires`] or [`requires_policy`].
-pub struct Requires<H> {
-    policy: Policy,
-    handler: H,
+/// What an async policy ([`requires_policy_async`]) may end with: `bool`, or
+/// `Result<bool, E>` for one that can fail (a database query), with any error type that
+/// converts into `Box<dyn std::error::Error + Send + Sync>`. An `Err` is answered
+/// `503 Service Unavailable` with [`Retry-After`](AuthConfig::retry_after) and logged at
+/// ERROR: neither let through nor refused.
+pub trait PolicyDecision: Send + 'static {
+    /// The decision, its error boxed.
+    fn into_decision(self) -> Result<bool, BoxError>;
 }
 
-impl<H: Handler> Handler for Requires<H> {
+impl PolicyDecision for bool {
+    fn into_decision(self) -> Result<bool, BoxError> {
+        Ok(self)
+    }
+}
+
+impl<E: Into<BoxError> + Send + 'static> PolicyDecision for Result<bool, E> {
+    fn into_decision(self) -> Result<bool, BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// An async permission policy, as [`requires_policy_async`] takes it: implemented for
+/// `Fn(&Request, &Principal<'_>) -> impl Future<Output = impl PolicyDecision>`, and for the
+/// same with one app state value after them, `Fn(&Request, &Principal<'_>, State<S>) -> ...`
+/// (checked at build like a handler's). `Args` tells the two apart; it is inferred, never
+/// written.
+///
+/// The closure runs at once and its future later, so the future cannot borrow the request or
+/// the principal: take what it needs from them first (a path parameter, the user's id), and
+/// move that into the `async move` block. Annotate the closure's arguments.
+pub trait AsyncPolicy<Args>: Send + Sync + 'static {
+    /// Starts deciding whether `who` may go on with `req`.
+    #[doc(hidden)]
+    fn decide(
+        &self,
+        req: &Request,
+        who: &Principal<'_>,
+    ) -> BoxFuture<'static, Result<bool, BoxError>>;
+
+    /// The app state types the policy takes.
+    #[doc(hidden)]
+    fn state_types(&self) -> Vec<StateType>;
+}
+
+impl<F, Fut> AsyncPolicy<()> for F
+where
+    F: Fn(&Request, &Principal<'_>) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: PolicyDecision,
+{
+    fn decide(
+        &self,
+        req: &Request,
+        who: &Principal<'_>,
+    ) -> BoxFuture<'static, Result<bool, BoxError>> {
+        let fut = self(req, who);
+        Box::pin(async move { fut.await.into_decision() })
+    }
+
+    fn state_types(&self) -> Vec<StateType> {
+        Vec::new()
+    }
+}
+
+impl<F, Fut, S> AsyncPolicy<(State<S>,)> for F
+where
+    F: Fn(&Request, &Principal<'_>, State<S>) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: PolicyDecision,
+    S: Send + Sync + 'static,
+{
+    fn decide(
+        &self,
+        req: &Request,
+        who: &Principal<'_>,
+    ) -> BoxFuture<'static, Result<bool, BoxError>> {
+        match req.state::<S>() {
+            Ok(state) => {
+                let fut = self(req, who, state);
+                Box::pin(async move { fut.await.into_decision() })
+            }
+            Err(e) => Box::pin(std::future::ready(Err(e.into()))),
+        }
+    }
+
+    fn state_types(&self) -> Vec<StateType> {
+        vec![StateType::of::<S>()]
+    }
+}
+
+/// Like [`requires_policy`], with a policy that awaits (a database query) and may take an app
+/// state value: an owner check that reads who owns the resource. Anonymous requests are
+/// answered as by [`login_required`] before the policy runs; `false` is a `403 Forbidden`
+/// (and a `permission.denied` event); a policy that fails is a `503` with `Retry-After`,
+/// logged at ERROR.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use chirp::middleware::auth::{requires_policy_async, Principal};
+/// use chirp::{App, Request, State};
+///
+/// /// Which user owns each note.
+/// struct Owners(HashMap<u64, String>);
+///
+/// let mut app = App::new();
+/// app.state(Owners(HashMap::from([(7, "alice".to_owned())])));
+/// app.route(
+///     "/notes/{id:int}",
+///     requires_policy_async(
+///         |req: &Request, who: &Principal<'_>, owners: State<Owners>| {
+///             // Taken out before the future: it cannot borrow the request.
+///             let note: Option<u64> = req.param_as("id").ok();
+///             let me = who.id.to_owned();
+///             async move { note.and_then(|n| owners.0.get(&n)) == Some(&me) }
+///         },
+///         |_req: Request| async { "your note" },
+///     ),
+/// );
+/// assert!(app.build().is_ok());
+/// ```
+pub fn requires_policy_async<H, Args, P, PolicyArgs>(policy: P, handler: H) -> Requires<H, Args>
+where
+    H: Handler<Args>,
+    Args: 'static,
+    P: AsyncPolicy<PolicyArgs>,
+{
+    let state_types = policy.state_types();
+    Requires {
+        policy: Policy::Async {
+            decide: Arc::new(move |req, who| policy.decide(req, who)),
+            state_types,
+        },
+        handler: Arc::new(handler),
+        args: PhantomData,
+    }
+}
+
+/// A handler guarded by [`requires`], [`requires_policy`] or [`requires_policy_async`].
+pub struct Requires<H, Args = (Request,)> {
+    policy: Policy,
+    // Shared with the future that awaits an async policy before it calls the handler.
+    handler: Arc<H>,
+    args: PhantomData<fn() -> Args>,
+}
+
+impl<H: Handler<Args>, Args: 'static> Handler for Requires<H, Args> {
     type Future = BoxFuture<'static, Response>;
     type Output = Response;
 
@@ -573,13 +1013,40 @@ impl<H: Handler> Handler for Requires<H> {
             id: &signed.id,
             permissions: &signed.permissions,
         };
-        if !(self.policy)(&req, &who) {
-            emit("permission.denied", &req, Some(&signed.id));
-            return Box::pin(std::future::ready(Response::error(
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-            )));
-        }
-        self.handler.call_boxed(req)
+        let decide = match &self.policy {
+            Policy::Sync(policy) => {
+                if !policy(&req, &who) {
+                    return forbidden(&req, &signed.id);
+                }
+                return call_boxed(&*self.handler, req);
+            }
+            Policy::Async { decide, .. } => decide(&req, &who),
+        };
+        let handler = self.handler.clone();
+        let retry_after = ctx.retry_after;
+        Box::pin(async move {
+            match decide.await {
+                Ok(true) => call_boxed(&*handler, req).await,
+                Ok(false) => forbidden(&req, &signed.id).await,
+                Err(e) => unavailable("requires_policy_async", &e, &req, retry_after),
+            }
+        })
     }
+
+    fn state_types(&self) -> Vec<StateType> {
+        let mut types = self.handler.state_types();
+        if let Policy::Async { state_types, .. } = &self.policy {
+            types.extend_from_slice(state_types);
+        }
+        types
+    }
+}
+
+/// A signed-in user the policy refused: `403 Forbidden`, told nothing more, and the event.
+fn forbidden(req: &Request, id: &str) -> BoxFuture<'static, Response> {
+    emit("permission.denied", req, Some(id));
+    Box::pin(std::future::ready(Response::error(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+    )))
 }

@@ -121,6 +121,10 @@ impl<M: Middleware> Middleware for Scoped<M> {
         self.inner.requires()
     }
 
+    fn state_types(&self) -> Vec<crate::state::StateType> {
+        self.inner.state_types()
+    }
+
     fn name(&self) -> &'static str {
         self.inner.name()
     }

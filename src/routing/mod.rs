@@ -6,6 +6,6 @@
 mod handler;
 mod router;
 
-pub(crate) use handler::ErasedHandler;
-pub use handler::Handler;
+pub(crate) use handler::{call_boxed, erase};
+pub use handler::{Handler, StateFuture};
 pub(crate) use router::Router;

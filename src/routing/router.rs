@@ -437,6 +437,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::handler::erase;
 
     fn router(patterns: &[&str]) -> Router {
         let mut r = Router::default();
@@ -445,7 +446,7 @@ mod tests {
             r.insert(
                 p,
                 &[Method::Get],
-                Arc::new(move |_req: Request| {
+                erase(move |_req: Request| {
                     let tag = tag.clone();
                     async move { tag }
                 }),
@@ -540,7 +541,7 @@ mod tests {
         ] {
             let mut r = Router::default();
             let err = r
-                .insert(bad, &[Method::Get], Arc::new(|_r: Request| async { "" }))
+                .insert(bad, &[Method::Get], erase(|_r: Request| async { "" }))
                 .unwrap_err();
             assert!(err.message().contains(&format!("{bad:?}")), "{bad}: {err}");
         }
@@ -549,7 +550,7 @@ mod tests {
     #[test]
     fn conflicts_are_refused() {
         let mut r = router(&["/users/{id}"]);
-        let h: Arc<dyn ErasedHandler> = Arc::new(|_r: Request| async { "" });
+        let h = erase(|_r: Request| async { "" });
         assert!(r
             .insert("/users/{name}/posts", &[Method::Get], h.clone())
             .is_err());
