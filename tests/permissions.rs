@@ -126,13 +126,13 @@ async fn a_missing_permission_is_a_bare_403() {
             .iter()
             .any(|e| e.name == name && e.user_id.as_deref() == Some(user))
     };
-    assert!(find("auth.login", "bob"));
-    assert!(find("permission.denied", "bob"));
-    assert!(find("auth.logout", "bob"));
-    assert!(find("auth.login", "ann"));
+    assert!(find("auth.login.success", "bob"));
+    assert!(find("authz.permission.denied", "bob"));
+    assert!(find("auth.logout.success", "bob"));
+    assert!(find("auth.login.success", "ann"));
     let denied = events
         .iter()
-        .find(|e| e.name == "permission.denied")
+        .find(|e| e.name == "authz.permission.denied")
         .unwrap();
     assert_eq!(
         (denied.method.as_str(), denied.path.as_str()),
