@@ -23,9 +23,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use chirp::html::escape_html;
 use chirp::http::multipart::MultipartLimits;
 use chirp::middleware::compression::CompressionMiddleware;
-use chirp::html::escape_html;
 use chirp::middleware::csrf::{get_csrf_token, CsrfConfig, CsrfMiddleware};
 use chirp::middleware::sessions::SessionMiddleware;
 use chirp::middleware::static_files::StaticFilesMiddleware;

@@ -119,8 +119,18 @@ async fn a_missing_permission_is_a_bare_403() {
     admin.post("/login/ann", "").await;
     assert_eq!(admin.get("/admin").await.text(), "admin page");
     assert_eq!(admin.get("/both").await.text(), "both");
+    let anonymous = TestClient::new(app());
+    assert_eq!(anonymous.get("/both").await.status(), StatusCode::FOUND);
 
     let events = seen.lock().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.name == "auth.require.unauthenticated"
+                && e.path == "/both"
+                && e.user_id.is_none()),
+        "the Python framework's event for an anonymous request to a guarded handler"
+    );
     let find = |name: &str, user: &str| {
         events
             .iter()

@@ -339,7 +339,10 @@ mod tests {
             "s=v; Path=/; HttpOnly; SameSite=lax"
         );
         let c = c.path("/app").http_only(false).same_site(SameSite::Strict);
-        assert_eq!(c.to_header_value().unwrap(), "s=v; Path=/app; SameSite=strict");
+        assert_eq!(
+            c.to_header_value().unwrap(),
+            "s=v; Path=/app; SameSite=strict"
+        );
         let c = c.without_path().without_same_site();
         assert_eq!(c.to_header_value().unwrap(), "s=v");
     }

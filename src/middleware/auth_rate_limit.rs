@@ -277,7 +277,11 @@ impl Middleware for AuthRateLimitMiddleware {
                 }
             }
             if let Some(after) = retry {
-                emit("auth.rate_limit.exceeded", &req, current_user_id().as_deref());
+                emit(
+                    "auth.rate_limit.exceeded",
+                    &req,
+                    current_user_id().as_deref(),
+                );
                 return too_many(after);
             }
             let Some(user_key) = user_key else {

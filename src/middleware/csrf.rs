@@ -48,8 +48,8 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::error::{ConfigurationError, HttpError, LookupError};
-use crate::html::escape_html;
 use crate::future::BoxFuture;
+use crate::html::escape_html;
 use crate::http::{IntoResponse, Method, Request, Response};
 use crate::middleware::auth::current_user_id;
 use crate::security::audit::emit;

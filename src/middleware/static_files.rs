@@ -133,7 +133,10 @@ impl StaticFilesMiddleware {
     /// let site = StaticFilesMiddleware::new("/", "./public")?.not_found_page("404.html")?;
     /// # Ok(()) }
     /// ```
-    pub fn not_found_page(mut self, page: &str) -> Result<StaticFilesMiddleware, ConfigurationError> {
+    pub fn not_found_page(
+        mut self,
+        page: &str,
+    ) -> Result<StaticFilesMiddleware, ConfigurationError> {
         let hidden = self.inner.hidden;
         let relative = relative_path(page, hidden)
             .filter(|p| p.as_os_str().len() > 0)
