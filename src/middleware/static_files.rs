@@ -139,7 +139,7 @@ impl StaticFilesMiddleware {
     ) -> Result<StaticFilesMiddleware, ConfigurationError> {
         let hidden = self.inner.hidden;
         let relative = relative_path(page, hidden)
-            .filter(|p| p.as_os_str().len() > 0)
+            .filter(|p| !p.as_os_str().is_empty())
             .ok_or_else(|| {
                 ConfigurationError::new(format!(
                     "StaticFilesMiddleware::not_found_page {page:?}: name a file inside the folder, e.g. \"404.html\""
