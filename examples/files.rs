@@ -23,9 +23,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use chirp::html::escape_html;
 use chirp::http::multipart::MultipartLimits;
 use chirp::middleware::compression::CompressionMiddleware;
-use chirp::middleware::csrf::{escape_html, get_csrf_token, CsrfConfig, CsrfMiddleware};
+use chirp::middleware::csrf::{get_csrf_token, CsrfConfig, CsrfMiddleware};
 use chirp::middleware::sessions::SessionMiddleware;
 use chirp::middleware::static_files::StaticFilesMiddleware;
 use chirp::sessions::SessionConfig;

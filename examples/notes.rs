@@ -159,7 +159,7 @@ async fn do_login(req: Request) -> Result<Response, Error> {
     let form: LoginForm = req.form()?;
     let account = req.state::<Account>()?;
     if form.username != account.name || form.password != account.password {
-        audit::emit("auth.login_failed", &req, Some(&form.username));
+        audit::emit("auth.login.failure", &req, Some(&form.username));
         flash_with("error", "Wrong user name or password.")?;
         return Ok(Response::see_other("/login"));
     }

@@ -41,6 +41,7 @@ mod app;
 mod clock;
 mod error;
 mod future;
+pub mod html;
 pub mod http;
 pub mod middleware;
 mod panic;

@@ -214,7 +214,7 @@ async fn response_kinds() {
         res.set_cookies(),
         [
             "a=1; Path=/; HttpOnly; SameSite=strict",
-            "old=; Max-Age=0; Path=/"
+            "old=; Max-Age=0; Path=/; HttpOnly; SameSite=lax"
         ]
     );
     assert_eq!(client.cookie("a").as_deref(), Some("1"));

@@ -119,20 +119,30 @@ async fn a_missing_permission_is_a_bare_403() {
     admin.post("/login/ann", "").await;
     assert_eq!(admin.get("/admin").await.text(), "admin page");
     assert_eq!(admin.get("/both").await.text(), "both");
+    let anonymous = TestClient::new(app());
+    assert_eq!(anonymous.get("/both").await.status(), StatusCode::FOUND);
 
     let events = seen.lock().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.name == "auth.require.unauthenticated"
+                && e.path == "/both"
+                && e.user_id.is_none()),
+        "the Python framework's event for an anonymous request to a guarded handler"
+    );
     let find = |name: &str, user: &str| {
         events
             .iter()
             .any(|e| e.name == name && e.user_id.as_deref() == Some(user))
     };
-    assert!(find("auth.login", "bob"));
-    assert!(find("permission.denied", "bob"));
-    assert!(find("auth.logout", "bob"));
-    assert!(find("auth.login", "ann"));
+    assert!(find("auth.login.success", "bob"));
+    assert!(find("authz.permission.denied", "bob"));
+    assert!(find("auth.logout.success", "bob"));
+    assert!(find("auth.login.success", "ann"));
     let denied = events
         .iter()
-        .find(|e| e.name == "permission.denied")
+        .find(|e| e.name == "authz.permission.denied")
         .unwrap();
     assert_eq!(
         (denied.method.as_str(), denied.path.as_str()),

@@ -336,7 +336,7 @@ async fn the_login_rate_limit() {
     // Each refusal was a security event, with the forwarded client address.
     let events = seen.lock().unwrap();
     assert!(
-        events.contains(&"ratelimit.hit 198.51.100.1".to_owned()),
+        events.contains(&"auth.rate_limit.exceeded 198.51.100.1".to_owned()),
         "{events:?}"
     );
 }

@@ -27,7 +27,7 @@ fn app() -> App {
         Ok::<_, chirp::Error>(Response::html(format!(
             "<form method=post action=/save>{}<p>{}</p></form>",
             csrf_field()?,
-            chirp::middleware::csrf::escape_html(&q)
+            chirp::html::escape_html(&q)
         )))
     });
     app.get("/token", |_req: Request| async { get_csrf_token() });

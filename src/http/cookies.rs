@@ -117,19 +117,30 @@ impl SameSite {
 
 /// A cookie to set on the client, with every `Set-Cookie` attribute.
 ///
+/// [`Cookie::new`] starts from the Python framework's `SetCookie` defaults, the safe ones for
+/// a cookie a server sets: `Path=/` (sent with every path of the site, not only below the
+/// page that set it), `HttpOnly` (out of reach of a script injected into a page) and
+/// `SameSite=Lax` (not sent on cross-site subrequests and form posts). Each can be changed or
+/// removed.
+///
 /// ```
 /// use chirp::{Cookie, SameSite};
 /// use std::time::Duration;
+/// assert_eq!(
+///     Cookie::new("theme", "dark").to_header_value().unwrap(),
+///     "theme=dark; Path=/; HttpOnly; SameSite=lax"
+/// );
 /// let c = Cookie::new("theme", "dark")
 ///     .max_age(Duration::from_secs(3600))
-///     .path("/")
 ///     .secure(true)
-///     .http_only(true)
 ///     .same_site(SameSite::Strict);
 /// assert_eq!(
 ///     c.to_header_value().unwrap(),
 ///     "theme=dark; Max-Age=3600; Path=/; Secure; HttpOnly; SameSite=strict"
 /// );
+/// // A cookie a script must read (a theme toggle), with no attributes at all:
+/// let bare = Cookie::new("theme", "dark").http_only(false).without_path().without_same_site();
+/// assert_eq!(bare.to_header_value().unwrap(), "theme=dark");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cookie {
@@ -144,17 +155,18 @@ pub struct Cookie {
 }
 
 impl Cookie {
-    /// A session cookie (no Max-Age) with no attributes.
+    /// A browser-session cookie (no `Max-Age`) with `Path=/; HttpOnly; SameSite=Lax`, the
+    /// Python framework's defaults (see the [type docs](Cookie)).
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
         Cookie {
             name: name.into(),
             value: value.into(),
             max_age: None,
-            path: None,
+            path: Some("/".to_owned()),
             domain: None,
             secure: false,
-            http_only: false,
-            same_site: None,
+            http_only: true,
+            same_site: Some(SameSite::Lax),
         }
     }
 
@@ -164,9 +176,15 @@ impl Cookie {
         self
     }
 
-    /// `Path`.
+    /// `Path` (default `/`).
     pub fn path(mut self, path: impl Into<String>) -> Self {
         self.path = Some(path.into());
+        self
+    }
+
+    /// No `Path`: the browser scopes the cookie to the directory of the page that set it.
+    pub fn without_path(mut self) -> Self {
+        self.path = None;
         self
     }
 
@@ -182,15 +200,21 @@ impl Cookie {
         self
     }
 
-    /// `HttpOnly`: hidden from JavaScript.
+    /// `HttpOnly`: hidden from JavaScript (default on; `false` for a cookie scripts read).
     pub fn http_only(mut self, http_only: bool) -> Self {
         self.http_only = http_only;
         self
     }
 
-    /// `SameSite`.
+    /// `SameSite` (default [`SameSite::Lax`]).
     pub fn same_site(mut self, same_site: SameSite) -> Self {
         self.same_site = Some(same_site);
+        self
+    }
+
+    /// No `SameSite` attribute: the browser applies its own default (`Lax` in current ones).
+    pub fn without_same_site(mut self) -> Self {
+        self.same_site = None;
         self
     }
 
@@ -305,6 +329,22 @@ mod tests {
         assert!(Cookie::new("a", "v;Domain=evil").to_header_value().is_err());
         assert!(Cookie::new("a", "v\r\nX: y").to_header_value().is_err());
         assert!(Cookie::new("a", "v").path("/;x").to_header_value().is_err());
+    }
+
+    #[test]
+    fn new_cookies_default_to_the_python_frameworks_attributes() {
+        let c = Cookie::new("s", "v");
+        assert_eq!(
+            c.to_header_value().unwrap(),
+            "s=v; Path=/; HttpOnly; SameSite=lax"
+        );
+        let c = c.path("/app").http_only(false).same_site(SameSite::Strict);
+        assert_eq!(
+            c.to_header_value().unwrap(),
+            "s=v; Path=/app; SameSite=strict"
+        );
+        let c = c.without_path().without_same_site();
+        assert_eq!(c.to_header_value().unwrap(), "s=v");
     }
 
     #[test]

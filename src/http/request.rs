@@ -40,6 +40,8 @@ pub(crate) struct Target {
     pub end: u16,
     /// The host's range: the absolute-form authority, or the Host value; empty for none.
     pub host: (u16, u16),
+    /// Whether the path as sent ended with `/` (the normal form drops it).
+    pub trailing_slash: bool,
 }
 
 impl Target {
@@ -52,7 +54,16 @@ impl Target {
             path_end: path_end as u16,
             end: end as u16,
             host,
+            trailing_slash: false,
         }
+    }
+
+    /// The same target, noting whether its path as sent ended with `/` (see
+    /// [`Request::path_had_trailing_slash`]).
+    #[inline]
+    pub(crate) fn with_trailing_slash(mut self, slash: bool) -> Target {
+        self.trailing_slash = slash;
+        self
     }
 
     /// A host range as a target keeps it (empty: none).
@@ -192,6 +203,8 @@ pub struct Request {
     target: (u16, u16),
     path_end: u16,
     host: (u16, u16),
+    // Whether the path as sent ended with `/`, which the normal form drops.
+    trailing_slash: bool,
     headers: Headers,
     body: Bytes,
     // A boxed slice, not a `Vec`: eight bytes fewer in every request (most have none).
@@ -220,6 +233,7 @@ impl Request {
             target: (target.start, target.end),
             path_end: target.path_end,
             host: target.host,
+            trailing_slash: target.trailing_slash,
             headers,
             body,
             params: Box::new([]),
@@ -251,9 +265,11 @@ impl Request {
         );
         let mut buf = target.as_bytes().to_vec();
         let mut path_end = buf.iter().position(|&b| b == b'?').unwrap_or(buf.len());
+        let mut slash = false;
         match scan_target(&buf) {
             Ok(scan) if buf.starts_with(b"/") && !scan.normal => {
                 let query_at = scan.query_at;
+                slash = query_at > 1 && buf[query_at - 1] == b'/';
                 path_end = normalize_in_place(&mut buf[..query_at]);
                 buf.copy_within(query_at.., path_end);
                 buf.truncate(buf.len() - (query_at - path_end));
@@ -262,7 +278,7 @@ impl Request {
         }
         let end = buf.len();
         let headers = HeadersBuilder::new().finish(Bytes::from(buf));
-        let target = Target::new(0, path_end, end, (0, 0));
+        let target = Target::new(0, path_end, end, (0, 0)).with_trailing_slash(slash);
         Request::from_parts(method, Version::Http11, target, headers, Bytes::new(), None)
     }
 
@@ -314,6 +330,20 @@ impl Request {
     /// ```
     pub fn path(&self) -> &str {
         self.head_str(self.target.0, self.path_end)
+    }
+
+    /// Whether the path as sent ended with `/` (`/docs/`), which [`path`](Request::path)
+    /// drops: a static folder answers `/docs` with a redirect to `/docs/`, so that the
+    /// relative links of its index resolve inside it. Never true for the root `/`.
+    ///
+    /// ```
+    /// use chirp::{Method, Request};
+    /// assert!(Request::new(Method::Get, "/docs/?x=1").path_had_trailing_slash());
+    /// assert!(!Request::new(Method::Get, "/docs").path_had_trailing_slash());
+    /// assert!(!Request::new(Method::Get, "/").path_had_trailing_slash());
+    /// ```
+    pub fn path_had_trailing_slash(&self) -> bool {
+        self.trailing_slash
     }
 
     /// The host the request is for: an absolute-form target's authority, which takes

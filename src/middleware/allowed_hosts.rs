@@ -23,7 +23,10 @@ use crate::service::{Middleware, Next};
 #[derive(Debug, Clone)]
 pub struct AllowedHostsMiddleware {
     patterns: Vec<(String, Option<String>)>,
+    /// The hosts as the app listed them, for [`debug`](AllowedHostsMiddleware::debug)'s message.
+    listed: Vec<String>,
     allow_missing: bool,
+    debug: bool,
 }
 
 /// `host[:port]` lower-cased, without a trailing dot; IPv6 literals keep their brackets.
@@ -52,8 +55,9 @@ impl AllowedHostsMiddleware {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        let listed: Vec<String> = hosts.into_iter().map(|h| h.as_ref().to_owned()).collect();
         let patterns: Vec<(String, Option<String>)> =
-            hosts.into_iter().map(|h| split_host(h.as_ref())).collect();
+            listed.iter().map(|h| split_host(h)).collect();
         if patterns.is_empty() || patterns.iter().any(|(h, _)| h.is_empty() || h == ".") {
             return Err(ConfigurationError::new(
                 "AllowedHostsMiddleware: list at least one host, e.g. [\"example.com\", \".example.com\"]",
@@ -61,8 +65,41 @@ impl AllowedHostsMiddleware {
         }
         Ok(AllowedHostsMiddleware {
             patterns,
+            listed,
             allow_missing: false,
+            debug: false,
         })
+    }
+
+    /// Whether a refusal says which host was refused and how to allow it (default `false`:
+    /// a terse `Invalid Host header`). For development, where the app is reached under a
+    /// name nobody listed yet (a LAN address, a tunnel); off in production, where the list of
+    /// served hosts is nobody else's business (the Python framework's `debug`).
+    ///
+    /// ```
+    /// use chirp::middleware::allowed_hosts::AllowedHostsMiddleware;
+    /// # fn main() -> Result<(), chirp::ConfigurationError> {
+    /// let hosts = AllowedHostsMiddleware::new(["localhost"])?.debug(cfg!(debug_assertions));
+    /// # Ok(()) }
+    /// ```
+    pub fn debug(mut self, on: bool) -> AllowedHostsMiddleware {
+        self.debug = on;
+        self
+    }
+
+    /// The refusal's text for `host` (`None`: the request named no host).
+    fn refusal(&self, host: Option<&str>) -> String {
+        if !self.debug {
+            return "Invalid Host header".to_owned();
+        }
+        match host {
+            Some(host) => format!(
+                "Invalid Host header {host:?}: this app serves {:?}; add {:?} to AllowedHostsMiddleware::new to allow it",
+                self.listed,
+                split_host(host).0
+            ),
+            None => "The request names no host (HTTP/1.0 without Host): call AllowedHostsMiddleware::allow_missing_host(true) to allow it".to_owned(),
+        }
     }
 
     /// Whether a request without any host (HTTP/1.0 without `Host`) is let through (default
@@ -93,9 +130,10 @@ impl Middleware for AllowedHostsMiddleware {
             None => self.allow_missing,
         };
         if !allowed {
-            emit("host.rejected", &req, current_user_id().as_deref());
+            emit("host.reject.disallowed", &req, current_user_id().as_deref());
+            let detail = self.refusal(req.host());
             return Box::pin(std::future::ready(
-                HttpError::bad_request("Invalid Host header").into_response(),
+                HttpError::bad_request(detail).into_response(),
             ));
         }
         Box::pin(next.run(req))

@@ -664,7 +664,7 @@ pub fn login<U: AuthUser>(user: &U) -> Result<(), LookupError> {
         session.insert(&settings.session_version_key, version(user));
     }
     *ctx.user.lock().unwrap_or_else(|e| e.into_inner()) = Some(SignedIn::of(user.clone()));
-    emit_info("auth.login", &ctx.request, Some(&user.id()));
+    emit_info("auth.login.success", &ctx.request, Some(&user.id()));
     Ok(())
 }
 
@@ -686,7 +686,7 @@ pub fn logout() -> Result<(), LookupError> {
     regenerate_session()?;
     let was = ctx.user.lock().unwrap_or_else(|e| e.into_inner()).take();
     emit_info(
-        "auth.logout",
+        "auth.logout.success",
         &ctx.request,
         was.as_ref().map(|u| u.id.as_str()),
     );
@@ -764,6 +764,7 @@ fn refused_without_auth(what: &str, e: LookupError) -> BoxFuture<'static, Respon
 /// The answer to an anonymous request for a guarded handler: `401` for API calls, a redirect
 /// to the login URL for browsers.
 fn anonymous_answer(ctx: &AuthContext, req: &Request) -> Response {
+    emit("auth.require.unauthenticated", req, None);
     {
         if is_api_call(req, ctx.api_prefix.as_deref()) {
             // An error like any other: problem+json for JSON clients, or the app's error page.
@@ -819,7 +820,7 @@ enum Policy {
 /// request is answered as by [`login_required`] (401 for API calls, the login redirect for
 /// browsers), and a signed-in user without every one of `permissions` gets **403 with the
 /// body `Forbidden`** and nothing more (which permission was missing is not told), and a
-/// `permission.denied` security event. 401 always comes before 403.
+/// `authz.permission.denied` security event. 401 always comes before 403.
 ///
 /// ```
 /// use chirp::middleware::auth::requires;
@@ -1044,7 +1045,7 @@ impl<H: Handler<Args>, Args: 'static> Handler for Requires<H, Args> {
 
 /// A signed-in user the policy refused: `403 Forbidden`, told nothing more, and the event.
 fn forbidden(req: &Request, id: &str) -> BoxFuture<'static, Response> {
-    emit("permission.denied", req, Some(id));
+    emit("authz.permission.denied", req, Some(id));
     Box::pin(std::future::ready(Response::error(
         StatusCode::FORBIDDEN,
         "Forbidden",

@@ -1,7 +1,8 @@
 //! [`AuthRateLimitMiddleware`]: a limit on login attempts (the Python framework's `auth_rate_limit`),
-//! so that passwords cannot be guessed at the server's speed. Default: 10 `POST /login` per
-//! minute per client address (a sliding window), `429 Too Many Requests` with `Retry-After`
-//! past it; with [`per_username`](AuthRateLimitMiddleware::per_username), 10 per minute per
+//! so that passwords cannot be guessed at the server's speed. Default: 10 attempts per minute
+//! per client address and path (a sliding window) on `POST /login`, `/signup`, `/register` and
+//! `/password-reset` (the Python framework's paths), `429 Too Many Requests` with
+//! `Retry-After` past it; with [`per_username`](AuthRateLimitMiddleware::per_username), 10 per minute per
 //! account too, from any number of addresses.
 //!
 //! What is counted:
@@ -61,10 +62,18 @@ impl Default for AuthRateLimitMiddleware {
 }
 
 impl AuthRateLimitMiddleware {
-    /// 10 `POST /login` per minute per client address, sliding windows, in memory.
+    /// 10 attempts per minute per client address on each of [`DEFAULT_PATHS`] (`POST` to
+    /// `/login`, `/signup`, `/register`, `/password-reset`), sliding windows, in memory.
+    ///
+    /// Sliding rather than fixed windows by default: a fixed window forgets every attempt at
+    /// its edge, so twice the limit passes across it, and whether a burst is refused depends
+    /// on where the minute happens to fall.
     pub fn new() -> AuthRateLimitMiddleware {
         AuthRateLimitMiddleware {
-            paths: vec![(Method::Post, "/login".to_owned())],
+            paths: DEFAULT_PATHS
+                .iter()
+                .map(|p| (Method::Post, (*p).to_owned()))
+                .collect(),
             limit: 10,
             window: 60,
             sliding: true,
@@ -75,7 +84,8 @@ impl AuthRateLimitMiddleware {
         }
     }
 
-    /// The requests limited, replacing the default `POST /login`.
+    /// The requests limited, replacing the defaults (`POST` to each of [`DEFAULT_PATHS`]).
+    /// Each path is counted on its own, and matched exactly.
     pub fn paths(mut self, paths: &[(Method, &str)]) -> AuthRateLimitMiddleware {
         self.paths = paths
             .iter()
@@ -202,6 +212,10 @@ impl AuthRateLimitMiddleware {
     }
 }
 
+/// The paths limited by default, each for `POST`: the Python framework's `AuthRateLimitConfig`
+/// paths, every form that checks or sets a password or sends a reset mail.
+pub const DEFAULT_PATHS: [&str; 4] = ["/login", "/signup", "/register", "/password-reset"];
+
 /// The bytes of a username that make its key: longer ones share their first 256 (a stricter
 /// count, never a looser one), so no key is longer than a few hundred bytes.
 const MAX_USERNAME: usize = 256;
@@ -263,7 +277,11 @@ impl Middleware for AuthRateLimitMiddleware {
                 }
             }
             if let Some(after) = retry {
-                emit("ratelimit.hit", &req, current_user_id().as_deref());
+                emit(
+                    "auth.rate_limit.exceeded",
+                    &req,
+                    current_user_id().as_deref(),
+                );
                 return too_many(after);
             }
             let Some(user_key) = user_key else {

@@ -202,7 +202,7 @@ impl CorsMiddleware {
         let headers_ok =
             self.config.any_header || requested.iter().all(|h| self.config.headers.contains(h));
         if !self.allows(origin) || !method_ok || !headers_ok {
-            emit("cors.rejected", req, current_user_id().as_deref());
+            emit("cors.reject.preflight", req, current_user_id().as_deref());
             let mut res =
                 Response::text("CORS preflight refused").with_status(StatusCode::FORBIDDEN);
             res.append_header(

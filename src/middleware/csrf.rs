@@ -49,6 +49,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::{ConfigurationError, HttpError, LookupError};
 use crate::future::BoxFuture;
+use crate::html::escape_html;
 use crate::http::{IntoResponse, Method, Request, Response};
 use crate::middleware::auth::current_user_id;
 use crate::security::audit::emit;
@@ -485,22 +486,6 @@ pub fn csrf_field() -> Result<String, LookupError> {
     })
 }
 
-/// Escapes `&`, `<`, `>`, `"` and `'` for HTML text and attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,9 +556,5 @@ mod tests {
             CsrfConfig::default().trusted_origin("https://a.example:8443")
         )
         .is_ok());
-        assert_eq!(
-            escape_html(r#"<a href="x">&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#x27;"
-        );
     }
 }

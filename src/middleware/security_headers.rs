@@ -7,7 +7,9 @@
 //! strict-origin-when-cross-origin` (no full URLs to other sites),
 //! `Cross-Origin-Opener-Policy: same-origin` (no window handle for cross-origin openers);
 //! `Strict-Transport-Security` only when configured (it must be served over HTTPS), and a
-//! `Content-Security-Policy` only when configured. A header the handler set itself is never
+//! `Content-Security-Policy` only when configured: one of the app's own, or the built-in
+//! nonce-based one ([`NONCE_CSP`], through
+//! [`nonce_csp`](SecurityHeadersMiddleware::nonce_csp)). A header the handler set itself is never
 //! replaced. Unlike the Python middleware, the headers go on every response, not only HTML
 //! (`nosniff` matters most for the others).
 
@@ -136,7 +138,41 @@ impl SecurityHeadersMiddleware {
         self.csp = Some(policy.split("{nonce}").map(str::to_owned).collect());
         Ok(self)
     }
+
+    /// The built-in nonce-based `Content-Security-Policy`, [`NONCE_CSP`]: a script or style
+    /// runs only from this origin or with `nonce="…"` set to [`csp_nonce`], so an injected
+    /// `<script>` does not.
+    ///
+    /// ```
+    /// use chirp::middleware::security_headers::SecurityHeadersMiddleware;
+    /// let mut app = chirp::App::new();
+    /// app.add_middleware(SecurityHeadersMiddleware::new().nonce_csp());
+    /// ```
+    pub fn nonce_csp(self) -> SecurityHeadersMiddleware {
+        self.content_security_policy(NONCE_CSP)
+            .expect("the built-in policy is one non-empty line")
+    }
+
+    /// [`nonce_csp`](SecurityHeadersMiddleware::nonce_csp) with `'unsafe-eval'` allowed in
+    /// `script-src`: for libraries that compile code from strings (Alpine.js's standard build,
+    /// htmx's `hx-on` and `js:` values). It lets an attacker's string run where such a
+    /// library evaluates one, so use it only for them.
+    pub fn nonce_csp_with_unsafe_eval(self) -> SecurityHeadersMiddleware {
+        self.content_security_policy(NONCE_CSP_UNSAFE_EVAL)
+            .expect("the built-in policy is one non-empty line")
+    }
 }
+
+/// The built-in nonce-based policy (the Python framework's `CSPNonceMiddleware` default, less
+/// its CDN origins): scripts and styles only from this origin or carrying the request's nonce,
+/// no plugins, no `<base>` elsewhere, no framing. `{nonce}` is the request's nonce. Extend it
+/// with [`content_security_policy`](SecurityHeadersMiddleware::content_security_policy), e.g.
+/// `format!("{NONCE_CSP}; img-src 'self' data:")`.
+pub const NONCE_CSP: &str = "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
+
+/// [`NONCE_CSP`] with `'unsafe-eval'` in `script-src` (see
+/// [`nonce_csp_with_unsafe_eval`](SecurityHeadersMiddleware::nonce_csp_with_unsafe_eval)).
+const NONCE_CSP_UNSAFE_EVAL: &str = "default-src 'self'; script-src 'self' 'unsafe-eval' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
 
 /// A fresh nonce: 16 random bytes, base64 (what CSP's `'nonce-…'` takes).
 fn new_nonce() -> String {

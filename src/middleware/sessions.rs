@@ -326,6 +326,14 @@ impl<S: SessionStore> SessionMiddleware<S> {
             seen: last_seen.is_some(),
             // Whole seconds, rounded down (a fraction of a second earlier, never later).
             since: since.max(0.0) as u64,
+            // The last-seen stamp is written with every cookie; without it, the cookie
+            // store's timestamp is the last signature unless it is the creation time.
+            refreshed: last_seen
+                .map(|s| s.max(0.0) as u64)
+                .or(
+                    (!self.created_by_timestamp && self.store.issued_at_is_saved(Internal))
+                        .then_some(record.issued_at),
+                ),
         };
         Ok(Checked::Fresh(record.data, origin))
     }
@@ -362,6 +370,19 @@ impl<S: SessionStore> SessionMiddleware<S> {
         }))
     }
 
+    /// Whether a cookie last sent at `refreshed` is recent enough for [`SaveMode::Refresh`]
+    /// to leave it: under a quarter of the shorter of `idle_timeout` and `max_age` old.
+    fn sent_lately(&self, refreshed: Option<u64>, now: u64) -> bool {
+        let Some(at) = refreshed else {
+            return false; // unknown: sent, as always
+        };
+        let life = match self.config.idle_timeout {
+            Some(idle) => idle.min(self.config.max_age),
+            None => self.config.max_age,
+        };
+        now.saturating_sub(at) < life.as_secs() / SaveMode::REFRESH_DIVISOR
+    }
+
     /// Writes the session into `res` (or not, per the save mode and the handler's outcome).
     /// (`res` is borrowed, not moved in: this future then holds no copy of it.)
     async fn save(
@@ -380,7 +401,12 @@ impl<S: SessionStore> SessionMiddleware<S> {
         let (mut data, regenerated, origin) = {
             let mut state = session.lock();
             let unchanged = !state.modified && !state.regenerated;
-            if self.config.save_mode == SaveMode::OnChange && unchanged {
+            let skip = match self.config.save_mode {
+                SaveMode::Always => false,
+                SaveMode::OnChange => unchanged,
+                SaveMode::Refresh => unchanged && self.sent_lately(state.origin.refreshed, now),
+            };
+            if skip {
                 return;
             }
             if unchanged && incoming.is_none() && state.data.is_empty() {

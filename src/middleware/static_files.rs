@@ -1,7 +1,9 @@
 //! [`StaticFilesMiddleware`]: a folder served under a path prefix, as the Python framework's middleware
-//! of the same name: GET and HEAD only, `index.html` for folders, no listings, precompressed
-//! siblings (`.br`, `.gz`), a `Cache-Control` knob, and files streamed with validators and
-//! ranges ([`Response::file`](crate::Response::file)'s machinery).
+//! of the same name: GET and HEAD only, `index.html` for folders (the root's own included), a
+//! `301` from `/docs` to `/docs/` for a folder with an index (so that its relative links resolve
+//! inside it), no listings, an optional not-found page, precompressed siblings (`.br`, `.gz`),
+//! a `Cache-Control` knob, and files streamed with validators and ranges
+//! ([`Response::file`](crate::Response::file)'s machinery).
 //!
 //! **Path safety is the point.** A request path reaches the file system only through
 //! `relative_path`: every segment percent-decoded and checked (no `.` or `..`, no `/` or
@@ -55,6 +57,8 @@ struct Inner {
     /// The root, opened once: files are opened relative to it.
     root_dir: OwnedFd,
     index: Option<String>,
+    /// The page served (with `404`) for a missing file, relative to the root.
+    not_found_page: Option<PathBuf>,
     precompressed: bool,
     cache_control: Option<Cow<'static, str>>,
     hidden: bool,
@@ -96,6 +100,7 @@ impl StaticFilesMiddleware {
                 root: canonical,
                 root_dir,
                 index: Some("index.html".to_owned()),
+                not_found_page: None,
                 precompressed: true,
                 cache_control: Some(Cow::Borrowed("public, max-age=3600")),
                 hidden: false,
@@ -113,6 +118,35 @@ impl StaticFilesMiddleware {
     pub fn index(mut self, name: Option<&str>) -> StaticFilesMiddleware {
         self.inner_mut().index = name.map(str::to_owned);
         self
+    }
+
+    /// A page of the folder (e.g. `404.html`) served with `404 Not Found` for a path under the
+    /// prefix that names no file (the Python framework's `not_found_page`). As middleware the
+    /// routes are still tried first: the page replaces a `404` error (no route answered, or a
+    /// handler's `HttpError`), never a `404` response the app built itself. The page is read like any file of the folder; a name that could not
+    /// be served (`..`, hidden) is a [`ConfigurationError`], and a page missing at request
+    /// time leaves the plain `404`.
+    ///
+    /// ```no_run
+    /// use chirp::middleware::static_files::StaticFilesMiddleware;
+    /// # fn main() -> Result<(), chirp::ConfigurationError> {
+    /// let site = StaticFilesMiddleware::new("/", "./public")?.not_found_page("404.html")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn not_found_page(
+        mut self,
+        page: &str,
+    ) -> Result<StaticFilesMiddleware, ConfigurationError> {
+        let hidden = self.inner.hidden;
+        let relative = relative_path(page, hidden)
+            .filter(|p| !p.as_os_str().is_empty())
+            .ok_or_else(|| {
+                ConfigurationError::new(format!(
+                    "StaticFilesMiddleware::not_found_page {page:?}: name a file inside the folder, e.g. \"404.html\""
+                ))
+            })?;
+        self.inner_mut().not_found_page = Some(relative);
+        Ok(self)
     }
 
     /// The `Cache-Control` of every file served (default `public, max-age=3600`); `None`
@@ -166,7 +200,13 @@ impl StaticFilesMiddleware {
     /// The response for the file at `relative` (`None`: no such file).
     fn serve(&self, req: &Request, relative: &Path) -> Result<Option<Response>, Lookup> {
         let inner = &*self.inner;
-        let Some(mut file) = self.open(relative)? else {
+        // The prefix itself names the root: `.` (an empty path opens nothing).
+        let at = if relative.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            relative
+        };
+        let Some(mut file) = self.open(at)? else {
             return Ok(None);
         };
         let mut meta = file.metadata().map_err(|_| Lookup::Refused)?;
@@ -179,6 +219,12 @@ impl StaticFilesMiddleware {
             let Some(index_file) = self.open(&name)? else {
                 return Ok(None);
             };
+            if req.path() != "/" && !req.path_had_trailing_slash() {
+                // `/docs` for a folder: its index's relative links (`guide.html`) would
+                // resolve against `/`, so the client is sent to `/docs/` first, as the Python
+                // framework does. The path is canonical (no `//`), so this stays on the site.
+                return Ok(Some(to_slash_form(req)));
+            }
             file = index_file;
             meta = file.metadata().map_err(|_| Lookup::Refused)?;
         }
@@ -364,12 +410,64 @@ fn not_found() -> Response {
     Response::error(StatusCode::NOT_FOUND, "Not Found")
 }
 
+/// `301` to the request's path with a `/` added, its query kept.
+fn to_slash_form(req: &Request) -> Response {
+    let mut location = String::with_capacity(req.target().len() + 1);
+    location.push_str(req.path());
+    location.push('/');
+    if let Some(query) = req.query() {
+        location.push('?');
+        location.push_str(query);
+    }
+    Response::empty(StatusCode::MOVED_PERMANENTLY).with_header("location", location)
+}
+
+impl StaticFilesMiddleware {
+    /// The app's not-found page, with `404`, or chirp's plain `404` without one (or when the
+    /// page cannot be read now).
+    fn not_found_response(&self) -> Response {
+        let Some(page) = &self.inner.not_found_page else {
+            return not_found();
+        };
+        let opened = self.open(page).ok().flatten();
+        let Some((file, meta)) = opened.and_then(|f| f.metadata().ok().map(|m| (f, m))) else {
+            return not_found();
+        };
+        if !meta.is_file() {
+            return not_found();
+        }
+        let mut res = file_response(file, &meta, page).with_status(StatusCode::NOT_FOUND);
+        // A 404 page is not the resource: no caching as if it were, no validators to match.
+        res.remove_header("etag");
+        res.remove_header("last-modified");
+        res.append_trusted_header("cache-control", "no-cache");
+        res
+    }
+
+    /// `res`, or the not-found page in its place when it is a `404` error (no route answered,
+    /// or a handler's `HttpError`); a `404` response the app built itself is kept.
+    fn or_not_found_page(&self, res: Response) -> Response {
+        if self.inner.not_found_page.is_some()
+            && res.status() == StatusCode::NOT_FOUND
+            && res.problem_detail().is_some()
+        {
+            return self.not_found_response();
+        }
+        res
+    }
+}
+
 impl Middleware for StaticFilesMiddleware {
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
         match self.lookup(&req) {
             Lookup::Found(res) => Box::pin(std::future::ready(res)),
-            Lookup::Refused => Box::pin(std::future::ready(not_found())),
-            Lookup::NotMine | Lookup::Missing => Box::pin(next.run(req)),
+            Lookup::Refused => Box::pin(std::future::ready(self.not_found_response())),
+            Lookup::NotMine => Box::pin(next.run(req)),
+            Lookup::Missing if self.inner.not_found_page.is_none() => Box::pin(next.run(req)),
+            Lookup::Missing => Box::pin(async move {
+                let res = next.run(req).await;
+                self.or_not_found_page(res)
+            }),
         }
     }
 
@@ -390,7 +488,7 @@ impl Handler for StaticFilesMiddleware {
     fn call(&self, req: Request) -> Self::Future {
         let res = match self.lookup(&req) {
             Lookup::Found(res) => res,
-            Lookup::NotMine | Lookup::Missing | Lookup::Refused => not_found(),
+            Lookup::NotMine | Lookup::Missing | Lookup::Refused => self.not_found_response(),
         };
         std::future::ready(res)
     }

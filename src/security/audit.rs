@@ -4,9 +4,26 @@
 //! hook an app installs with [`on_security_event`] (to count them, alert, or ship them
 //! elsewhere).
 //!
-//! Names: `auth.login`, `auth.logout`, `auth.login_failed` (emitted by the app with
-//! [`emit`]), `csrf.reject.missing`, `csrf.reject.invalid`, `csrf.reject.cross_site`,
-//! `ratelimit.hit`, `permission.denied`, `host.rejected`, `cors.rejected`.
+//! Names are the Python framework's, `area.subject.outcome`, so that dashboards and alerts
+//! written for one serve the other:
+//!
+//! | name | when | level |
+//! |---|---|---|
+//! | `auth.login.success` | [`login`](crate::middleware::auth::login) | info |
+//! | `auth.logout.success` | [`logout`](crate::middleware::auth::logout) | info |
+//! | `auth.login.failure` | a password check fails (emitted by the app with [`emit`]) | warn |
+//! | `auth.require.unauthenticated` | an anonymous request for a guarded handler | info |
+//! | `authz.permission.denied` | a signed-in user refused by [`requires`](crate::middleware::auth::requires) | warn |
+//! | `csrf.reject.missing` | a state-changing request without a CSRF token | warn |
+//! | `csrf.reject.invalid` | ... with a wrong one | warn |
+//! | `csrf.reject.cross_site` | ... sent from another site (`Sec-Fetch-Site`, `Origin`) | warn |
+//! | `auth.rate_limit.exceeded` | a login attempt over the limit | warn |
+//! | `host.reject.disallowed` | a `Host` the app does not serve | warn |
+//! | `cors.reject.preflight` | a preflight from an origin, or for a method or header, not allowed | warn |
+//!
+//! The Python framework has no event for the last four: their names follow its pattern. Its
+//! `authz.policy.denied`, `auth.token.invalid` and `auth.session.version_mismatch` are
+//! reserved for the same cases here.
 
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -67,11 +84,12 @@ impl RequestInfo {
     }
 }
 
-/// Emits the security event `name` for `req`: a `tracing` event at `warn` (`info` for
-/// `auth.login` and `auth.logout`) on target `chirp::security`, and the hook. `user_id`:
-/// the user concerned, when the caller knows it (the one signed in on this request is
+/// Emits the security event `name` for `req`: a `tracing` event at `warn` (`info` for the
+/// events of normal use: `auth.login.success`, `auth.logout.success`,
+/// `auth.require.unauthenticated`) on target `chirp::security`, and the hook. `user_id`: the
+/// user concerned, when the caller knows it (the one signed in on this request is
 /// [`current_user_id`](crate::middleware::auth::current_user_id)). Apps emit
-/// `auth.login_failed` themselves, where a password check fails.
+/// `auth.login.failure` themselves, where a password check fails.
 pub fn emit(name: &'static str, req: &Request, user_id: Option<&str>) {
     emit_info(name, &RequestInfo::of(req), user_id);
 }
@@ -89,7 +107,7 @@ pub(crate) fn emit_info(name: &'static str, req: &RequestInfo, user_id: Option<&
     let user_id = event.user_id.as_deref();
     let ip = client_ip.map(|ip| ip.to_string());
     let (ip, user) = (ip.as_deref().unwrap_or("-"), user_id.unwrap_or("-"));
-    if name.starts_with("auth.log") && name != "auth.login_failed" {
+    if is_routine(name) {
         tracing::info!(target: "chirp::security", event = name, method = %event.method, path = %event.path, client_ip = ip, user_id = user, "security event");
     } else {
         tracing::warn!(target: "chirp::security", event = name, method = %event.method, path = %event.path, client_ip = ip, user_id = user, "security event");
@@ -97,5 +115,39 @@ pub(crate) fn emit_info(name: &'static str, req: &RequestInfo, user_id: Option<&
     let hook = HOOK.read().unwrap_or_else(|e| e.into_inner()).clone();
     if let Some(hook) = hook {
         hook(&event);
+    }
+}
+
+/// Whether `name` is an event of normal use, logged at `info`: a login, a logout, a visitor
+/// sent to the login page. Everything else is a refusal worth a `warn`.
+fn is_routine(name: &str) -> bool {
+    matches!(
+        name,
+        "auth.login.success" | "auth.logout.success" | "auth.require.unauthenticated"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_events_of_normal_use_are_routine() {
+        for name in [
+            "auth.login.success",
+            "auth.logout.success",
+            "auth.require.unauthenticated",
+        ] {
+            assert!(is_routine(name), "{name}");
+        }
+        for name in [
+            "auth.login.failure",
+            "authz.permission.denied",
+            "csrf.reject.missing",
+            "auth.rate_limit.exceeded",
+            "host.reject.disallowed",
+        ] {
+            assert!(!is_routine(name), "{name}");
+        }
     }
 }

@@ -387,13 +387,16 @@ fn resolve_target(buf: &mut [u8], raw: Target, method: Method) -> Result<Target,
         scan_target(&buf[path_start..end]).map_err(|why| reject(StatusCode::BAD_REQUEST, why))?;
     let query_at = path_start + scan.query_at;
     let (mut path_end, mut end) = (query_at, end);
+    let mut slash = false;
     if !scan.normal {
+        // A trailing `/` (never normal, but for the root) is dropped: noted for static folders.
+        slash = query_at - path_start > 1 && buf[query_at - 1] == b'/';
         path_end = path_start + normalize_in_place(&mut buf[path_start..query_at]);
         // A shorter path: the query moves down to follow it.
         buf.copy_within(query_at..end, path_end);
         end -= query_at - path_end;
     }
-    Ok(Target::new(path_start, path_end, end, host))
+    Ok(Target::new(path_start, path_end, end, host).with_trailing_slash(slash))
 }
 
 /// A target that is not origin-form, as [`other_form`] leaves it.

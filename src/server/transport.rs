@@ -496,7 +496,7 @@ impl Transport {
                     // What was produced before the error goes out; the end of the body never
                     // does.
                     let _ = self.flush().await;
-                    tracing::warn!(peer = %self.peer, error = %e, "response body stream failed: connection closed");
+                    tracing::error!(peer = %self.peer, error = %e, "response body stream failed: connection closed");
                     return Err(stream_failed("the body stream failed"));
                 }
                 None => {

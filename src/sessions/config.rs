@@ -65,13 +65,41 @@ impl Clock for ManualClock {
 pub const DEFAULT_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// When the session cookie is sent.
+///
+/// A cookie that is not re-sent does not slide: the browser forgets it `max_age` after the
+/// last `Set-Cookie`, and with an [`idle_timeout`](SessionConfig::idle_timeout) the server
+/// refuses it once its last-seen stamp is older than that, however active its user. Re-sending
+/// it on every response keeps both sliding, at the price of a `Set-Cookie` (a few hundred
+/// bytes) and an HMAC on every response, most of them for requests that changed nothing.
+/// The default, [`SaveMode::Refresh`], sends it when it changed, and otherwise only once the
+/// copy the browser holds is a quarter of its lifetime old.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SaveMode {
-    /// On every response (sliding expiry), as the Python framework does.
-    #[default]
+    /// On every response, as the Python framework does: the cookie's `Max-Age` and the idle
+    /// stamp slide to the second.
     Always,
-    /// Only when the handler changed the session (or regenerated it).
+    /// Only when the handler changed the session (or regenerated it). Nothing slides: a
+    /// session read but never written ends `max_age` (or `idle_timeout`) after its last change.
     OnChange,
+    /// When the handler changed the session (or regenerated it), and otherwise when the
+    /// cookie was last sent more than a quarter of its lifetime ago (the shorter of
+    /// [`idle_timeout`](SessionConfig::idle_timeout) and [`max_age`](SessionConfig::max_age));
+    /// the default. An active user's session never lapses, and most read-only responses carry
+    /// no cookie: with a 30-minute idle timeout, at most one refresh per 7.5 minutes. The cost
+    /// is precision: a session left alone ends between three quarters of the idle timeout and
+    /// all of it after its last request, not exactly at it.
+    ///
+    /// When the cookie does not tell when it was last sent (the cookie store with an absolute
+    /// timeout and no idle timeout, the defaults: its timestamp is the session's creation, and
+    /// nothing else is stamped, to keep it small), it is sent on every response, as with
+    /// [`SaveMode::Always`].
+    #[default]
+    Refresh,
+}
+
+impl SaveMode {
+    /// The share of a cookie's lifetime after which [`SaveMode::Refresh`] sends it again.
+    pub(crate) const REFRESH_DIVISOR: u64 = 4;
 }
 
 /// Session settings. Field names follow the Python `SessionConfig`.
@@ -159,7 +187,8 @@ pub struct SessionConfig {
     /// Older secrets still accepted when verifying (key rotation); cookies are always
     /// re-signed with `secret_key`.
     pub fallback_secret_keys: Vec<String>,
-    /// When to send the cookie. Default [`SaveMode::Always`].
+    /// When to send the cookie. Default [`SaveMode::Refresh`]: when changed, or a quarter of
+    /// its lifetime after it was last sent (see [`SaveMode`] for why).
     pub save_mode: SaveMode,
     /// HMAC digest. Default SHA-256; SHA-1 to share cookies with a Python app that uses
     /// itsdangerous' default.
@@ -200,7 +229,7 @@ impl Default for SessionConfig {
             created_at_key: "__created_at".to_owned(),
             last_seen_at_key: "__last_seen_at".to_owned(),
             fallback_secret_keys: Vec::new(),
-            save_mode: SaveMode::Always,
+            save_mode: SaveMode::Refresh,
             digest: Digest::Sha256,
             salt: "itsdangerous".to_owned(),
             max_cookie_size: 4096,

@@ -34,6 +34,8 @@ pub(crate) struct Origin {
     /// absolute timeout, the signing time every re-signed cookie keeps (the earlier of the
     /// cookie's timestamp and its creation stamp).
     pub(crate) since: u64,
+    /// When the cookie was last sent, in whole Unix seconds, when it tells ([`SaveMode::Refresh`](crate::sessions::SaveMode::Refresh)).
+    pub(crate) refreshed: Option<u64>,
 }
 
 /// A handle onto the current request's session: a JSON object whose values are typed on the
