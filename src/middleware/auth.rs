@@ -231,7 +231,12 @@ tokio::task_local! {
 }
 
 fn no_auth() -> LookupError {
-    LookupError::new("No active authentication. Ensure AuthMiddleware is added to the app (after SessionMiddleware).")
+    LookupError::new(
+        "No active authentication. Ensure AuthMiddleware is added to the app (after \
+         SessionMiddleware). If it is, this code runs outside the request's scope: a task \
+         started with tokio::spawn does not inherit it (read the user before spawning and move \
+         it in)",
+    )
 }
 
 fn context() -> Result<Arc<AuthContext>, LookupError> {
@@ -332,7 +337,8 @@ impl<U: AuthUser> Middleware for AuthMiddleware<U> {
                 api_prefix: self.api_prefix.clone(),
                 request: RequestInfo::of(&req),
             });
-            AUTH.scope(ctx, next.run(req)).await
+            // Carried on into a streamed body's producer and an upgrade callback.
+            Response::scoped(&AUTH, ctx, next.run(req)).await
         })
     }
 
