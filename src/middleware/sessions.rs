@@ -112,7 +112,9 @@ use crate::error::{ConfigurationError, Error};
 use crate::future::BoxFuture;
 use crate::http::{is_valid_cookie_name, Cookie, Request, Response, SameSite, StatusCode};
 use crate::service::{Middleware, Next};
-use crate::sessions::{Origin, SaveMode, Session, SessionConfig, Signer, Stamps, CURRENT};
+use crate::sessions::{
+    client_now, Origin, SaveMode, Session, SessionConfig, Signer, Stamps, CURRENT,
+};
 use crate::stores::{CookieStore, Internal, SessionStore};
 
 /// The session middleware. See the [module docs](self).
@@ -640,7 +642,8 @@ impl<S: SessionStore> Middleware for SessionMiddleware<S> {
 
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
         Box::pin(async move {
-            let now = self.config.clock.now();
+            // A test client's clock, when the test took it, is every middleware's clock.
+            let now = client_now(&req).unwrap_or_else(|| self.config.clock.now());
             let session = Session::for_request();
             // `loaded` is `None` while the one cookie remains to be loaded.
             let (cookie, loaded) = match Candidates::of(&req, &self.config.cookie_name) {

@@ -307,3 +307,19 @@ pub fn regenerate_session() -> Result<Session, LookupError> {
     session.regenerate();
     Ok(session)
 }
+
+/// The test client's clock ([`TestClient::clock`](crate::testing::TestClient::clock)), in the
+/// extensions of every request the client sends once a test has taken it: the session
+/// middleware and the login rate limit then read the time from it rather than from their
+/// configured clock. Only the test client makes one (the type is private), and each client
+/// has its own: tests running in parallel do not share a time.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientClock(pub(crate) super::config::ManualClock);
+
+/// The test client's time for `req`, when it carries the client's clock (one branch for any
+/// other request: its extensions are empty).
+#[inline]
+pub(crate) fn client_now(req: &crate::http::Request) -> Option<u64> {
+    use super::config::Clock;
+    req.extensions().get::<ClientClock>().map(|c| c.0.now())
+}
