@@ -200,8 +200,8 @@ pub fn request_id() -> Result<String, LookupError> {
     REQUEST_ID.try_with(String::clone).map_err(|_| {
         LookupError::new(
             "No request id: add AccessLogMiddleware to the app (first). If it is there, \
-                 this code runs outside the request's scope: a task started with tokio::spawn \
-                 does not inherit it (read the id before spawning and move it in)",
+             this code runs outside the request's scope: a task started with tokio::spawn \
+             does not inherit it (read the id before spawning and move it in)",
         )
     })
 }
