@@ -23,9 +23,15 @@
 //! (`101`) is driven over an in-memory pipe ([`TestRequest::upgrade`]), and
 //! [`TestClient::begin_shutdown`] plays the server's shutdown for handlers, upgraded
 //! connections and event streams.
+//!
+//! A test can also play the client's address ([`TestClient::with_peer_addr`],
+//! [`TestRequest::peer_addr`]), send multipart forms ([`MultipartBody`]) and move time
+//! forward ([`TestClient::clock`]): sessions expire and rate-limit windows pass with no
+//! sleeping.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -34,6 +40,7 @@ use serde::de::DeserializeOwned;
 use crate::app::App;
 use crate::http::{Method, Request, Response, StatusCode};
 use crate::service::Service;
+use crate::sessions::{ClientClock, ManualClock};
 use crate::shutdown::Shutdown;
 
 /// An in-process client with a cookie jar.
@@ -41,6 +48,10 @@ pub struct TestClient {
     service: Service,
     jar: Mutex<Vec<(String, String)>>,
     shutdown: Arc<Shutdown>,
+    /// The address its requests come from, unless a request sets its own.
+    peer_addr: Option<SocketAddr>,
+    /// The time its requests carry, once a test took it ([`TestClient::clock`]).
+    clock: OnceLock<ManualClock>,
 }
 
 impl TestClient {
@@ -63,7 +74,76 @@ impl TestClient {
             shutdown: service.shutdown().clone(),
             service,
             jar: Mutex::new(Vec::new()),
+            peer_addr: None,
+            clock: OnceLock::new(),
         }
+    }
+
+    /// Sends every request from `addr` (a request may still set its own with
+    /// [`TestRequest::peer_addr`]): what [`Request::peer_addr`] gives, and what the login
+    /// rate limit and the access log count per client. Without it, requests have no address,
+    /// as requests built in code have none.
+    ///
+    /// ```
+    /// use chirp::{App, Method, Request};
+    /// use chirp::testing::TestClient;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut app = App::new();
+    /// app.route("/ip", |req: Request| async move {
+    ///     req.peer_addr().map_or("none".to_owned(), |a| a.ip().to_string())
+    /// });
+    /// let client = TestClient::new(app).with_peer_addr("192.0.2.7:5000".parse().unwrap());
+    /// assert_eq!(client.get("/ip").await.text(), "192.0.2.7");
+    /// let other = client.request(Method::Get, "/ip").peer_addr("198.51.100.1:1".parse().unwrap());
+    /// assert_eq!(other.send().await.text(), "198.51.100.1");
+    /// # }
+    /// ```
+    pub fn with_peer_addr(mut self, addr: SocketAddr) -> TestClient {
+        self.peer_addr = Some(addr);
+        self
+    }
+
+    /// This client's clock, which tests move by hand. Until the first call the app reads the
+    /// system clock; from then on, every request this client sends carries this clock
+    /// (starting at the current second), and everything in chirp that reads the time for a
+    /// request reads it instead: the session middleware (cookie timestamps, `max_age`, the
+    /// idle and absolute timeouts) and the login rate limit's windows. It wins over a clock
+    /// set in their configuration. Each client has its own clock (tests run in parallel in
+    /// one process), and every call returns a handle onto the same one.
+    ///
+    /// Time the server alone reads (timeouts between requests, the `Date` header) is not part
+    /// of a test response, and a `RedisStore`'s own expiry is Redis's.
+    ///
+    /// ```
+    /// use chirp::{App, Request};
+    /// use chirp::middleware::sessions::SessionMiddleware;
+    /// use chirp::sessions::{get_session, SessionConfig};
+    /// use chirp::testing::TestClient;
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut config = SessionConfig::new("a-secret-key-of-at-least-32-bytes!!");
+    /// config.idle_timeout = Some(Duration::from_secs(1800));
+    /// let mut app = App::new();
+    /// app.add_middleware(SessionMiddleware::new(config).unwrap());
+    /// app.route("/visit", |_req: Request| async {
+    ///     let session = get_session().unwrap();
+    ///     let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
+    ///     session.insert("visits", visits);
+    ///     visits.to_string()
+    /// });
+    /// let client = TestClient::new(app);
+    /// let clock = client.clock();
+    /// assert_eq!(client.get("/visit").await.text(), "1");
+    /// clock.advance(1799);
+    /// assert_eq!(client.get("/visit").await.text(), "2");
+    /// clock.advance(1801); // idle for longer than the idle timeout
+    /// assert_eq!(client.get("/visit").await.text(), "1");
+    /// # }
+    /// ```
+    pub fn clock(&self) -> ManualClock {
+        self.clock
+            .get_or_init(|| ManualClock::new(crate::clock::clock_seconds()))
+            .clone()
     }
 
     /// Begins shutdown as the server would on SIGTERM: the
@@ -137,6 +217,14 @@ impl TestClient {
         self.request(Method::Post, path).form(fields).send().await
     }
 
+    /// `POST path` with `form` as a `multipart/form-data` body (see [`MultipartBody`]).
+    pub async fn post_multipart(&self, path: &str, form: MultipartBody) -> TestResponse {
+        self.request(Method::Post, path)
+            .multipart(form)
+            .send()
+            .await
+    }
+
     /// A request to build: headers, a body, then [`send`](TestRequest::send).
     ///
     /// ```
@@ -158,8 +246,15 @@ impl TestClient {
         }
     }
 
-    /// Sends any request; the jar's cookies are added unless it already has a `Cookie` header.
+    /// Sends any request; the jar's cookies are added unless it already has a `Cookie` header,
+    /// and the client's address ([`TestClient::with_peer_addr`]) unless it has one.
     pub async fn send(&self, mut req: Request) -> TestResponse {
+        if let (None, Some(addr)) = (req.peer_addr(), self.peer_addr) {
+            req.set_peer_addr(addr);
+        }
+        if let Some(clock) = self.clock.get() {
+            req.extensions_mut().insert(ClientClock(clock.clone()));
+        }
         if !req.headers().contains("cookie") {
             let cookies = self.cookie_header();
             if !cookies.is_empty() {
@@ -291,6 +386,46 @@ impl TestRequest<'_> {
             .body(body)
     }
 
+    /// Sets a `multipart/form-data` body (and its `Content-Type`, with the boundary).
+    ///
+    /// ```
+    /// use chirp::{App, Method, Request};
+    /// use chirp::testing::{MultipartBody, TestClient};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut app = App::new();
+    /// app.post("/up", |mut req: Request| async move {
+    ///     let mut form = req.multipart().unwrap();
+    ///     let mut seen = Vec::new();
+    ///     while let Some(field) = form.next_field().await.unwrap() {
+    ///         let name = field.name().unwrap_or("").to_owned();
+    ///         let file = field.file_name().map(str::to_owned);
+    ///         let bytes = field.bytes().await.unwrap();
+    ///         let text = String::from_utf8_lossy(&bytes).into_owned();
+    ///         seen.push(format!("{name}={text} ({})", file.unwrap_or_default()));
+    ///     }
+    ///     seen.join(", ")
+    /// });
+    /// let client = TestClient::new(app);
+    /// let form = MultipartBody::new()
+    ///     .text("title", "notes")
+    ///     .file("doc", "a.txt", "text/plain", "hello");
+    /// let res = client.request(Method::Post, "/up").multipart(form).send().await;
+    /// assert_eq!(res.text(), "title=notes (), doc=hello (a.txt)");
+    /// # }
+    /// ```
+    pub fn multipart(self, form: MultipartBody) -> Self {
+        let content_type = form.content_type();
+        self.header("content-type", &content_type)
+            .body(form.into_bytes())
+    }
+
+    /// Sends this request from `addr` ([`Request::peer_addr`]), whatever the client's own
+    /// address ([`TestClient::with_peer_addr`]).
+    pub fn peer_addr(mut self, addr: SocketAddr) -> Self {
+        self.request.set_peer_addr(addr);
+        self
+    }
+
     /// Sends it (with the jar's cookies, unless a `Cookie` header was set).
     pub async fn send(self) -> TestResponse {
         self.client.send(self.request).await
@@ -420,4 +555,169 @@ impl futures_core::Stream for UntilShutdown {
         }
         this.stream.as_mut().poll_next(cx)
     }
+}
+
+/// A `multipart/form-data` body (RFC 7578), what a browser sends for a form with a file
+/// input: text fields and files, in order, for [`TestRequest::multipart`] and
+/// [`TestClient::post_multipart`].
+///
+/// The boundary is random unless [`MultipartBody::with_boundary`] sets one. Names and file
+/// names are escaped as browsers escape them (the WHATWG HTML standard: `"` as `%22`, CR
+/// as `%0D`, LF as `%0A`).
+///
+/// ```
+/// use chirp::testing::MultipartBody;
+/// let form = MultipartBody::new()
+///     .with_boundary("XyZ")
+///     .text("a", "1")
+///     .file("f", "x.txt", "text/plain", b"hi".to_vec());
+/// assert_eq!(form.content_type(), "multipart/form-data; boundary=XyZ");
+/// assert_eq!(
+///     form.into_bytes(),
+///     "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n\
+///      --XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.txt\"\r\n\
+///      Content-Type: text/plain\r\n\r\nhi\r\n--XyZ--\r\n"
+/// );
+/// ```
+#[derive(Debug, Clone)]
+pub struct MultipartBody {
+    boundary: String,
+    parts: Vec<MultipartPart>,
+}
+
+/// One part of a [`MultipartBody`].
+#[derive(Debug, Clone)]
+struct MultipartPart {
+    name: String,
+    /// The file name and content type of a file part; `None` for a text field.
+    file: Option<(String, String)>,
+    content: Bytes,
+}
+
+impl Default for MultipartBody {
+    fn default() -> Self {
+        MultipartBody::new()
+    }
+}
+
+impl MultipartBody {
+    /// An empty form with a random boundary.
+    pub fn new() -> MultipartBody {
+        MultipartBody {
+            boundary: format!("chirp-test-{}", crate::security::random_hex(16)),
+            parts: Vec::new(),
+        }
+    }
+
+    /// Uses `boundary` instead of a random one (to compare bodies byte for byte).
+    ///
+    /// # Panics
+    /// If `boundary` is not 1 to 70 characters of those RFC 2046 allows (letters, digits and
+    /// `'()+_,-./:=?`, spaces inside): a test helper, the panic is the test failure.
+    pub fn with_boundary(mut self, boundary: impl Into<String>) -> MultipartBody {
+        let boundary = boundary.into();
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&b);
+        assert!(
+            (1..=70).contains(&boundary.len())
+                && boundary.bytes().all(allowed)
+                && !boundary.ends_with(' '),
+            "MultipartBody::with_boundary: {boundary:?} is not a valid boundary (RFC 2046: 1 to \
+             70 letters, digits or '()+_,-./:=?, spaces inside)"
+        );
+        self.boundary = boundary;
+        self
+    }
+
+    /// Adds a text field.
+    pub fn text(mut self, name: impl Into<String>, value: impl Into<String>) -> MultipartBody {
+        self.parts.push(MultipartPart {
+            name: name.into(),
+            file: None,
+            content: Bytes::from(value.into()),
+        });
+        self
+    }
+
+    /// Adds a file: its field `name`, the `file_name` the browser sends, its `content_type`
+    /// and its bytes.
+    pub fn file(
+        mut self,
+        name: impl Into<String>,
+        file_name: impl Into<String>,
+        content_type: impl Into<String>,
+        content: impl Into<Bytes>,
+    ) -> MultipartBody {
+        self.parts.push(MultipartPart {
+            name: name.into(),
+            file: Some((file_name.into(), content_type.into())),
+            content: content.into(),
+        });
+        self
+    }
+
+    /// The boundary.
+    pub fn boundary(&self) -> &str {
+        &self.boundary
+    }
+
+    /// The `Content-Type` header's value: `multipart/form-data; boundary=…` (quoted when the
+    /// boundary holds characters a token cannot).
+    pub fn content_type(&self) -> String {
+        let token = self
+            .boundary
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"'+_-.".contains(&b));
+        match token {
+            true => format!("multipart/form-data; boundary={}", self.boundary),
+            false => format!("multipart/form-data; boundary=\"{}\"", self.boundary),
+        }
+    }
+
+    /// The body's bytes.
+    ///
+    /// # Panics
+    /// If a part's content holds the boundary's delimiter (only possible with a boundary set
+    /// by [`MultipartBody::with_boundary`]): the body could not be parsed back.
+    pub fn into_bytes(self) -> Bytes {
+        let delimiter = format!("\r\n--{}", self.boundary);
+        let mut out = Vec::new();
+        for part in &self.parts {
+            let clash = part
+                .content
+                .windows(delimiter.len())
+                .any(|w| w == delimiter.as_bytes())
+                || part.content.starts_with(&delimiter.as_bytes()[2..]);
+            assert!(
+                !clash,
+                "MultipartBody: the content of part {:?} holds the boundary {:?}; choose another",
+                part.name, self.boundary
+            );
+            out.extend_from_slice(b"--");
+            out.extend_from_slice(self.boundary.as_bytes());
+            out.extend_from_slice(b"\r\nContent-Disposition: form-data; name=\"");
+            out.extend_from_slice(escape_form_name(&part.name).as_bytes());
+            out.push(b'"');
+            if let Some((file_name, content_type)) = &part.file {
+                out.extend_from_slice(b"; filename=\"");
+                out.extend_from_slice(escape_form_name(file_name).as_bytes());
+                out.extend_from_slice(b"\"\r\nContent-Type: ");
+                out.extend_from_slice(content_type.as_bytes());
+            }
+            out.extend_from_slice(b"\r\n\r\n");
+            out.extend_from_slice(&part.content);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"--");
+        out.extend_from_slice(self.boundary.as_bytes());
+        out.extend_from_slice(b"--\r\n");
+        Bytes::from(out)
+    }
+}
+
+/// A field or file name as browsers write it in `Content-Disposition` (the WHATWG HTML
+/// standard's multipart/form-data encoding): `"`, CR and LF percent-encoded.
+fn escape_form_name(name: &str) -> String {
+    name.replace('"', "%22")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }

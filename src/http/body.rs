@@ -271,3 +271,71 @@ impl Stream for RequestBody {
         }
     }
 }
+
+/// A body stream polled with a task-local value in scope. A middleware sets its task-local
+/// (the session, the CSRF settings, the request id, ...) around the rest of the chain, but
+/// the connection polls a streamed body after the middleware has returned, outside that
+/// scope: wrapped in this, every poll of the producer enters the scope again
+/// ([`Response::carry_task_local`](super::Response::carry_task_local)).
+pub(crate) struct ScopedStream<T: 'static> {
+    key: &'static tokio::task::LocalKey<T>,
+    /// `None` only if a poll panicked mid-way (the value was dropped with it).
+    value: Option<T>,
+    inner: BodyStream,
+}
+
+// `value` is never pinned (it is moved in and out of the task-local at each poll), and the
+// inner stream is boxed: the wrapper can move freely.
+impl<T> Unpin for ScopedStream<T> {}
+
+impl<T: Send + 'static> ScopedStream<T> {
+    pub(crate) fn new(
+        key: &'static tokio::task::LocalKey<T>,
+        value: T,
+        inner: BodyStream,
+    ) -> ScopedStream<T> {
+        ScopedStream {
+            key,
+            value: Some(value),
+            inner,
+        }
+    }
+}
+
+impl<T: Send + 'static> Stream for ScopedStream<T> {
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let inner = &mut this.inner;
+        let Some(value) = this.value.take() else {
+            return inner.as_mut().poll_next(cx);
+        };
+        // tokio's `TaskLocalFuture` is the one way to hold a task-local across a poll and
+        // get the value back after it (`sync_scope` drops it): one poll of the stream as a
+        // future, in scope, then the value is taken back for the next poll. Nothing is
+        // allocated or cloned per poll.
+        let mut scoped = std::pin::pin!(this.key.scope(
+            value,
+            std::future::poll_fn(|cx| inner.as_mut().poll_next(cx))
+        ));
+        let polled = std::future::Future::poll(scoped.as_mut(), cx);
+        this.value = scoped.as_mut().take_value();
+        polled
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+/// A stream with nothing in it: a placeholder while a body stream is moved into a wrapper.
+pub(crate) struct EmptyStream;
+
+impl Stream for EmptyStream {
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(None)
+    }
+}

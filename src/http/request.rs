@@ -699,6 +699,11 @@ impl Request {
         self.peer_addr
     }
 
+    /// Sets the client's address (the test client's, for a request built in code).
+    pub(crate) fn set_peer_addr(&mut self, addr: SocketAddr) {
+        self.peer_addr = Some(addr);
+    }
+
     /// Sets the method (middleware may rewrite requests).
     pub fn set_method(&mut self, method: Method) {
         self.method = method;

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 
-use super::body::{BodyStream, BoxError, BoxErrors, FileBody, Streamed};
+use super::body::{BodyStream, BoxError, BoxErrors, EmptyStream, FileBody, ScopedStream, Streamed};
 use super::cookies::Cookie;
 use crate::error::{ConfigurationError, Error, HttpError, LookupError};
 use crate::status::StatusCode;
@@ -96,6 +96,23 @@ struct Extra {
     problem: Option<Cow<'static, str>>,
     /// The callback of a `101 Switching Protocols` ([`Response::upgrade`]).
     upgrade: Option<super::upgrade::OnUpgrade>,
+}
+
+impl Extra {
+    /// [`Response::carry_task_local`] for a response with extras: the upgrade callback when
+    /// there is one, else a streamed body that is a stream (a file runs no app code).
+    fn carry_task_local<T: Send + 'static>(
+        &mut self,
+        key: &'static tokio::task::LocalKey<T>,
+        value: impl FnOnce() -> T,
+    ) {
+        if let Some(upgrade) = self.upgrade.take() {
+            self.upgrade = Some(upgrade.in_scope(key, value()));
+        } else if let Some(Streamed::Stream(stream)) = self.streamed.as_mut() {
+            let inner = std::mem::replace(stream, Box::pin(EmptyStream));
+            *stream = Box::pin(ScopedStream::new(key, value(), inner));
+        }
+    }
 }
 
 thread_local! {
@@ -365,6 +382,76 @@ impl Response {
             .with_header("upgrade", protocol);
         let extra = res.extra.get_or_insert_with(Box::default);
         extra.upgrade = Some(super::upgrade::OnUpgrade::new(on_upgrade));
+        res
+    }
+
+    /// Keeps the task-local `key` set to `value()` for what runs after the middleware has
+    /// returned: every poll of a streamed body ([`Response::stream`], an
+    /// [`Sse`](crate::sse::Sse) stream) and the callback of an upgrade
+    /// ([`Response::upgrade`]). For a middleware that runs the rest of the chain in a
+    /// `tokio::task_local!` scope: the connection polls a response's stream, and runs its
+    /// upgrade, outside that scope, so without this the producer cannot read the value.
+    ///
+    /// `value` is called only when there is something to carry it into: an in-memory
+    /// response (or a file) costs one branch.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use chirp::Response;
+    ///
+    /// tokio::task_local! {
+    ///     static TENANT: &'static str;
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// // What a middleware does: the chain runs in its scope, the response carries it on.
+    /// let mut res = TENANT
+    ///     .scope("acme", async {
+    ///         // A producer that reads the task-local when it is polled, not when it is made.
+    ///         let chunks = futures_util::stream::poll_fn(|_| {
+    ///             std::task::Poll::Ready(Some(Ok::<_, std::io::Error>(Bytes::from(TENANT.get()))))
+    ///         });
+    ///         Response::stream(futures_util::StreamExt::take(chunks, 1))
+    ///     })
+    ///     .await;
+    /// res.carry_task_local(&TENANT, || "acme");
+    ///
+    /// // Polled later, outside the scope, as the server does.
+    /// let mut body = res.take_stream().unwrap();
+    /// let chunk = futures_util::StreamExt::next(&mut body).await.unwrap().unwrap();
+    /// assert_eq!(chunk, "acme");
+    /// # }
+    /// ```
+    #[inline]
+    pub fn carry_task_local<T: Send + 'static>(
+        &mut self,
+        key: &'static tokio::task::LocalKey<T>,
+        value: impl FnOnce() -> T,
+    ) {
+        if let Some(extra) = self.extra.as_mut() {
+            extra.carry_task_local(key, value);
+        }
+    }
+
+    /// Runs `chain` (the rest of a middleware chain) with `key` set to `value`, and carries the
+    /// value on into the response's stream or upgrade ([`Response::carry_task_local`]), without
+    /// cloning it: the value the scope held is taken back once the chain has answered.
+    pub(crate) async fn scoped<T, F>(
+        key: &'static tokio::task::LocalKey<T>,
+        value: T,
+        chain: F,
+    ) -> Response
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Response>,
+    {
+        let mut scoped = std::pin::pin!(key.scope(value, chain));
+        let mut res = scoped.as_mut().await;
+        if res.extra.is_some() {
+            if let Some(value) = scoped.as_mut().take_value() {
+                res.carry_task_local(key, || value);
+            }
+        }
         res
     }
 

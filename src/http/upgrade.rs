@@ -132,6 +132,21 @@ impl OnUpgrade {
     pub(crate) fn run(self, upgraded: Upgraded) -> Running {
         (self.0)(upgraded)
     }
+
+    /// The callback run with `key` set to `value`: the callback itself and every poll of its
+    /// future see it (a middleware's scope, carried into the upgraded connection's life,
+    /// which begins after the middleware has returned).
+    pub(crate) fn in_scope<T: Send + 'static>(
+        self,
+        key: &'static tokio::task::LocalKey<T>,
+        value: T,
+    ) -> OnUpgrade {
+        OnUpgrade(Box::new(move |upgraded| {
+            // The callback is called in the scope too (inside the async block's first poll):
+            // code before its own `async` block may read the value.
+            Box::pin(key.scope(value, async move { self.run(upgraded).await }))
+        }))
+    }
 }
 
 impl fmt::Debug for OnUpgrade {

@@ -86,7 +86,8 @@ impl Middleware for AccessLogMiddleware {
                 .unwrap_or_else(|| random_hex(16));
             let method = req.method();
             let path = req.path().to_owned();
-            let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+            // Carried on into a streamed body's producer and an upgrade callback.
+            let mut res = Response::scoped(&REQUEST_ID, id.clone(), next.run(req)).await;
             if res.header("x-request-id").is_none() {
                 res.append_header("x-request-id", id.clone());
             }
@@ -196,9 +197,13 @@ impl Drop for LoggedStream {
 /// # Errors
 /// [`LookupError`] outside a request handled by [`AccessLogMiddleware`].
 pub fn request_id() -> Result<String, LookupError> {
-    REQUEST_ID
-        .try_with(String::clone)
-        .map_err(|_| LookupError::new("No request id: add AccessLogMiddleware to the app (first)"))
+    REQUEST_ID.try_with(String::clone).map_err(|_| {
+        LookupError::new(
+            "No request id: add AccessLogMiddleware to the app (first). If it is there, \
+             this code runs outside the request's scope: a task started with tokio::spawn \
+             does not inherit it (read the id before spawning and move it in)",
+        )
+    })
 }
 
 #[cfg(test)]

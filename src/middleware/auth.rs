@@ -431,7 +431,12 @@ tokio::task_local! {
 }
 
 fn no_auth() -> LookupError {
-    LookupError::new("No active authentication. Ensure AuthMiddleware is added to the app (after SessionMiddleware).")
+    LookupError::new(
+        "No active authentication. Ensure AuthMiddleware is added to the app (after \
+         SessionMiddleware). If it is, this code runs outside the request's scope: a task \
+         started with tokio::spawn does not inherit it (read the user before spawning and move \
+         it in)",
+    )
 }
 
 fn context() -> Result<Arc<AuthContext>, LookupError> {
@@ -576,7 +581,8 @@ impl<U: AuthUser> Middleware for AuthMiddleware<U> {
                 retry_after: self.retry_after,
                 request: RequestInfo::of(&req),
             });
-            AUTH.scope(ctx, next.run(req)).await
+            // Carried on into a streamed body's producer and an upgrade callback.
+            Response::scoped(&AUTH, ctx, next.run(req)).await
         })
     }
 

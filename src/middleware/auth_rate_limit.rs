@@ -256,7 +256,8 @@ impl Middleware for AuthRateLimitMiddleware {
             if let Some(ip) = self.proxies.client_ip(&req) {
                 req.set_client_ip(ip);
             }
-            let now = self.clock.now();
+            // A test client's clock, when the test took it, is every middleware's clock.
+            let now = crate::sessions::client_now(&req).unwrap_or_else(|| self.clock.now());
             let ip = req
                 .client_ip()
                 .map_or_else(|| "-".to_owned(), |ip| ip.to_string());

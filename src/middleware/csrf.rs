@@ -234,6 +234,13 @@ impl Settings {
                 return Ok(token);
             }
         }
+        if session.is_read_only() {
+            return Err(LookupError::new(
+                "No CSRF token in this session yet, and the session is read-only inside a \
+                 response stream (its cookie went out with the headers): call get_csrf_token() \
+                 once in the handler, before returning the response",
+            ));
+        }
         let token = random_hex(self.token_length);
         session.insert(&self.session_key, &token);
         Ok(token)
@@ -427,7 +434,8 @@ impl Middleware for CsrfMiddleware {
                     return refuse(&req, "csrf.reject.invalid", "CSRF token invalid");
                 }
             }
-            CURRENT.scope(Scope { settings }, next.run(req)).await
+            // Carried on into a streamed body's producer and an upgrade callback.
+            Response::scoped(&CURRENT, Scope { settings }, next.run(req)).await
         })
     }
 
@@ -447,7 +455,9 @@ impl Middleware for CsrfMiddleware {
 fn scope<T>(f: impl FnOnce(&Scope) -> Result<T, LookupError>) -> Result<T, LookupError> {
     CURRENT.try_with(|s| f(s)).unwrap_or_else(|_| {
         Err(LookupError::new(
-            "No CSRF token available: add CsrfMiddleware (after SessionMiddleware) to the app",
+            "No CSRF token available: add CsrfMiddleware (after SessionMiddleware) to the app. \
+             If it is there, this code runs outside the request's scope: a task started with \
+             tokio::spawn does not inherit it (get the token before spawning and move it in)",
         ))
     })
 }

@@ -187,7 +187,9 @@ impl Middleware for SecurityHeadersMiddleware {
             let (mut res, nonce) = match &self.csp {
                 Some(parts) if parts.len() > 1 => {
                     let nonce = new_nonce();
-                    (NONCE.scope(nonce.clone(), next.run(req)).await, Some(nonce))
+                    // Carried on into a streamed body's producer and an upgrade callback.
+                    let res = Response::scoped(&NONCE, nonce.clone(), next.run(req)).await;
+                    (res, Some(nonce))
                 }
                 _ => (next.run(req).await, None),
             };
@@ -220,7 +222,10 @@ impl Middleware for SecurityHeadersMiddleware {
 pub fn csp_nonce() -> Result<String, LookupError> {
     NONCE.try_with(String::clone).map_err(|_| {
         LookupError::new(
-            "No CSP nonce: add SecurityHeadersMiddleware with a content_security_policy containing {nonce}",
+            "No CSP nonce: add SecurityHeadersMiddleware with a content_security_policy \
+             containing {nonce}. If it is there, this code runs outside the request's scope: a \
+             task started with tokio::spawn does not inherit it (read the nonce before spawning \
+             and move it in)",
         )
     })
 }

@@ -16,9 +16,13 @@
 //! The middleware loads the session from the cookie, runs the rest of the chain inside a
 //! `tokio::task_local!` scope holding it, then saves it into a `Set-Cookie` on the way out.
 //! Every handler and every middleware added after it reach it with
-//! [`get_session`](crate::sessions::get_session). A task
-//! spawned with `tokio::spawn` from a handler runs outside that scope: pass it the
-//! [`Session`] handle (changes made after the response has gone are not saved).
+//! [`get_session`](crate::sessions::get_session). So does the producer of a streamed
+//! response ([`Response::stream`], an [`Sse`](crate::sse::Sse) stream) and the callback of an
+//! upgrade ([`Response::upgrade`]), which run after the cookie went out with the headers:
+//! they get a read-only copy of the session as it was saved (a change there would be lost,
+//! so it is refused, saying so). A task spawned with `tokio::spawn` from a handler runs
+//! outside that scope: pass it the [`Session`] handle (changes made after the response has
+//! gone are not saved).
 //!
 //! A missing, malformed, tampered, expired or foreign cookie is never an error: the request
 //! gets an empty session and is served normally. When the handler fails (a 5xx, or a panic),
@@ -108,7 +112,9 @@ use crate::error::{ConfigurationError, Error};
 use crate::future::BoxFuture;
 use crate::http::{is_valid_cookie_name, Cookie, Request, Response, SameSite, StatusCode};
 use crate::service::{Middleware, Next};
-use crate::sessions::{Origin, SaveMode, Session, SessionConfig, Signer, Stamps, CURRENT};
+use crate::sessions::{
+    client_now, Origin, SaveMode, Session, SessionConfig, Signer, Stamps, CURRENT,
+};
 use crate::stores::{CookieStore, Internal, SessionStore};
 
 /// The session middleware. See the [module docs](self).
@@ -662,7 +668,8 @@ impl<S: SessionStore> Middleware for SessionMiddleware<S> {
 
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
         Box::pin(async move {
-            let now = self.config.clock.now();
+            // A test client's clock, when the test took it, is every middleware's clock.
+            let now = client_now(&req).unwrap_or_else(|| self.config.clock.now());
             let session = Session::for_request();
             // `loaded` is `None` while the one cookie remains to be loaded.
             let (cookie, loaded) = match Candidates::of(&req, &self.config.cookie_name) {
@@ -689,6 +696,10 @@ impl<S: SessionStore> Middleware for SessionMiddleware<S> {
             };
             let mut res = CURRENT.scope(session.clone(), next.run(req)).await;
             self.save(&mut res, &session, incoming, loaded, now).await;
+            // A stream's producer and an upgrade callback run after this, once the cookie has
+            // gone out with the headers: they read a copy of the session as saved, which
+            // refuses changes (they would be lost) and leaves this one to be recycled.
+            res.carry_task_local(&CURRENT, || session.read_only_copy());
             session.recycle();
             res
         })

@@ -16,7 +16,7 @@ pub(crate) use signer::HMACS;
 pub use config::{
     Clock, ManualClock, SaveMode, SessionConfig, SystemClock, DEFAULT_ABSOLUTE_TIMEOUT,
 };
+pub(crate) use session::{client_now, ClientClock, Origin, CURRENT};
 pub use session::{get_session, regenerate_session, Session};
-pub(crate) use session::{Origin, CURRENT};
 pub(crate) use signer::Stamps;
 pub use signer::{CookieError, Digest, Signer};

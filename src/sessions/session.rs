@@ -20,7 +20,15 @@ pub(crate) struct SessionState {
     /// Where the loaded session came from: its creation time and the reserved timestamps its
     /// cookie carried. The default for a new or regenerated session (created now).
     pub(crate) origin: Origin,
+    /// A copy handed to a response's stream or upgrade callback, after the cookie went out:
+    /// changes to it would be lost, so they are refused ([`READ_ONLY`]).
+    pub(crate) read_only: bool,
 }
+
+/// Why a session cannot be changed inside a response stream or an upgraded connection.
+pub(crate) const READ_ONLY: &str = "the session is read-only inside a response stream or an \
+    upgraded connection: its cookie went out with the response headers, so a change made here \
+    would be lost; change the session before returning the response";
 
 /// What the session middleware keeps of a loaded session's age, to save it again.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -103,15 +111,53 @@ impl Session {
             modified,
             regenerated,
             origin,
+            read_only,
         } = state;
         data.clear();
         (*modified, *regenerated, *origin) = (false, false, Origin::default());
+        *read_only = false;
         SPARE.set(Some(self));
+    }
+
+    /// A read-only copy of this session, for a response's stream or upgrade callback, which
+    /// run after the cookie was sent: reads see the data as it was saved, writes are refused
+    /// ([`Session::is_read_only`]).
+    pub(crate) fn read_only_copy(&self) -> Session {
+        let state = self.lock();
+        Session {
+            state: Arc::new(Mutex::new(SessionState {
+                data: state.data.clone(),
+                modified: false,
+                regenerated: false,
+                origin: state.origin,
+                read_only: true,
+            })),
+        }
+    }
+
+    /// Whether this session can no longer be changed: the one
+    /// [`get_session`] gives inside a response stream ([`Response::stream`](crate::Response::stream),
+    /// [`Sse`](crate::sse::Sse)) or an upgrade callback ([`Response::upgrade`](crate::Response::upgrade)),
+    /// which run after the session's cookie went out with the response headers. There,
+    /// [`Session::try_insert`] and [`regenerate_session`] return an error, and
+    /// [`Session::insert`], [`Session::remove`] and [`Session::clear`] panic, saying so.
+    pub fn is_read_only(&self) -> bool {
+        self.lock().read_only
     }
 
     /// A session attached to no request (for unit tests of code that takes a `Session`).
     pub fn detached() -> Session {
         Session::default()
+    }
+
+    /// The lock, for a change: a read-only session panics, naming the cause.
+    fn writable(&self) -> MutexGuard<'_, SessionState> {
+        let state = self.lock();
+        if state.read_only {
+            drop(state); // not poisoned by the panic
+            panic!("{READ_ONLY}");
+        }
+        state
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, SessionState> {
@@ -134,19 +180,25 @@ impl Session {
     /// Stores `value` under `key`.
     ///
     /// # Panics
-    /// If `value` cannot be represented as JSON (a map with non-string keys, a float NaN, ...):
+    /// If `value` cannot be represented as JSON (a map with non-string keys, a float NaN, ...),
+    /// or the session is read-only ([`Session::is_read_only`]: inside a response stream):
     /// that is a bug in the calling code, and the server turns the panic into a 500 with the
-    /// session left unchanged. Use [`Session::try_insert`] to handle it instead.
+    /// session left unchanged (inside a stream, the connection is closed). Use
+    /// [`Session::try_insert`] to handle it instead.
     pub fn insert<T: Serialize>(&self, key: &str, value: T) {
         if let Err(e) = self.try_insert(key, value) {
             panic!("Session::insert: {e}");
         }
     }
 
-    /// Stores `value` under `key`, or says why it cannot be represented as JSON.
+    /// Stores `value` under `key`, or says why it cannot: it cannot be represented as JSON,
+    /// or the session is read-only ([`Session::is_read_only`]).
     pub fn try_insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), serde_json::Error> {
         let value = serde_json::to_value(value)?;
         let mut state = self.lock();
+        if state.read_only {
+            return Err(<serde_json::Error as serde::ser::Error>::custom(READ_ONLY));
+        }
         // Replace in place when the key exists: no new key string.
         match state.data.get_mut(key) {
             Some(slot) => *slot = value,
@@ -159,16 +211,22 @@ impl Session {
     }
 
     /// Removes `key`, returning its value.
+    ///
+    /// # Panics
+    /// If the session is read-only ([`Session::is_read_only`]).
     pub fn remove(&self, key: &str) -> Option<Value> {
-        let mut state = self.lock();
+        let mut state = self.writable();
         let old = state.data.shift_remove(key);
         state.modified |= old.is_some();
         old
     }
 
     /// Removes everything.
+    ///
+    /// # Panics
+    /// If the session is read-only ([`Session::is_read_only`]).
     pub fn clear(&self) {
-        let mut state = self.lock();
+        let mut state = self.writable();
         state.modified |= !state.data.is_empty();
         state.data.clear();
     }
@@ -195,7 +253,7 @@ impl Session {
 
     /// Clears the data and marks the session for a freshly signed cookie.
     pub(crate) fn regenerate(&self) {
-        let mut state = self.lock();
+        let mut state = self.writable();
         state.data.clear();
         state.origin = Origin::default();
         state.modified = true;
@@ -211,11 +269,18 @@ tokio::task_local! {
 
 fn no_session() -> LookupError {
     LookupError::new(
-        "No active session. Ensure SessionMiddleware is added to the app before accessing the session.",
+        "No active session. Ensure SessionMiddleware is added to the app before accessing the \
+         session. If it is, this code runs outside the request's scope: a task started with \
+         tokio::spawn does not inherit it (call get_session() before spawning and move the \
+         Session into the task)",
     )
 }
 
 /// The current request's session.
+///
+/// Inside a response stream or an upgrade callback (which run after the middleware has
+/// returned and the cookie went out) it is a read-only copy of the session as it was saved
+/// ([`Session::is_read_only`]).
 ///
 /// # Errors
 /// [`LookupError`] outside a request handled by the session middleware
@@ -234,9 +299,29 @@ pub fn get_session() -> Result<Session, LookupError> {
 /// [`logout`](crate::middleware::auth::logout) call it).
 ///
 /// # Errors
-/// [`LookupError`] outside a session scope.
+/// [`LookupError`] outside a session scope, or inside a response stream or an upgrade
+/// callback, where the session is read-only ([`Session::is_read_only`]).
 pub fn regenerate_session() -> Result<Session, LookupError> {
     let session = get_session()?;
+    if session.is_read_only() {
+        return Err(LookupError::new(READ_ONLY));
+    }
     session.regenerate();
     Ok(session)
+}
+
+/// The test client's clock ([`TestClient::clock`](crate::testing::TestClient::clock)), in the
+/// extensions of every request the client sends once a test has taken it: the session
+/// middleware and the login rate limit then read the time from it rather than from their
+/// configured clock. Only the test client makes one (the type is private), and each client
+/// has its own: tests running in parallel do not share a time.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientClock(pub(crate) super::config::ManualClock);
+
+/// The test client's time for `req`, when it carries the client's clock (one branch for any
+/// other request: its extensions are empty).
+#[inline]
+pub(crate) fn client_now(req: &crate::http::Request) -> Option<u64> {
+    use super::config::Clock;
+    req.extensions().get::<ClientClock>().map(|c| c.0.now())
 }
