@@ -70,6 +70,9 @@ impl fmt::Display for LookupError {
 
 impl std::error::Error for LookupError {}
 
+/// The extension members of a problem (RFC 9457 §3.2), boxed.
+pub(crate) type Extensions = Box<Map<String, Value>>;
+
 /// An error that is meant for the client: a status code and its detail, what went wrong this
 /// time (`no note 7`), and optionally extension members (RFC 9457), such as the fields that
 /// failed validation. It is rendered by content negotiation: `application/problem+json`
@@ -94,7 +97,7 @@ pub struct HttpError {
     status: StatusCode,
     message: Cow<'static, str>,
     // Boxed and optional: most errors carry none, and an error moves through `Result`s.
-    extensions: Option<Box<Map<String, Value>>>,
+    extensions: Option<Extensions>,
 }
 
 impl HttpError {
@@ -226,13 +229,7 @@ impl HttpError {
 
     /// The status, the message and the extension members, taken apart (to make the
     /// response).
-    pub(crate) fn into_parts(
-        self,
-    ) -> (
-        StatusCode,
-        Cow<'static, str>,
-        Option<Box<Map<String, Value>>>,
-    ) {
+    pub(crate) fn into_parts(self) -> (StatusCode, Cow<'static, str>, Option<Extensions>) {
         (self.status, self.message, self.extensions)
     }
 }
@@ -307,13 +304,15 @@ type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// `Display` and `Debug`.
 ///
 /// ```
-/// fn main() -> Result<(), Box<dyn std::error::Error>> {
-///     let app = chirp::App::new();
-///     let _service = app.build()?; // a ConfigurationError
-///     let _parsed: u8 = "7".parse()?;
-///     Err(chirp::Error::other("not really"))?
+/// fn serve() -> Result<(), chirp::Error> {
+///     Ok(())
 /// }
-/// # // (the example's main returns an error on purpose)
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let _service = chirp::App::new().build()?; // a ConfigurationError
+///     serve()?; // a chirp::Error
+///     Ok(())
+/// }
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]

@@ -24,11 +24,14 @@ pub(crate) struct FieldError {
     pub(crate) message: String,
 }
 
+/// How serde's messages begin when they name the field themselves.
+const NAMING: [&str; 3] = ["missing field `", "unknown field `", "duplicate field `"];
+
 impl std::fmt::Display for FieldError {
     /// The message, after the field's path unless the message names the field already
     /// (`missing field `name``).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.field.is_empty() || self.message.contains('`') {
+        if self.field.is_empty() || NAMING.iter().any(|n| self.message.starts_with(n)) {
             f.write_str(&self.message)
         } else {
             write!(f, "{}: {}", self.field, self.message)
@@ -57,7 +60,7 @@ pub(crate) fn from_pairs<T: DeserializeOwned>(
 /// the parent's path and the name in the message's backquotes.
 pub(crate) fn field_name(path: &str, message: &str) -> String {
     let parent = if path == "." { "" } else { path };
-    let named = ["missing field `", "unknown field `", "duplicate field `"]
+    let named = NAMING
         .iter()
         .find_map(|start| message.strip_prefix(start))
         .and_then(|rest| rest.split('`').next());

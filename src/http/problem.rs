@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 use super::headers::{Headers, HeadersBuilder};
 use super::method::Method;
-use super::response::{IntoResponse, Response};
+use super::response::{Cause, IntoResponse, Pending, Response};
 use crate::error::{ConfigurationError, Error, HttpError, LookupError};
 use crate::status::StatusCode;
 
@@ -292,49 +292,22 @@ fn failure(cause: Box<dyn std::error::Error + Send + Sync>) -> Response {
         Pending {
             detail: Cow::Borrowed("Internal Server Error"),
             extensions: None,
-            cause: Some(Cause(Some(cause))),
+            cause: Some(Cause::new(cause)),
         },
     )
 }
 
-/// An error response not yet rendered: what the problem will say, and the failure behind a
-/// `500`, to log.
-#[derive(Debug)]
-pub(crate) struct Pending {
-    pub(crate) detail: Cow<'static, str>,
-    pub(crate) extensions: Option<Box<Map<String, Value>>>,
-    pub(crate) cause: Option<Cause>,
-}
-
-/// The failure behind a `500`: logged where the response is rendered, with the request's
-/// method, path and id; or, if a middleware drops the response before that, when dropped
-/// (with less to say, but never silently).
-#[derive(Debug)]
-pub(crate) struct Cause(Option<Box<dyn std::error::Error + Send + Sync>>);
-
-impl Cause {
-    /// Logs the failure for the request `problem` answers, once.
-    fn log(mut self, problem: &Problem, request_id: Option<&str>) {
-        if let Some(error) = self.0.take() {
-            tracing::error!(
-                method = problem.method().map(Method::as_str),
-                path = problem.path(),
-                request_id,
-                error = %Error::chain(error.as_ref()),
-                "request failed: answered 500 Internal Server Error"
-            );
-        }
-    }
-}
-
-impl Drop for Cause {
-    fn drop(&mut self) {
-        if let Some(error) = self.0.take() {
-            tracing::error!(
-                error = %Error::chain(error.as_ref()),
-                "request failed: its 500 response was dropped before it was sent"
-            );
-        }
+/// Logs `failure`, the cause of the `500` that answers the request of `problem`: once, at
+/// `ERROR`, with its chain of sources and the request's method, path and id.
+fn log_failure(mut failure: Cause, problem: &Problem, request_id: Option<&str>) {
+    if let Some(error) = failure.take() {
+        tracing::error!(
+            method = problem.method().map(Method::as_str),
+            path = problem.path(),
+            request_id,
+            error = %Error::chain(error.as_ref()),
+            "request failed: answered 500 Internal Server Error"
+        );
     }
 }
 
@@ -466,7 +439,7 @@ pub(crate) fn render(mut res: Response, how: Rendering<'_>) -> Response {
         request,
     };
     if let Some(cause) = pending.cause {
-        cause.log(&problem, res.header("x-request-id"));
+        log_failure(cause, &problem, res.header("x-request-id"));
     }
     let mut rendered = match how.handler {
         Some(handler) => handler(&problem),

@@ -92,9 +92,49 @@ struct Extra {
     /// Set on the error responses chirp makes (router, handler errors, panics, server
     /// refusals): their detail, extension members and cause, for the app's error handler
     /// (see [`App::error_handler`](crate::App::error_handler)).
-    problem: Option<super::problem::Pending>,
+    problem: Option<Pending>,
     /// The callback of a `101 Switching Protocols` ([`Response::upgrade`]).
     upgrade: Option<super::upgrade::OnUpgrade>,
+}
+
+/// An error response not yet rendered (see [`Response::error`]): what its problem will say,
+/// and the failure behind a `500`, to log. Rendered and logged by `problem::render`.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) detail: Cow<'static, str>,
+    pub(crate) extensions: Option<Box<serde_json::Map<String, serde_json::Value>>>,
+    pub(crate) cause: Option<Cause>,
+}
+
+/// The failure behind a `500`: logged where the response is rendered, with the request's
+/// method, path and id; or, if a middleware drops the response before that, when dropped
+/// (with less to say, but never silently).
+#[derive(Debug)]
+pub(crate) struct Cause(Option<BoxedError>);
+
+/// A failure, boxed.
+type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Cause {
+    pub(crate) fn new(error: BoxedError) -> Cause {
+        Cause(Some(error))
+    }
+
+    /// The failure, once: whoever logs it takes it.
+    pub(crate) fn take(&mut self) -> Option<BoxedError> {
+        self.0.take()
+    }
+}
+
+impl Drop for Cause {
+    fn drop(&mut self) {
+        if let Some(error) = self.take() {
+            tracing::error!(
+                error = %crate::error::Error::chain(error.as_ref()),
+                "request failed: its 500 response was dropped before it was sent"
+            );
+        }
+    }
 }
 
 thread_local! {
@@ -563,7 +603,7 @@ impl Response {
     pub fn error(status: StatusCode, detail: impl Into<Cow<'static, str>>) -> Response {
         Response::error_with(
             status,
-            super::problem::Pending {
+            Pending {
                 detail: detail.into(),
                 extensions: None,
                 cause: None,
@@ -572,7 +612,7 @@ impl Response {
     }
 
     /// An error response of chirp's own making, with all that its rendering needs.
-    pub(crate) fn error_with(status: StatusCode, problem: super::problem::Pending) -> Response {
+    pub(crate) fn error_with(status: StatusCode, problem: Pending) -> Response {
         let body = Bytes::from(problem.detail.clone().into_owned());
         let mut res = Response::text(body).with_status(status);
         res.extra = Some(Box::new(Extra {
@@ -590,7 +630,7 @@ impl Response {
 
     /// Takes out what an error response made by [`Response::error`] is to render, leaving
     /// a response that is no longer marked as one.
-    pub(crate) fn take_problem(&mut self) -> Option<super::problem::Pending> {
+    pub(crate) fn take_problem(&mut self) -> Option<Pending> {
         self.extra.as_mut()?.problem.take()
     }
 
