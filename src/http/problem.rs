@@ -439,7 +439,12 @@ pub(crate) fn render(mut res: Response, how: Rendering<'_>) -> Response {
         request,
     };
     if let Some(cause) = pending.cause {
-        log_failure(cause, &problem, res.header("x-request-id"));
+        // The id the access log gave the request, echoed on its response.
+        let request_id = res
+            .headers()
+            .find(|(name, _)| name.eq_ignore_ascii_case("x-request-id"))
+            .map(|(_, value)| value);
+        log_failure(cause, &problem, request_id);
     }
     let mut rendered = match how.handler {
         Some(handler) => handler(&problem),
