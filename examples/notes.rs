@@ -15,7 +15,13 @@
 //! warnings and security events go to stdout (`RUST_LOG`, default `info`). After logging in,
 //! the browser goes to `?next=` when it is a path on this site (`safe_redirect`), else to
 //! `/notes`. API clients fetch a CSRF token from `GET /api/csrf` and send it as
-//! `X-CSRF-Token`. `tests/notes.rs` drives it through `TestClient`.
+//! `X-CSRF-Token`.
+//!
+//! Errors: everything under `/api` is the JSON API (`App::api_prefix`), where every error
+//! (401, 403, 404, 405, 413, 415, 422, 500) is `application/problem+json` whatever the
+//! client's `Accept`; elsewhere an error is an HTML page (`error_page`), unless the client
+//! asked for JSON. `tests/notes.rs` drives it through `TestClient`, and
+//! `tests/api_errors.rs` over a socket.
 
 use std::sync::Mutex;
 
@@ -29,7 +35,9 @@ use chirp::middleware::sessions::SessionMiddleware;
 use chirp::security::{audit, safe_redirect, secret_key_from_env};
 use chirp::sessions::flash::{flash_with, take_flashes};
 use chirp::sessions::SessionConfig;
-use chirp::{App, ConfigurationError, Error, HttpError, Method, Request, Response, StatusCode};
+use chirp::{
+    App, ConfigurationError, Error, HttpError, Method, Problem, Request, Response, StatusCode,
+};
 use serde::{Deserialize, Serialize};
 
 /// The signed-in user: the one account, by name.
@@ -212,7 +220,11 @@ async fn api_list(req: Request) -> Result<Response, Error> {
 async fn api_add(req: Request) -> Result<Response, Error> {
     let note: NewNote = req.json()?;
     if note.text.trim().is_empty() {
-        return Err(HttpError::unprocessable("text must not be empty").into());
+        // The field, as `req.json()` names it when the body does not fit: clients read
+        // the problem's `errors` member the same way for both.
+        return Err(HttpError::unprocessable("the note is not valid")
+            .with_field_error("text", "must not be empty")
+            .into());
     }
     let note = req.state::<Notes>()?.add(note.text);
     Ok(Response::json(&note).with_status(StatusCode::CREATED))
@@ -224,6 +236,23 @@ async fn api_delete(req: Request) -> Result<Response, Error> {
         return Err(HttpError::not_found(format!("no note {id}")).into());
     }
     Ok(Response::empty(StatusCode::NO_CONTENT))
+}
+
+/// The page of an error outside the API (the API's errors are problem+json). It runs after
+/// the middleware, outside their scopes (no flash messages, no CSP nonce: no inline style),
+/// and shows only what is safe: the status, and the detail chirp made for the client.
+fn error_page(problem: &Problem) -> Response {
+    let what = match (problem.status(), problem.path()) {
+        (StatusCode::NOT_FOUND, Some(path)) => format!("Nothing at {}.", escape(path)),
+        _ => escape(problem.detail()),
+    };
+    Response::html(format!(
+        "<!doctype html><meta charset=utf-8><title>{status} {title}</title>\
+         <h1>{title}</h1><p>{what}</p><p><a href=/notes>Your notes</a></p>",
+        status = problem.status().as_u16(),
+        title = problem.title(),
+    ))
+    .with_status(problem.status())
 }
 
 /// The app, as `main` serves it and `tests/notes.rs` tests it.
@@ -244,6 +273,13 @@ pub fn app() -> Result<App, Error> {
     let user_name = account.name.clone();
 
     let mut app = App::new();
+    // The JSON API: errors there are problem+json for every client, and the auth middleware
+    // answers 401 there rather than redirecting to the login page.
+    app.api_prefix("/api");
+    app.error_handler(|problem| match problem.prefers_json() {
+        true => problem.default_response(),
+        false => error_page(problem),
+    });
     app.state(account);
     app.state(Notes::default());
     // Outermost first: the log sees every request, refusals included; the headers go on
@@ -255,12 +291,10 @@ pub fn app() -> Result<App, Error> {
     app.add_middleware(AuthRateLimitMiddleware::new().per_username("username"));
     app.add_middleware(SessionMiddleware::new(SessionConfig::new(secret))?);
     app.add_middleware(AuthMiddleware::new(
-        AuthConfig::new()
-            .load_user(move |id: String| {
-                let user = (id == user_name).then_some(User { name: id });
-                async move { user }
-            })
-            .api_prefix("/api"),
+        AuthConfig::new().load_user(move |id: String| {
+            let user = (id == user_name).then_some(User { name: id });
+            async move { user }
+        }), // its API prefix: the app's
     )?);
     // After sessions (the build checks it): every form and every API write needs the token.
     app.add_middleware(CsrfMiddleware::new(CsrfConfig::default())?);
@@ -285,13 +319,6 @@ pub fn app() -> Result<App, Error> {
         &[Method::Delete],
         login_required(api_delete),
     );
-    app.fallback(|req: Request| async move {
-        let body = format!(
-            "<p>Nothing at {}. <a href=/notes>Your notes</a></p>",
-            escape(req.path())
-        );
-        page("Not found", &body).map(|p| p.with_status(StatusCode::NOT_FOUND))
-    });
     Ok(app)
 }
 

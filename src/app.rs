@@ -39,6 +39,7 @@ pub struct App {
     /// checked against `state` at build.
     state_needs: Vec<(String, StateType)>,
     error_handler: Option<ErrorHandler>,
+    api_prefix: Option<Arc<str>>,
     errors: Vec<ConfigurationError>,
     config: ServerConfig,
 }
@@ -165,25 +166,70 @@ impl App {
     /// a refusal still closes the connection, and is rendered without reading its body or
     /// running a handler. Responses a handler builds itself are not passed here.
     ///
+    /// The [`Problem`](crate::Problem) it gets knows the request: its method, path and
+    /// headers ([`Problem::method`](crate::Problem::method), [`path`](crate::Problem::path),
+    /// [`headers`](crate::Problem::headers); `None` for a request the server refused before
+    /// its head was read whole), and whether it wants JSON
+    /// ([`prefers_json`](crate::Problem::prefers_json): under the
+    /// [`api_prefix`](App::api_prefix), or by its `Accept`). The handler runs after the
+    /// middleware, outside their scopes: what it needs of the request is on the problem.
+    ///
     /// Without one, errors are rendered by content negotiation
     /// ([`Problem::default_response`](crate::Problem::default_response)):
-    /// `application/problem+json` (RFC 9457) for clients that prefer JSON, plain text
-    /// otherwise.
+    /// `application/problem+json` (RFC 9457) under the API prefix and for clients that
+    /// prefer JSON, plain text otherwise.
     ///
     /// ```
     /// use chirp::{App, Response};
     /// let mut app = App::new();
+    /// app.api_prefix("/api");
     /// app.error_handler(|problem| {
-    ///     Response::html(format!("<h1>{} {}</h1>", problem.status().as_u16(), problem.title()))
+    ///     if problem.prefers_json() {
+    ///         return problem.default_response();
+    ///     }
+    ///     let path = problem.path().unwrap_or("this address");
+    ///     Response::html(format!("<h1>{} {}</h1><p>at {path}</p>", problem.status().as_u16(), problem.title()))
     ///         .with_status(problem.status())
     ///         .with_header("x-frame-options", "DENY")
     /// });
     /// ```
+    /// (A page that shows what the request said, as this one shows the path, escapes it.)
     pub fn error_handler(
         &mut self,
         render: impl Fn(&crate::http::Problem) -> crate::http::Response + Send + Sync + 'static,
     ) -> &mut App {
         self.error_handler = Some(Box::new(render));
+        self
+    }
+
+    /// Marks `prefix` (and every path below it: `/api` covers `/api` and `/api/notes`, not
+    /// `/apis`) as the app's JSON API. Every error chirp makes for a path there is
+    /// `application/problem+json` (RFC 9457), whatever the request's `Accept` says (none,
+    /// `*/*`, `text/html`): curl, `fetch()` and HTTP libraries get errors they can read,
+    /// while browsers elsewhere get the app's pages. The server's own refusals of such a
+    /// request (a body too large, say) are rendered the same way.
+    ///
+    /// The setting is shared: the auth middleware uses it when its own
+    /// [`AuthConfig::api_prefix`](crate::middleware::auth::AuthConfig::api_prefix) is not
+    /// set (401 there, not a redirect to log in), the error handler sees it as
+    /// [`Problem::is_api`](crate::Problem::is_api), and any middleware as
+    /// [`Next::api_prefix`](crate::Next::api_prefix). The prefix is normalised as request
+    /// paths are (`api/` is `/api`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use chirp::{App, Method, Request, StatusCode};
+    /// let mut app = App::new();
+    /// app.api_prefix("/api");
+    /// let client = chirp::testing::TestClient::new(app);
+    /// let res = client.send(Request::new(Method::Get, "/api/nope").with_header("Accept", "text/html")).await;
+    /// assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    /// assert_eq!(res.header("content-type"), Some("application/problem+json"));
+    /// assert_eq!(client.get("/nope").await.header("content-type"), Some("text/plain; charset=utf-8"));
+    /// # }
+    /// ```
+    pub fn api_prefix(&mut self, prefix: &str) -> &mut App {
+        self.api_prefix = Some(Arc::from(crate::http::target::normalize_prefix(prefix)));
         self
     }
 
@@ -265,6 +311,7 @@ impl App {
             router: self.router,
             state: Arc::new(self.state),
             error_handler: self.error_handler,
+            api_prefix: self.api_prefix,
         };
         Ok((Service::new(chain), self.config))
     }

@@ -1,8 +1,12 @@
-//! Errors. Each type says what went wrong and what to do about it, implements
-//! [`std::error::Error`], and converts into [`chirp::Error`](Error) so handlers can use `?`.
+//! Errors. Each of chirp's error types says what went wrong and what to do about it,
+//! implements [`std::error::Error`], and converts into [`chirp::Error`](Error), as does every
+//! other error type, so handlers can use `?` on anything.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
+
+use serde_json::{Map, Value};
 
 use crate::status::StatusCode;
 
@@ -66,21 +70,34 @@ impl fmt::Display for LookupError {
 
 impl std::error::Error for LookupError {}
 
+/// The extension members of a problem (RFC 9457 §3.2), boxed.
+pub(crate) type Extensions = Box<Map<String, Value>>;
+
 /// An error that is meant for the client: a status code and its detail, what went wrong this
-/// time (`no note 7`). It is rendered by content negotiation: `application/problem+json`
-/// (RFC 9457: `type`, `title` = the status phrase, `status`, `detail`) for clients that prefer
-/// JSON, the detail as `text/plain` otherwise, or by the app's
-/// [`error_handler`](crate::App::error_handler).
+/// time (`no note 7`), and optionally extension members (RFC 9457), such as the fields that
+/// failed validation. It is rendered by content negotiation: `application/problem+json`
+/// (RFC 9457: `type`, `title` = the status phrase, `status`, `detail`, then the extension
+/// members) for clients that prefer JSON and for paths under the app's
+/// [`api_prefix`](crate::App::api_prefix), the detail as `text/plain` otherwise, or by the
+/// app's [`error_handler`](crate::App::error_handler).
 ///
 /// ```
 /// use chirp::{HttpError, StatusCode};
 /// let e = HttpError::not_found("no such user");
 /// assert_eq!(e.status(), StatusCode::NOT_FOUND);
+///
+/// let e = HttpError::unprocessable("the note is not valid")
+///     .with_field_error("text", "must not be empty")
+///     .with_extension("limit", 280);
+/// assert_eq!(e.extension("errors").unwrap()[0]["field"], "text");
+/// assert_eq!(e.extension("limit").unwrap(), 280);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpError {
     status: StatusCode,
     message: Cow<'static, str>,
+    // Boxed and optional: most errors carry none, and an error moves through `Result`s.
+    extensions: Option<Extensions>,
 }
 
 impl HttpError {
@@ -89,6 +106,7 @@ impl HttpError {
         Self {
             status,
             message: message.into(),
+            extensions: None,
         }
     }
 
@@ -112,9 +130,15 @@ impl HttpError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
-    /// 413 Payload Too Large.
+    /// 413 Content Too Large.
+    pub fn content_too_large(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::CONTENT_TOO_LARGE, message)
+    }
+
+    /// 413 Content Too Large, under its name before RFC 9110; the same as
+    /// [`HttpError::content_too_large`].
     pub fn payload_too_large(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+        Self::content_too_large(message)
     }
 
     /// 415 Unsupported Media Type.
@@ -124,12 +148,61 @@ impl HttpError {
 
     /// 422 Unprocessable Content: well-formed, but not what the handler expects.
     pub fn unprocessable(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+        Self::new(StatusCode::UNPROCESSABLE_CONTENT, message)
     }
 
-    /// 500 Internal Server Error.
+    /// 500 Internal Server Error. The message is sent to the client, so it must say nothing
+    /// internal: for a failure, return the error itself (`?`), which is logged and answered
+    /// `500` without details.
     pub fn internal(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
+    /// Adds the extension member `name` (RFC 9457 §3.2), sent with the problem details:
+    /// `"errors"`, `"balance"`, `"retry_after"`, ... A second value for the same name
+    /// replaces the first. The standard members (`type`, `title`, `status`, `detail`) are
+    /// chirp's: extension members of those names are not sent.
+    pub fn with_extension(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.extensions
+            .get_or_insert_with(Box::default)
+            .insert(name.into(), value.into());
+        self
+    }
+
+    /// Adds `{"field": field, "message": message}` to the `errors` extension member (a
+    /// list, made by the first call): what [`Request::json`](crate::Request::json),
+    /// [`form`](crate::Request::form) and [`query_as`](crate::Request::query_as) send with
+    /// their `422`s, and what an app's own validation can send the same way.
+    ///
+    /// ```
+    /// use chirp::HttpError;
+    /// let e = HttpError::unprocessable("2 fields are not valid")
+    ///     .with_field_error("email", "is not an e-mail address")
+    ///     .with_field_error("age", "must be at least 18");
+    /// assert_eq!(
+    ///     e.extension("errors").unwrap(),
+    ///     &serde_json::json!([
+    ///         {"field": "email", "message": "is not an e-mail address"},
+    ///         {"field": "age", "message": "must be at least 18"},
+    ///     ])
+    /// );
+    /// ```
+    pub fn with_field_error(
+        mut self,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        let entry = serde_json::json!({ "field": field.into(), "message": message.into() });
+        let errors = self
+            .extensions
+            .get_or_insert_with(Box::default)
+            .entry("errors")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        match errors {
+            Value::Array(list) => list.push(entry),
+            other => *other = Value::Array(vec![entry]),
+        }
+        self
     }
 
     /// The status code.
@@ -142,9 +215,22 @@ impl HttpError {
         &self.message
     }
 
-    /// The status and the message, taken apart (to make the response).
-    pub(crate) fn into_parts(self) -> (StatusCode, Cow<'static, str>) {
-        (self.status, self.message)
+    /// The extension member `name`, if set.
+    pub fn extension(&self, name: &str) -> Option<&Value> {
+        self.extensions.as_ref()?.get(name)
+    }
+
+    /// Every extension member, in the order they were first set.
+    pub fn extensions(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.extensions
+            .iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+
+    /// The status, the message and the extension members, taken apart (to make the
+    /// response).
+    pub(crate) fn into_parts(self) -> (StatusCode, Cow<'static, str>, Option<Extensions>) {
+        (self.status, self.message, self.extensions)
     }
 }
 
@@ -162,12 +248,72 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
-/// Any error a handler may return. Every chirp error converts into it, so `?` works in
-/// handlers that return `Result<_, chirp::Error>`.
+/// The errors a `Box<dyn Error>` holds.
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Any error a handler (or a middleware, see [`Middleware`](crate::Middleware)) may return:
+/// every error type converts into it, chirp's and other crates' (sqlx, minijinja, argon2,
+/// `JoinError`, ...), so `?` works on them all in a function that returns
+/// `Result<_, chirp::Error>`.
 ///
-/// As a response: an [`HttpError`] is sent as it is; anything else is a server fault, logged
-/// with `tracing` and answered `500 Internal Server Error` without details (they stay in the
-/// log, not in front of the client).
+/// As a response: an [`HttpError`] is sent with its status, message and extension members;
+/// anything else is a server fault, answered `500 Internal Server Error` without details
+/// (they stay in the log, not in front of the client) and logged once, at `ERROR`, with its
+/// whole chain of sources and the request's method, path and request id.
+///
+/// ```
+/// use chirp::{Error, HttpError, Request};
+///
+/// #[derive(Debug)]
+/// struct DbDown;
+/// impl std::fmt::Display for DbDown {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("the database is down")
+///     }
+/// }
+/// impl std::error::Error for DbDown {}
+///
+/// fn load(id: u64) -> Result<String, DbDown> {
+///     if id == 0 { Err(DbDown) } else { Ok(format!("note {id}")) }
+/// }
+///
+/// async fn show(req: Request) -> Result<String, Error> {
+///     let id: u64 = req.param_as("id")?; // an HttpError: 400
+///     let note = load(id)?; // any other error: 500, logged
+///     let _n: u32 = "12".parse()?; // std's errors too
+///     Ok(note)
+/// }
+///
+/// let e = Error::from(DbDown);
+/// assert_eq!(e.status(), chirp::StatusCode::INTERNAL_SERVER_ERROR);
+/// assert!(e.downcast_ref::<DbDown>().is_some());
+/// // chirp's own errors are recognised, and keep their status.
+/// let e = Error::from(HttpError::not_found("no note 7"));
+/// assert_eq!(e.status(), chirp::StatusCode::NOT_FOUND);
+/// ```
+///
+/// # Why `chirp::Error` does not implement `std::error::Error`
+///
+/// Like `anyhow::Error`, and for the same reason: the conversion from every error type,
+/// `impl<E: std::error::Error> From<E> for chirp::Error`, would then include
+/// `From<chirp::Error> for chirp::Error`, which the standard library already defines (every
+/// type converts into itself), and Rust refuses the overlap. What it gives up is kept by hand:
+/// it converts into `Box<dyn std::error::Error>` (with or without `Send + Sync`), so a `main`
+/// or a test that returns `Result<(), Box<dyn std::error::Error>>` still uses `?` on it;
+/// [`Error::as_dyn`] and [`Error::into_inner`] reach the error inside; and it implements
+/// `Display` and `Debug`.
+///
+/// ```
+/// fn serve() -> Result<(), chirp::Error> {
+///     Ok(())
+/// }
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let _service = chirp::App::new().build()?; // a ConfigurationError
+///     serve()?; // a chirp::Error
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -182,12 +328,12 @@ pub enum Error {
     /// An I/O error.
     Io(std::io::Error),
     /// Any other error.
-    Other(Box<dyn std::error::Error + Send + Sync>),
+    Other(BoxError),
 }
 
 impl Error {
-    /// Wraps any error.
-    pub fn other(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    /// Wraps any error, or a message (`Error::other("no such file")`).
+    pub fn other(error: impl Into<BoxError>) -> Self {
         Error::Other(error.into())
     }
 
@@ -197,6 +343,52 @@ impl Error {
             Error::Http(e) => e.status(),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// The error inside, as a `std::error::Error` (for its `source()` chain, or to log it).
+    pub fn as_dyn(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        match self {
+            Error::Http(e) => e,
+            Error::Configuration(e) => e,
+            Error::Lookup(e) => e,
+            Error::Json(e) => e,
+            Error::Io(e) => e,
+            Error::Other(e) => e.as_ref(),
+        }
+    }
+
+    /// The error inside, boxed: the error that was converted (`?`) into this one.
+    pub fn into_inner(self) -> BoxError {
+        match self {
+            Error::Http(e) => Box::new(e),
+            Error::Configuration(e) => Box::new(e),
+            Error::Lookup(e) => Box::new(e),
+            Error::Json(e) => Box::new(e),
+            Error::Io(e) => Box::new(e),
+            Error::Other(e) => e,
+        }
+    }
+
+    /// The error inside, if it is a `T`.
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.as_dyn().downcast_ref()
+    }
+
+    /// The error and its sources, outermost first, joined with `: ` (`reading notes.db:
+    /// permission denied`): what the log says of a failure.
+    pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            let next = cause.to_string();
+            // Wrappers that repeat their source's text (`Display` forwarding) add nothing.
+            if !text.ends_with(&next) {
+                text.push_str(": ");
+                text.push_str(&next);
+            }
+            source = cause.source();
+        }
+        text
     }
 }
 
@@ -213,33 +405,141 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Http(e) => Some(e),
-            Error::Configuration(e) => Some(e),
-            Error::Lookup(e) => Some(e),
-            Error::Json(e) => Some(e),
-            Error::Io(e) => Some(e),
-            Error::Other(e) => Some(e.as_ref()),
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
+    /// Any error. chirp's own types are recognised by a check of their type (no allocation),
+    /// so an [`HttpError`] keeps its status; anything else is [`Error::Other`], a `500`.
+    fn from(error: E) -> Self {
+        // The value behind `dyn Any`, taken out of its slot when it is of a known type.
+        let mut slot = Some(error);
+        let any = &mut slot as &mut dyn Any;
+        if let Some(e) = any.downcast_mut::<Option<HttpError>>() {
+            return e.take().map_or_else(taken, Error::Http);
         }
+        if let Some(e) = any.downcast_mut::<Option<ConfigurationError>>() {
+            return e.take().map_or_else(taken, Error::Configuration);
+        }
+        if let Some(e) = any.downcast_mut::<Option<LookupError>>() {
+            return e.take().map_or_else(taken, Error::Lookup);
+        }
+        if let Some(e) = any.downcast_mut::<Option<serde_json::Error>>() {
+            return e.take().map_or_else(taken, Error::Json);
+        }
+        if let Some(e) = any.downcast_mut::<Option<std::io::Error>>() {
+            return e.take().map_or_else(taken, Error::Io);
+        }
+        slot.map_or_else(taken, |e| Error::Other(Box::new(e)))
     }
 }
 
-macro_rules! error_from {
-    ($($variant:ident($ty:ty)),* $(,)?) => {
-        $(impl From<$ty> for Error {
-            fn from(e: $ty) -> Self {
-                Error::$variant(e)
-            }
-        })*
-    };
+/// The slot of [`Error::from`] is full until one branch takes its value, and that branch
+/// returns: this is never called (it keeps the conversion free of panics).
+#[cold]
+fn taken() -> Error {
+    Error::other("an error converted twice")
 }
 
-error_from!(
-    Http(HttpError),
-    Configuration(ConfigurationError),
-    Lookup(LookupError),
-    Json(serde_json::Error),
-    Io(std::io::Error),
-);
+impl From<Error> for Box<dyn std::error::Error + Send + Sync + 'static> {
+    /// The error inside ([`Error::into_inner`]): `?` on a `chirp::Error` in a function that
+    /// returns `Result<_, Box<dyn Error + Send + Sync>>`.
+    fn from(error: Error) -> Self {
+        error.into_inner()
+    }
+}
+
+impl From<Error> for Box<dyn std::error::Error + Send + 'static> {
+    /// The error inside ([`Error::into_inner`]).
+    fn from(error: Error) -> Self {
+        error.into_inner()
+    }
+}
+
+impl From<Error> for Box<dyn std::error::Error + 'static> {
+    /// The error inside ([`Error::into_inner`]): `?` on a `chirp::Error` in a `main` that
+    /// returns `Result<(), Box<dyn Error>>`.
+    fn from(error: Error) -> Self {
+        error.into_inner()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("reading notes.db")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn chirps_own_errors_are_recognised_through_the_blanket_conversion() {
+        let e = Error::from(HttpError::forbidden("no"));
+        assert!(matches!(&e, Error::Http(h) if h.status() == StatusCode::FORBIDDEN));
+        assert!(matches!(
+            Error::from(ConfigurationError::new("x")),
+            Error::Configuration(_)
+        ));
+        assert!(matches!(
+            Error::from(LookupError::new("x")),
+            Error::Lookup(_)
+        ));
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        assert!(matches!(Error::from(json), Error::Json(_)));
+        let io = std::io::Error::other("disk");
+        assert!(matches!(Error::from(io), Error::Io(_)));
+        let e = Error::from(Outer(std::io::Error::other("permission denied")));
+        assert!(matches!(&e, Error::Other(_)));
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(e.downcast_ref::<Outer>().is_some());
+    }
+
+    #[test]
+    fn the_chain_names_every_source() {
+        let e = Error::from(Outer(std::io::Error::other("permission denied")));
+        assert_eq!(
+            Error::chain(e.as_dyn()),
+            "reading notes.db: permission denied"
+        );
+        let boxed: Box<dyn std::error::Error> = e.into();
+        assert_eq!(boxed.to_string(), "reading notes.db");
+        assert!(boxed.source().is_some());
+    }
+
+    #[test]
+    fn question_mark_on_other_crates_errors() {
+        fn parse(s: &str) -> Result<u8, Error> {
+            Ok(s.parse::<u8>()?)
+        }
+        assert!(matches!(parse("x"), Err(Error::Other(_))));
+        fn in_main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            Err(Error::from(HttpError::not_found("gone")))?
+        }
+        let e = in_main().unwrap_err();
+        assert_eq!(
+            e.downcast_ref::<HttpError>().map(HttpError::status),
+            Some(StatusCode::NOT_FOUND)
+        );
+    }
+
+    #[test]
+    fn field_errors_gather_in_a_list() {
+        let e = HttpError::unprocessable("bad")
+            .with_field_error("a", "x")
+            .with_field_error("b", "y");
+        assert_eq!(
+            e.extension("errors"),
+            Some(&serde_json::json!([
+                {"field": "a", "message": "x"},
+                {"field": "b", "message": "y"}
+            ]))
+        );
+        assert_eq!(e.extensions().count(), 1);
+    }
+}

@@ -59,6 +59,8 @@ pub mod testing;
 pub use app::App;
 pub use error::{ConfigurationError, Error, HttpError, LookupError};
 pub use future::BoxFuture;
+#[cfg(feature = "multipart")]
+pub use http::multipart;
 pub use http::sse;
 pub use http::{
     BodyConfig, Cookie, IntoResponse, Method, Problem, Request, Response, SameSite, StatusCode,

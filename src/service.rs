@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::future::{BoxFuture, FutureSlot};
 use crate::http::file::Conditionals;
+use crate::http::problem::{ErrorHead, Rendering};
 use crate::http::upgrade::is_upgrade_request;
 use crate::http::{IntoResponse, Request, Response, StatusCode};
 use crate::panic::{catch_panic, guarded, panic_response};
@@ -44,6 +45,7 @@ impl Service {
             router: Router::default(),
             state: Arc::default(),
             error_handler: None,
+            api_prefix: None,
         })
     }
 
@@ -84,20 +86,29 @@ impl Service {
         {
             *res = misplaced_switch(res.is_upgrade());
         }
-        self.render(res, hints.prefers_json);
+        if res.is_error() {
+            self.render(res, hints.prefers_json, hints.head);
+        }
     }
 
-    /// Renders `res` if it is an error chirp made (through the app's error handler, or by
-    /// content negotiation); anything else passes as it is.
+    /// Renders `res`, an error chirp made (through the app's error handler, or by content
+    /// negotiation: problem+json for JSON clients and under the app's API prefix), with what
+    /// is known of its request (`head`: `None` for a request refused before its head was
+    /// read); anything else passes as it is. The server renders its refusals here too, so
+    /// that they look like the app's other errors.
     /// (In place: a response that is not an error, nearly all, is not moved.)
-    #[inline]
-    pub(crate) fn render(&self, res: &mut Response, prefers_json: bool) {
-        if res.problem_detail().is_some() {
+    #[cold]
+    pub(crate) fn render(&self, res: &mut Response, prefers_json: bool, head: Option<ErrorHead>) {
+        if res.is_error() {
             let error = std::mem::replace(res, Response::empty(res.status()));
             *res = crate::http::problem::render(
                 error,
-                prefers_json,
-                self.chain.error_handler.as_deref(),
+                Rendering {
+                    prefers_json,
+                    head,
+                    api_prefix: self.chain.api_prefix.as_deref(),
+                    handler: self.chain.error_handler.as_deref(),
+                },
             );
         }
     }
@@ -153,6 +164,8 @@ pub(crate) struct Hints {
     pub(crate) conditionals: Option<Box<Conditionals>>,
     /// The request may be handed over after a `101` (see [`is_upgrade_request`]).
     pub(crate) upgradable: bool,
+    /// The request's method, path and headers, for an error's rendering and log.
+    pub(crate) head: Option<ErrorHead>,
 }
 
 impl Hints {
@@ -164,6 +177,7 @@ impl Hints {
                 .is_some_and(|a| crate::http::problem::prefers_json(a.as_bytes())),
             conditionals: Conditionals::of(req).map(Box::new),
             upgradable: is_upgrade_request(req),
+            head: Some(ErrorHead::of(req)),
         }
     }
 }
@@ -207,6 +221,31 @@ impl Started<'_> {
 
 /// A middleware. Implement it for a struct, or use any
 /// `Fn(Request, Next) -> impl Future<Output = impl IntoResponse>` (see [`from_fn`](crate::middleware::from_fn)).
+///
+/// # Errors and `?`
+///
+/// A middleware answers with a [`Response`], and an error is one too
+/// ([`IntoResponse`] for [`chirp::Error`](crate::Error)): an `HttpError` with its status, any
+/// other error a `500`, logged once with its sources. So a function middleware returns
+/// `Result<Response, chirp::Error>` and uses `?` on any error:
+///
+/// ```
+/// use chirp::middleware::{from_fn, Next};
+/// use chirp::{App, Error, HttpError, Request, Response};
+///
+/// let mut app = App::new();
+/// app.add_middleware(from_fn(|req: Request, next: Next| async move {
+///     let quota: u32 = req.header("x-quota").unwrap_or("10").parse()?; // ParseIntError: 500
+///     if quota == 0 {
+///         return Err(HttpError::new(chirp::StatusCode::TOO_MANY_REQUESTS, "no quota left").into());
+///     }
+///     Ok::<Response, Error>(next.run(req).await)
+/// }));
+/// ```
+///
+/// In an `impl Middleware`, the same in an inner block: `let res: Result<Response, Error> =
+/// async { ... }.await; res.into_response()`.
+///
 ///
 /// ```
 /// use chirp::{Request, Response, StatusCode};
@@ -285,6 +324,8 @@ pub(crate) struct Chain {
     pub(crate) state: Arc<crate::http::AppState>,
     /// Renders the errors chirp makes (`None`: the default negotiation).
     pub(crate) error_handler: Option<ErrorHandler>,
+    /// The app's API prefix, normalised ([`App::api_prefix`](crate::App::api_prefix)).
+    pub(crate) api_prefix: Option<Arc<str>>,
 }
 
 /// What [`App::error_handler`](crate::App::error_handler) keeps.
@@ -308,6 +349,18 @@ pub struct Next {
 }
 
 impl Next {
+    /// The app's API prefix ([`App::api_prefix`](crate::App::api_prefix)), normalised
+    /// (`/api`), if it set one: for a middleware that answers API clients otherwise than
+    /// browsers (the auth middleware's `401` rather than a redirect to log in).
+    pub fn api_prefix(&self) -> Option<&str> {
+        self.chain.api_prefix.as_deref()
+    }
+
+    /// The app's API prefix, shared.
+    pub(crate) fn api_prefix_shared(&self) -> Option<Arc<str>> {
+        self.chain.api_prefix.clone()
+    }
+
     /// Starts middleware `index` (which applies to `req`), with the rest of the chain after it.
     /// Not async: the middleware's own boxed future is all there is to await.
     pub(crate) fn start_at(
@@ -357,6 +410,7 @@ pub(crate) mod tests {
                 router: Router::default(),
                 state: Arc::default(),
                 error_handler: None,
+                api_prefix: None,
             }),
             index: 0,
         }

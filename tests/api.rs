@@ -127,7 +127,7 @@ async fn typed_json_forms_and_queries() {
         (br#"{"name":"pen","qty":"three"}"#, "line 1 column 27"),
     ] {
         let res = client.send(post("/json", json, body)).await;
-        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_CONTENT);
         assert!(res.text().contains(field), "{}", res.text());
     }
 
@@ -140,12 +140,12 @@ async fn typed_json_forms_and_queries() {
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(res.text().contains("application/x-www-form-urlencoded"));
     let res = client.send(post("/form", form, b"user=demo")).await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_CONTENT);
     assert!(res.text().contains("username"), "{}", res.text());
     let res = client
         .send(post("/form", form, b"username=d&remember=maybe"))
         .await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_CONTENT);
 
     let res = client.send(post("/pairs", None, b"a=1&b=x+y&c=%26")).await;
     assert_eq!(res.text(), "a=1,b=x y,c=&");

@@ -172,7 +172,7 @@ async fn the_json_api_creates_lists_and_deletes_notes() {
     assert_eq!(all, json!([first, second]));
 
     let bad = post_json(json!({"txt": "typo"})).await;
-    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_CONTENT);
     let wrong_type = c
         .request(Method::Post, "/api/notes")
         .header("x-csrf-token", &token)

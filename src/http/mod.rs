@@ -6,6 +6,7 @@ mod client_ip;
 mod cookies;
 pub(crate) mod date;
 pub(crate) mod file;
+mod form;
 mod headers;
 mod method;
 #[cfg(feature = "multipart")]

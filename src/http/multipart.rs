@@ -9,6 +9,37 @@
 //! with a `413` [`HttpError`] that names the limit and its knob; a malformed body is a
 //! `400`.
 //!
+//! Everything here is chirp's: the parser underneath (the `multer` crate) is not part of
+//! the API, and its errors reach a handler as [`HttpError`]s, so `?` works in a handler that
+//! returns `Result<_, HttpError>` or `Result<_, chirp::Error>` alike.
+//!
+//! ```
+//! use chirp::http::multipart::MultipartLimits;
+//! use chirp::{App, BodyConfig, Error, Request};
+//!
+//! # fn main() -> Result<(), chirp::ConfigurationError> {
+//! let mut app = App::new();
+//! let limits = MultipartLimits::builder().max_files(1).max_file_size(1024 * 1024).build()?;
+//! app.post("/avatar", move |mut req: Request| async move {
+//!     let mut form = req.multipart_with(limits)?;
+//!     let (mut name, mut size) = (String::new(), 0);
+//!     while let Some(mut field) = form.next_field().await? {
+//!         if field.name() == Some("name") {
+//!             name = field.text().await?; // a field: read whole, within max_field_size
+//!         } else if field.is_file() {
+//!             while let Some(chunk) = field.chunk().await? {
+//!                 size += chunk.len(); // a file: chunk by chunk, never whole in memory
+//!             }
+//!         }
+//!     }
+//!     Ok::<_, Error>(format!("{name}: {size} bytes"))
+//! });
+//! // Streamed: the handler reads the upload as it arrives.
+//! app.route_body("/avatar", BodyConfig::max(2 * 1024 * 1024).streamed());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Memory
 //!
 //! The parser (the `multer` crate, underneath) is fed the body in pieces of at most 16 KiB,
@@ -398,7 +429,7 @@ impl Multipart {
             ))
         };
         if let Some((what, limit, knob)) = over {
-            return Err(counts.fail(HttpError::payload_too_large(format!(
+            return Err(counts.fail(HttpError::content_too_large(format!(
                 "multipart body refused: more than {limit} {what} (MultipartLimits::{knob})"
             ))));
         }
@@ -499,7 +530,7 @@ impl Field<'_> {
         };
         if let Some((what, limit, knob)) = over {
             let name = self.name().unwrap_or("").to_owned();
-            return Err(self.counts.fail(HttpError::payload_too_large(format!(
+            return Err(self.counts.fail(HttpError::content_too_large(format!(
                 "multipart body refused: {what} larger than {limit} bytes \
                  (part {name:?}; MultipartLimits::{knob})"
             ))));
@@ -541,7 +572,7 @@ fn parse_error(e: multer::Error) -> HttpError {
             Err(other) => HttpError::bad_request(format!("upload failed: {other}")),
         },
         multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
-            HttpError::payload_too_large("multipart body refused: too large")
+            HttpError::content_too_large("multipart body refused: too large")
         }
         other => HttpError::bad_request(format!("malformed multipart body: {other}")),
     }
@@ -578,7 +609,7 @@ impl Guarded {
     fn check(&mut self, piece: &[u8]) -> Result<(), HttpError> {
         self.size += piece.len();
         if let Some(limit) = self.max_size.filter(|&limit| self.size > limit) {
-            return Err(HttpError::payload_too_large(format!(
+            return Err(HttpError::content_too_large(format!(
                 "multipart body refused: larger than {limit} bytes (MultipartLimits::max_body_size)"
             )));
         }
@@ -739,7 +770,7 @@ impl Scanner {
 
     fn check_preamble(&self, size: usize) -> Result<(), HttpError> {
         if size > self.max_preamble {
-            return Err(HttpError::payload_too_large(format!(
+            return Err(HttpError::content_too_large(format!(
                 "multipart body refused: no boundary within the first {} bytes \
                  (MultipartLimits::max_preamble_size)",
                 self.max_preamble
@@ -750,7 +781,7 @@ impl Scanner {
 
     fn check_header(&self) -> Result<(), HttpError> {
         if self.count > self.max_header {
-            return Err(HttpError::payload_too_large(format!(
+            return Err(HttpError::content_too_large(format!(
                 "multipart body refused: a part header larger than {} bytes \
                  (MultipartLimits::max_part_header_size)",
                 self.max_header

@@ -1,37 +1,111 @@
 //! Error responses rendered for the client: [`Problem`], what an app's error handler gets,
 //! and the default rendering by content negotiation (RFC 9457 `application/problem+json` for
-//! clients that prefer JSON, plain text otherwise).
+//! clients that prefer JSON and for paths under the app's API prefix, plain text otherwise).
 //!
-//! The errors chirp makes (the router's 404/405, handler [`HttpError`](crate::HttpError)s,
-//! 500s from failures and panics, the server's own refusals) are marked when made (see
-//! [`Response::error`]) and rendered once, at the edge: by the server after the chain has
-//! answered, or by [`TestClient`](crate::testing::TestClient). A response an app builds itself
+//! The errors chirp makes (the router's 404/405, handler [`HttpError`](crate::HttpError)s
+//! and other errors, 500s from failures and panics, the server's own refusals) are marked
+//! when made (see [`Response::error`]) and rendered once, at the edge: by the service after
+//! the chain has answered (for the server and [`TestClient`](crate::testing::TestClient)
+//! alike), with what is known of the request they answer. A response an app builds itself
 //! is never touched.
+//!
+//! A failure (an error that is not an `HttpError`) is logged there too, once, at `ERROR`,
+//! with its chain of sources, the request's method and path and its request id: where it is
+//! rendered is the one place that knows them all. One that a middleware drops before it is
+//! rendered is logged when dropped, with what it knows.
 
 use std::borrow::Cow;
 
-use super::response::Response;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use super::headers::{Headers, HeadersBuilder};
+use super::method::Method;
+use super::response::{Cause, IntoResponse, Pending, Response};
+use crate::error::{ConfigurationError, Error, HttpError, LookupError};
 use crate::status::StatusCode;
 
-/// An error about to be sent, as [`App::error_handler`](crate::App::error_handler) sees it.
+/// The members of a problem details object that are chirp's to write (RFC 9457 §3.1; an
+/// extension member of one of these names is not sent).
+const STANDARD_MEMBERS: [&str; 4] = ["type", "title", "status", "detail"];
+
+/// An error about to be sent, as [`App::error_handler`](crate::App::error_handler) sees it:
+/// an RFC 9457 problem (status, title, detail and extension members), with what is known of
+/// the request it answers (method, path, headers, whether it is an API call).
+///
+/// Also a builder: a handler can answer with a problem of its own (it is rendered like
+/// chirp's errors, by negotiation or the app's error handler), and an error handler can add
+/// members before the default rendering.
+///
+/// ```
+/// use chirp::{Problem, StatusCode};
+/// let problem = Problem::new(StatusCode::UNPROCESSABLE_CONTENT)
+///     .with_detail("the note is not valid")
+///     .with_field_error("text", "must not be empty");
+/// assert_eq!(problem.title(), "Unprocessable Content");
+/// let json = problem.to_json();
+/// assert_eq!(json["status"], 422);
+/// assert_eq!(json["errors"][0]["field"], "text");
+/// ```
 #[derive(Debug, Clone)]
 pub struct Problem {
     status: StatusCode,
     detail: Cow<'static, str>,
-    prefers_json: bool,
+    extensions: Option<Box<Map<String, Value>>>,
+    /// The client's `Accept` prefers JSON.
+    accept_json: bool,
+    /// The path is under the app's API prefix.
+    api: bool,
+    request: Option<RequestHead>,
 }
 
 impl Problem {
-    pub(crate) fn new(
-        status: StatusCode,
-        detail: impl Into<Cow<'static, str>>,
-        prefers_json: bool,
-    ) -> Problem {
+    /// A problem with `status`, whose detail is the status phrase until
+    /// [`with_detail`](Problem::with_detail) sets one.
+    pub fn new(status: StatusCode) -> Problem {
         Problem {
             status,
-            detail: detail.into(),
-            prefers_json,
+            detail: Cow::Borrowed(status.reason()),
+            extensions: None,
+            accept_json: false,
+            api: false,
+            request: None,
         }
+    }
+
+    /// Sets the detail: what went wrong this time, for the client.
+    pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Problem {
+        self.detail = detail.into();
+        self
+    }
+
+    /// Adds the extension member `name` (see
+    /// [`HttpError::with_extension`](crate::HttpError::with_extension)).
+    pub fn with_extension(mut self, name: impl Into<String>, value: impl Into<Value>) -> Problem {
+        self.extensions
+            .get_or_insert_with(Box::default)
+            .insert(name.into(), value.into());
+        self
+    }
+
+    /// Adds `{"field": field, "message": message}` to the `errors` extension member (see
+    /// [`HttpError::with_field_error`](crate::HttpError::with_field_error)).
+    pub fn with_field_error(
+        mut self,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Problem {
+        let entry = serde_json::json!({ "field": field.into(), "message": message.into() });
+        match self
+            .extensions
+            .get_or_insert_with(Box::default)
+            .entry("errors")
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            Value::Array(list) => list.push(entry),
+            other => *other = Value::Array(vec![entry]),
+        }
+        self
     }
 
     /// The status.
@@ -39,7 +113,7 @@ impl Problem {
         self.status
     }
 
-    /// The status's reason phrase (`Not Found`): the problem's title.
+    /// The status's reason phrase (`Not Found`, RFC 9110): the problem's title.
     pub fn title(&self) -> &'static str {
         self.status.reason()
     }
@@ -50,41 +124,274 @@ impl Problem {
         &self.detail
     }
 
-    /// Whether the client asked for JSON rather than HTML or text (its `Accept` names a JSON
-    /// type and not `text/html`).
-    pub fn prefers_json(&self) -> bool {
-        self.prefers_json
+    /// The extension member `name`, if set (by the [`HttpError`](crate::HttpError), or
+    /// [`Problem::with_extension`]).
+    pub fn extension(&self, name: &str) -> Option<&Value> {
+        self.extensions.as_ref()?.get(name)
     }
 
-    /// The default rendering: `application/problem+json` (RFC 9457: `type`, `title`,
-    /// `status`, `detail`) when the client prefers JSON, else the detail as plain text.
+    /// Every extension member.
+    pub fn extensions(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.extensions
+            .iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+
+    /// Whether the answer should be `application/problem+json`: the request's path is under
+    /// the app's [`api_prefix`](crate::App::api_prefix) (whatever its `Accept` says), or its
+    /// `Accept` names a JSON type and not `text/html`. What the default rendering follows.
+    pub fn prefers_json(&self) -> bool {
+        self.accept_json || self.api
+    }
+
+    /// Whether the request's path is under the app's [`api_prefix`](crate::App::api_prefix).
+    pub fn is_api(&self) -> bool {
+        self.api
+    }
+
+    /// The request's method; `None` when the server refused the request before its head
+    /// was read whole (a malformed or oversized head, a timeout), or for a problem made in
+    /// code.
+    pub fn method(&self) -> Option<Method> {
+        self.request.as_ref().map(|r| r.method)
+    }
+
+    /// The request's path (normalised, as [`Request::path`](crate::Request::path)); `None`
+    /// as for [`Problem::method`].
+    pub fn path(&self) -> Option<&str> {
+        self.request.as_ref().map(RequestHead::path)
+    }
+
+    /// The request's headers; `None` as for [`Problem::method`].
+    pub fn headers(&self) -> Option<&Headers> {
+        self.request.as_ref().map(|r| &r.headers)
+    }
+
+    /// The first value of the request's header `name`, if the request and the header are
+    /// known.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers()?.get(name)
+    }
+
+    /// The problem details object (RFC 9457): `type` (`about:blank`), `title`, `status`,
+    /// `detail`, then the extension members.
+    pub fn to_json(&self) -> Value {
+        let mut object = Map::new();
+        object.insert("type".into(), "about:blank".into());
+        object.insert("title".into(), self.title().into());
+        object.insert("status".into(), self.status.as_u16().into());
+        object.insert(
+            "detail".into(),
+            Value::String(self.detail.clone().into_owned()),
+        );
+        for (name, value) in self.extensions() {
+            if !STANDARD_MEMBERS.contains(&name) {
+                object.insert(name.to_owned(), value.clone());
+            }
+        }
+        Value::Object(object)
+    }
+
+    /// The default rendering: `application/problem+json` ([`Problem::to_json`]) when
+    /// [`prefers_json`](Problem::prefers_json), else the detail as plain text.
     ///
     /// ```
     /// use chirp::{App, Request, Response, StatusCode};
     /// let mut app = App::new();
+    /// app.api_prefix("/api");
     /// app.error_handler(|problem| {
     ///     if problem.prefers_json() {
-    ///         return problem.default_response();
+    ///         return problem.default_response(); // under /api, or for JSON clients
     ///     }
     ///     let page = format!("<h1>{}</h1><p>{}</p>", problem.title(), problem.detail());
     ///     Response::html(page).with_status(problem.status())
     /// });
     /// ```
     pub fn default_response(&self) -> Response {
-        if self.prefers_json {
-            let body = serde_json::json!({
-                "type": "about:blank",
-                "title": self.title(),
-                "status": self.status.as_u16(),
-                "detail": self.detail,
-            });
-            Response::json(&body)
+        if self.prefers_json() {
+            Response::json(&self.to_json())
                 .with_content_type("application/problem+json")
                 .with_status(self.status)
         } else {
             Response::text(self.detail.clone().into_owned()).with_status(self.status)
         }
     }
+}
+
+impl From<HttpError> for Problem {
+    fn from(error: HttpError) -> Problem {
+        let (status, message, extensions) = error.into_parts();
+        Problem {
+            extensions,
+            ..Problem::new(status).with_detail(message)
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    /// An error response carrying the problem's status, detail and extension members,
+    /// rendered like the errors chirp makes (by negotiation, or the app's error handler).
+    fn into_response(self) -> Response {
+        Response::error_with(
+            self.status,
+            Pending {
+                detail: self.detail,
+                extensions: self.extensions,
+                cause: None,
+            },
+        )
+    }
+}
+
+// The errors as responses (here, not in `error.rs`: errors sit below `http`).
+
+impl IntoResponse for HttpError {
+    /// The message as a text body, marked as an error so that the app's error handler (or the
+    /// default content negotiation) renders it, with its extension members.
+    fn into_response(self) -> Response {
+        let (status, detail, extensions) = self.into_parts();
+        Response::error_with(
+            status,
+            Pending {
+                detail,
+                extensions,
+                cause: None,
+            },
+        )
+    }
+}
+
+impl IntoResponse for Error {
+    /// An [`HttpError`] as itself; anything else a `500` whose detail is only `Internal
+    /// Server Error`, carrying the error to be logged where it is rendered (once, with the
+    /// request's method, path and id).
+    fn into_response(self) -> Response {
+        match self {
+            Error::Http(e) => e.into_response(),
+            other => failure(other.into_inner()),
+        }
+    }
+}
+
+impl IntoResponse for LookupError {
+    fn into_response(self) -> Response {
+        failure(Box::new(self))
+    }
+}
+
+impl IntoResponse for ConfigurationError {
+    fn into_response(self) -> Response {
+        failure(Box::new(self))
+    }
+}
+
+/// A `500` for `cause`, which is logged when the response is rendered.
+fn failure(cause: Box<dyn std::error::Error + Send + Sync>) -> Response {
+    Response::error_with(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Pending {
+            detail: Cow::Borrowed("Internal Server Error"),
+            extensions: None,
+            cause: Some(Cause::new(cause)),
+        },
+    )
+}
+
+/// Logs `failure`, the cause of the `500` that answers the request of `problem`: once, at
+/// `ERROR`, with its chain of sources and the request's method, path and id.
+fn log_failure(mut failure: Cause, problem: &Problem, request_id: Option<&str>) {
+    if let Some(error) = failure.take() {
+        tracing::error!(
+            method = problem.method().map(Method::as_str),
+            path = problem.path(),
+            request_id,
+            error = %Error::chain(error.as_ref()),
+            "request failed: answered 500 Internal Server Error"
+        );
+    }
+}
+
+/// What the rendering of an error knows of its request, kept once the request itself is
+/// gone (moved into the chain).
+pub(crate) enum ErrorHead {
+    /// What the server keeps of a parsed head: its method, its path's range and its bytes.
+    /// The headers are read again from the bytes only if an error is rendered, so that a
+    /// request answered without one pays for a reference count alone.
+    Raw {
+        method: Method,
+        path: (u16, u16),
+        bytes: Bytes,
+    },
+    /// A request at hand ([`Service::call`](crate::Service::call)).
+    Known(Box<RequestHead>),
+}
+
+impl ErrorHead {
+    /// The head of `req`.
+    pub(crate) fn of(req: &super::Request) -> ErrorHead {
+        ErrorHead::Known(Box::new(RequestHead {
+            method: req.method(),
+            path: req.path_range(),
+            headers: req.headers().clone(),
+        }))
+    }
+
+    fn into_head(self) -> RequestHead {
+        match self {
+            ErrorHead::Known(head) => *head,
+            ErrorHead::Raw {
+                method,
+                path,
+                bytes,
+            } => RequestHead {
+                method,
+                path,
+                headers: read_headers(bytes),
+            },
+        }
+    }
+}
+
+/// A request's method, path and headers, as a [`Problem`] shows them.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestHead {
+    method: Method,
+    /// The path's range in the headers' buffer.
+    path: (u16, u16),
+    headers: Headers,
+}
+
+impl RequestHead {
+    fn path(&self) -> &str {
+        let buf = self.headers.buffer();
+        buf.get(usize::from(self.path.0)..usize::from(self.path.1))
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .unwrap_or("/")
+    }
+}
+
+/// The headers of a head the server parsed (and accepted), read again from its bytes: the
+/// lines after the request line, with the tokenizer the server used (httparse, same
+/// settings), so they come out as the request had them. (The request line is skipped: the
+/// server made its target canonical in place, leaving bytes over before its line end.)
+fn read_headers(bytes: Bytes) -> Headers {
+    let mut builder = HeadersBuilder::new();
+    let start = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| i + 1);
+    let mut slots = [httparse::EMPTY_HEADER; 128];
+    if let Ok(httparse::Status::Complete((_, headers))) =
+        httparse::parse_headers(&bytes[start..], &mut slots)
+    {
+        let base = bytes.as_ptr() as usize;
+        for h in headers.iter() {
+            let name = h.name.as_ptr() as usize - base;
+            let value = h.value.as_ptr() as usize - base;
+            builder.push(name, (value, value + h.value.len()));
+        }
+    }
+    builder.finish(bytes)
 }
 
 /// Whether an `Accept` value prefers JSON: it names a JSON type (`application/json`,
@@ -98,19 +405,48 @@ pub(crate) fn prefers_json(accept: &[u8]) -> bool {
     has(b"json") && !has(b"text/html")
 }
 
-/// Renders `res` if it is a marked error (else returns it as it is): through `handler`, or the
-/// default rendering. The headers the error carried (`Allow`, `WWW-Authenticate`,
-/// `Retry-After`, a session's `Set-Cookie`, ...) are kept.
-pub(crate) fn render(
-    res: Response,
-    prefers_json: bool,
-    handler: Option<&(dyn Fn(&Problem) -> Response + Send + Sync)>,
-) -> Response {
-    let Some(detail) = res.problem_detail() else {
+/// How an error is rendered: what the request said and the app's settings.
+pub(crate) struct Rendering<'a> {
+    /// The request's `Accept` prefers JSON.
+    pub(crate) prefers_json: bool,
+    /// The request's head, when known.
+    pub(crate) head: Option<ErrorHead>,
+    /// The app's API prefix (normalised).
+    pub(crate) api_prefix: Option<&'a str>,
+    /// The app's error handler.
+    pub(crate) handler: Option<&'a (dyn Fn(&Problem) -> Response + Send + Sync)>,
+}
+
+/// Renders `res`, a marked error (see [`Response::error`]): through the app's handler, or the
+/// default rendering, with what is known of its request; a failure behind a `500` is logged
+/// here. The headers the error carried (`Allow`, `WWW-Authenticate`, `Retry-After`, a
+/// session's `Set-Cookie`, `X-Request-Id`, ...) are kept.
+pub(crate) fn render(mut res: Response, how: Rendering<'_>) -> Response {
+    let Some(pending) = res.take_problem() else {
         return res;
     };
-    let problem = Problem::new(res.status(), detail.to_owned(), prefers_json);
-    let mut rendered = match handler {
+    let request = how.head.map(ErrorHead::into_head);
+    let api = match (how.api_prefix, &request) {
+        (Some(prefix), Some(head)) => super::target::in_scope(head.path().as_bytes(), prefix),
+        _ => false,
+    };
+    let problem = Problem {
+        status: res.status(),
+        detail: pending.detail,
+        extensions: pending.extensions,
+        accept_json: how.prefers_json,
+        api,
+        request,
+    };
+    if let Some(cause) = pending.cause {
+        // The id the access log gave the request, echoed on its response.
+        let request_id = res
+            .headers()
+            .find(|(name, _)| name.eq_ignore_ascii_case("x-request-id"))
+            .map(|(_, value)| value);
+        log_failure(cause, &problem, request_id);
+    }
+    let mut rendered = match how.handler {
         Some(handler) => handler(&problem),
         None => problem.default_response(),
     };
@@ -119,7 +455,8 @@ pub(crate) fn render(
             rendered = rendered.with_header(name.to_owned(), value.to_owned());
         }
     }
-    rendered.clear_problem();
+    // What the handler returned is the answer, even an error it made itself.
+    drop(rendered.take_problem());
     rendered
 }
 
@@ -137,5 +474,33 @@ mod tests {
         ));
         assert!(!prefers_json(b"*/*"));
         assert!(!prefers_json(b""));
+    }
+
+    /// The headers read again from a head the server normalised in place are the ones it
+    /// had.
+    #[test]
+    fn headers_are_read_again_from_a_normalised_head() {
+        // `/a/./b` normalised in place to `/a/b`, two bytes left over in the request line.
+        let head = Bytes::from_static(
+            b"GET /a/b/b HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nX-Tag: a\r\nx-tag: b\r\n\r\n",
+        );
+        let headers = read_headers(head);
+        assert_eq!(headers.get("host"), Some("x"));
+        assert_eq!(headers.get("accept"), Some("*/*"));
+        assert_eq!(headers.get_all("x-tag").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(headers.len(), 4);
+    }
+
+    #[test]
+    fn extension_members_never_replace_the_standard_ones() {
+        let json = Problem::new(StatusCode::NOT_FOUND)
+            .with_extension("status", 200)
+            .with_extension("title", "OK")
+            .with_extension("instance", "/notes/7")
+            .to_json();
+        assert_eq!(json["status"], 404);
+        assert_eq!(json["title"], "Not Found");
+        assert_eq!(json["detail"], "Not Found");
+        assert_eq!(json["instance"], "/notes/7");
     }
 }

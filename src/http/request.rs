@@ -363,6 +363,11 @@ impl Request {
         &self.headers.buffer()[self.target.0 as usize..self.path_end as usize]
     }
 
+    /// The path's range in the head buffer (`headers.buffer()`), for an error's rendering.
+    pub(crate) fn path_range(&self) -> (u16, u16) {
+        (self.target.0, self.path_end)
+    }
+
     /// The raw query string (after `?`), if any.
     pub fn query(&self) -> Option<&str> {
         (self.path_end < self.target.1).then(|| self.head_str(self.path_end + 1, self.target.1))
@@ -480,13 +485,17 @@ impl Request {
     /// let wrong = Request::new(Method::Post, "/notes")
     ///     .with_header("Content-Type", "application/json")
     ///     .with_body(r#"{"txt": "hi"}"#);
-    /// assert_eq!(wrong.json::<Note>().unwrap_err().status(), StatusCode::UNPROCESSABLE_ENTITY);
+    /// let e = wrong.json::<Note>().unwrap_err();
+    /// assert_eq!(e.status(), StatusCode::UNPROCESSABLE_CONTENT);
+    /// assert_eq!(e.extension("errors").unwrap()[0]["field"], "text");
     /// ```
     ///
     /// # Errors
     /// `415` unless the `Content-Type` is `application/json` or another `+json` type; `400`
     /// for JSON that does not parse (with the line and column); `422` for JSON that does not
-    /// fit `T` (a missing, unknown or mistyped field, named, with its position).
+    /// fit `T` (a missing, unknown or mistyped field), whose problem names the field in its
+    /// `errors` member (`[{"field": "items[0].name", "message": "..."}]`, see
+    /// [`HttpError::with_field_error`]).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
         if !self.content_type_is(|t, sub| {
             t == "application" && (sub == "json" || sub.ends_with("+json"))
@@ -495,40 +504,50 @@ impl Request {
                 "expected a JSON body (Content-Type: application/json)",
             ));
         }
-        serde_json::from_slice(&self.body).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => {
-                HttpError::unprocessable(format!("JSON body does not fit: {e}"))
-            }
-            _ => HttpError::bad_request(format!("malformed JSON body: {e}")),
-        })
+        let mut de = serde_json::Deserializer::from_slice(&self.body);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            json_error(e.into_inner(), &path)
+        })?;
+        // Only whitespace may follow the value.
+        de.end().map_err(|e| json_error(e, "."))?;
+        Ok(value)
     }
 
-    /// The body as an HTML form (`application/x-www-form-urlencoded`), deserialised into `T`
-    /// with `serde_urlencoded`: bytes that are not UTF-8 become U+FFFD, as in
-    /// [`Request::form_pairs`], which reads the same pairs.
+    /// The body as an HTML form (`application/x-www-form-urlencoded`), deserialised into `T`:
+    /// the pairs [`Request::form_pairs`] reads (bytes that are not UTF-8 become U+FFFD), with
+    /// `bool` fields read as checkboxes: `on`, `1`, `yes`, `true` and `off`, `0`, `no`,
+    /// `false`, in any case (an unchecked box sends nothing: `#[serde(default)]` makes it
+    /// false). Otherwise as `serde_urlencoded` reads forms.
     ///
     /// ```
     /// use chirp::{Method, Request};
     /// #[derive(serde::Deserialize)]
-    /// struct Login { username: String, password: String }
+    /// struct Login { username: String, password: String, #[serde(default)] remember: bool }
     /// let req = Request::new(Method::Post, "/login")
     ///     .with_header("Content-Type", "application/x-www-form-urlencoded")
-    ///     .with_body("username=demo&password=s%20cret");
+    ///     .with_body("username=demo&password=s%20cret&remember=on");
     /// let form: Login = req.form().unwrap();
     /// assert_eq!((form.username.as_str(), form.password.as_str()), ("demo", "s cret"));
+    /// assert!(form.remember);
     /// ```
     ///
     /// # Errors
     /// `415` unless the `Content-Type` is `application/x-www-form-urlencoded`; `422` when the
-    /// fields do not fit `T` (the field is named).
+    /// fields do not fit `T`, naming the field in the detail and in the problem's `errors`
+    /// member.
     pub fn form<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
         if !self.content_type_is(|t, sub| t == "application" && sub == "x-www-form-urlencoded") {
             return Err(HttpError::unsupported_media_type(
                 "expected a form body (Content-Type: application/x-www-form-urlencoded)",
             ));
         }
-        serde_urlencoded::from_bytes(&self.body)
-            .map_err(|e| HttpError::unprocessable(format!("form body does not fit: {e}")))
+        super::form::from_pairs(self.form_pairs()?).map_err(|e| {
+            field_error(
+                HttpError::unprocessable(format!("form body does not fit: {e}")),
+                e,
+            )
+        })
     }
 
     /// The body's `application/x-www-form-urlencoded` pairs, decoded, in order (whatever the
@@ -557,23 +576,34 @@ impl Request {
             .map_err(|e| HttpError::bad_request(format!("malformed form body: {e}")))
     }
 
-    /// The query string deserialised into `T` (no query is an empty one).
+    /// The query string deserialised into `T` (no query is an empty one), read as
+    /// [`Request::form`] reads a form (`bool`s as checkboxes: `?all=on`, `?all=1`).
     ///
     /// ```
     /// use chirp::{Method, Request};
     /// #[derive(Debug, serde::Deserialize)]
-    /// struct Page { page: u32, q: Option<String> }
-    /// let req = Request::new(Method::Get, "/search?page=2");
+    /// struct Page { page: u32, q: Option<String>, #[serde(default)] all: bool }
+    /// let req = Request::new(Method::Get, "/search?page=2&all=yes");
     /// let page: Page = req.query_as().unwrap();
-    /// assert_eq!((page.page, page.q), (2, None));
-    /// assert_eq!(Request::new(Method::Get, "/search?page=x").query_as::<Page>().unwrap_err().status().as_u16(), 400);
+    /// assert_eq!((page.page, page.q, page.all), (2, None, true));
+    /// let e = Request::new(Method::Get, "/search?page=x").query_as::<Page>().unwrap_err();
+    /// assert_eq!(e.status().as_u16(), 400);
+    /// assert_eq!(e.extension("errors").unwrap()[0]["field"], "page");
     /// ```
     ///
     /// # Errors
-    /// `400` when the query does not fit `T` (the field is named).
+    /// `400` when the query does not fit `T`, naming the field in the detail and in the
+    /// problem's `errors` member.
     pub fn query_as<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
-        serde_urlencoded::from_str(self.query().unwrap_or(""))
-            .map_err(|e| HttpError::bad_request(format!("invalid query string: {e}")))
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(self.query().unwrap_or(""))
+                .map_err(|e| HttpError::bad_request(format!("invalid query string: {e}")))?;
+        super::form::from_pairs(pairs).map_err(|e| {
+            field_error(
+                HttpError::bad_request(format!("invalid query string: {e}")),
+                e,
+            )
+        })
     }
 
     /// Whether the `Content-Type` (type and subtype, ASCII case-insensitive, parameters
@@ -708,6 +738,46 @@ impl Request {
     pub fn set_method(&mut self, method: Method) {
         self.method = method;
     }
+}
+
+/// The error of a JSON body that failed to deserialize at `path` (`.` for the whole body):
+/// `422` for one that parses but does not fit, naming the field; `400` for one that does not
+/// parse.
+fn json_error(e: serde_json::Error, path: &str) -> HttpError {
+    match e.classify() {
+        serde_json::error::Category::Data => {
+            // The message without serde_json's " at line 1 column 9", for the field's entry.
+            let full = e.to_string();
+            let message = full
+                .rfind(" at line ")
+                .map_or(full.as_str(), |at| &full[..at])
+                .to_owned();
+            let field = super::form::field_name(path, &message);
+            let failed = super::form::FieldError { field, message };
+            let detail = match position(&full) {
+                "" => format!("JSON body does not fit: {failed}"),
+                at => format!("JSON body does not fit: {failed} ({at})"),
+            };
+            field_error(HttpError::unprocessable(detail), failed)
+        }
+        _ => HttpError::bad_request(format!("malformed JSON body: {e}")),
+    }
+}
+
+/// The position in serde_json's message (`line 1 column 9`).
+fn position(message: &str) -> &str {
+    message
+        .rfind(" at line ")
+        .map_or("", |at| &message[at + 4..])
+}
+
+/// `error` with the failed field in its `errors` member (none for a failure of the whole
+/// value).
+fn field_error(error: HttpError, failed: super::form::FieldError) -> HttpError {
+    if failed.field.is_empty() {
+        return error;
+    }
+    error.with_field_error(failed.field, failed.message)
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use super::body::{BodyStream, BoxError, BoxErrors, EmptyStream, FileBody, ScopedStream, Streamed};
 use super::cookies::Cookie;
-use crate::error::{ConfigurationError, Error, HttpError, LookupError};
 use crate::status::StatusCode;
 
 type HeaderPair = (Cow<'static, str>, Cow<'static, str>);
@@ -91,9 +90,9 @@ struct Extra {
     /// Set when a header with CR, LF or NUL was refused; the server then answers 500.
     refused_header: Option<String>,
     /// Set on the error responses chirp makes (router, handler errors, panics, server
-    /// refusals): their detail, for the app's error handler (see
-    /// [`App::error_handler`](crate::App::error_handler)).
-    problem: Option<Cow<'static, str>>,
+    /// refusals): their detail, extension members and cause, for the app's error handler
+    /// (see [`App::error_handler`](crate::App::error_handler)).
+    problem: Option<Pending>,
     /// The callback of a `101 Switching Protocols` ([`Response::upgrade`]).
     upgrade: Option<super::upgrade::OnUpgrade>,
 }
@@ -111,6 +110,46 @@ impl Extra {
         } else if let Some(Streamed::Stream(stream)) = self.streamed.as_mut() {
             let inner = std::mem::replace(stream, Box::pin(EmptyStream));
             *stream = Box::pin(ScopedStream::new(key, value(), inner));
+        }
+    }
+}
+
+/// An error response not yet rendered (see [`Response::error`]): what its problem will say,
+/// and the failure behind a `500`, to log. Rendered and logged by `problem::render`.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) detail: Cow<'static, str>,
+    pub(crate) extensions: Option<Box<serde_json::Map<String, serde_json::Value>>>,
+    pub(crate) cause: Option<Cause>,
+}
+
+/// The failure behind a `500`: logged where the response is rendered, with the request's
+/// method, path and id; or, if a middleware drops the response before that, when dropped
+/// (with less to say, but never silently).
+#[derive(Debug)]
+pub(crate) struct Cause(Option<BoxedError>);
+
+/// A failure, boxed.
+type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Cause {
+    pub(crate) fn new(error: BoxedError) -> Cause {
+        Cause(Some(error))
+    }
+
+    /// The failure, once: whoever logs it takes it.
+    pub(crate) fn take(&mut self) -> Option<BoxedError> {
+        self.0.take()
+    }
+}
+
+impl Drop for Cause {
+    fn drop(&mut self) {
+        if let Some(error) = self.take() {
+            tracing::error!(
+                error = %crate::error::Error::chain(error.as_ref()),
+                "request failed: its 500 response was dropped before it was sent"
+            );
         }
     }
 }
@@ -649,25 +688,37 @@ impl Response {
     /// marked so that the app's error handler renders it (problem+json or text, custom
     /// pages). [`HttpError`](crate::HttpError)s become these.
     pub fn error(status: StatusCode, detail: impl Into<Cow<'static, str>>) -> Response {
-        let detail = detail.into();
-        let mut res = Response::text(Bytes::from(detail.clone().into_owned())).with_status(status);
+        Response::error_with(
+            status,
+            Pending {
+                detail: detail.into(),
+                extensions: None,
+                cause: None,
+            },
+        )
+    }
+
+    /// An error response of chirp's own making, with all that its rendering needs.
+    pub(crate) fn error_with(status: StatusCode, problem: Pending) -> Response {
+        let body = Bytes::from(problem.detail.clone().into_owned());
+        let mut res = Response::text(body).with_status(status);
         res.extra = Some(Box::new(Extra {
-            problem: Some(detail),
+            problem: Some(problem),
             ..Extra::default()
         }));
         res
     }
 
-    /// Forgets that this was an error to render (it has been).
-    pub(crate) fn clear_problem(&mut self) {
-        if let Some(extra) = &mut self.extra {
-            extra.problem = None;
-        }
+    /// Whether this is an error response made by [`Response::error`] (not yet rendered).
+    #[inline]
+    pub(crate) fn is_error(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| e.problem.is_some())
     }
 
-    /// The detail of an error response made by [`Response::error`] (not yet rendered).
-    pub(crate) fn problem_detail(&self) -> Option<&str> {
-        self.extra.as_ref()?.problem.as_deref()
+    /// Takes out what an error response made by [`Response::error`] is to render, leaving
+    /// a response that is no longer marked as one.
+    pub(crate) fn take_problem(&mut self) -> Option<Pending> {
+        self.extra.as_mut()?.problem.take()
     }
 
     /// The status.
@@ -795,41 +846,6 @@ impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
             Ok(v) => v.into_response(),
             Err(e) => e.into_response(),
         }
-    }
-}
-
-// The errors as responses (here, not in `error.rs`: errors sit below `http`).
-
-impl IntoResponse for HttpError {
-    /// The message as a text body, marked as an error so that the app's error handler (or the
-    /// default content negotiation) renders it.
-    fn into_response(self) -> Response {
-        let (status, message) = self.into_parts();
-        Response::error(status, message)
-    }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        match self {
-            Error::Http(e) => e.into_response(),
-            other => {
-                tracing::error!(error = %other, "handler failed");
-                Response::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-            }
-        }
-    }
-}
-
-impl IntoResponse for LookupError {
-    fn into_response(self) -> Response {
-        Error::Lookup(self).into_response()
-    }
-}
-
-impl IntoResponse for ConfigurationError {
-    fn into_response(self) -> Response {
-        Error::Configuration(self).into_response()
     }
 }
 

@@ -366,6 +366,8 @@ impl<U: AuthUser> AuthConfig<U> {
     /// Marks `prefix` (and everything below it) as the app's API: [`login_required`] answers
     /// anonymous requests there `401`, as it does for requests with an `Authorization` header
     /// or an `Accept` without `text/html`; browsers elsewhere are redirected to log in.
+    /// Unset, the app's [`App::api_prefix`](crate::App::api_prefix) is used: set it there
+    /// once, for this and for how errors are rendered.
     pub fn api_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.api_prefix = Some(prefix.into());
         self
@@ -577,7 +579,8 @@ impl<U: AuthUser> Middleware for AuthMiddleware<U> {
                 user: Mutex::new(user.map(SignedIn::of)),
                 settings: self.settings.clone(),
                 login_url: self.login_url.clone(),
-                api_prefix: self.api_prefix.clone(),
+                // Its own prefix, else the app's (App::api_prefix).
+                api_prefix: self.api_prefix.clone().or_else(|| next.api_prefix_shared()),
                 retry_after: self.retry_after,
                 request: RequestInfo::of(&req),
             });

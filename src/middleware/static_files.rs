@@ -449,7 +449,7 @@ impl StaticFilesMiddleware {
     fn or_not_found_page(&self, res: Response) -> Response {
         if self.inner.not_found_page.is_some()
             && res.status() == StatusCode::NOT_FOUND
-            && res.problem_detail().is_some()
+            && res.is_error()
         {
             return self.not_found_response();
         }

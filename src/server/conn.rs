@@ -29,6 +29,7 @@ use super::transport::{connection_header, BodyError, Transport, TOO_LARGE};
 use crate::future::FutureSlot;
 use crate::http::body::BodyReceiver;
 use crate::http::file::Conditionals;
+use crate::http::problem::ErrorHead;
 use crate::http::upgrade::OnUpgrade;
 use crate::http::{HeadersBuilder, Method, Request, Response, StatusCode};
 use crate::panic::catch_panic;
@@ -153,7 +154,7 @@ impl Connection {
                     Err(reject) => {
                         // A refused HEAD request gets no body either (RFC 9110 §9.3.2).
                         let head_only = self.transport.read.starts_with(b"HEAD ");
-                        self.refuse(reject, head_only).await?;
+                        self.refuse(reject, head_only, None).await?;
                         return Ok(None);
                     }
                 }
@@ -227,7 +228,7 @@ impl Connection {
                             status: StatusCode::REQUEST_TIMEOUT,
                             reason: "request head not received in time",
                         };
-                        self.refuse(reject, head_only).await?;
+                        self.refuse(reject, head_only, None).await?;
                         return Ok(None);
                     }
                 }
@@ -281,7 +282,9 @@ impl Connection {
             let limit = route.map_or(shared.config.max_body_size, |c| c.max_size());
             if let Framing::Length(n) = head.framing {
                 if n > limit {
-                    self.refuse(TOO_LARGE, head.method == Method::Head).await?;
+                    let parsed = (&head, head_bytes.clone());
+                    self.refuse(TOO_LARGE, head.method == Method::Head, Some(parsed))
+                        .await?;
                     return Ok(After::Close);
                 }
             }
@@ -296,13 +299,18 @@ impl Connection {
             match self.transport.read_body(&head, reserved, limit).await {
                 Ok(body) => body,
                 Err(BodyError::Reject(reject)) => {
-                    self.refuse(reject, head.method == Method::Head).await?;
+                    let parsed = (&head, head_bytes.clone());
+                    self.refuse(reject, head.method == Method::Head, Some(parsed))
+                        .await?;
                     return Ok(After::Close);
                 }
                 Err(BodyError::Io(e)) => return Err(e),
             }
         };
         let conditionals = self.conditionals(&head, &head_bytes);
+        // The head's bytes, kept (a reference count) for an error's rendering and log, which
+        // read the request's path and headers there once the request is gone.
+        let kept = head_bytes.clone();
         let make = || {
             Request::from_parts(
                 head.method,
@@ -324,7 +332,8 @@ impl Connection {
         // The hints are made now, not before the await: a connection's future holds the
         // largest state of its request, so what lives across an await costs every
         // connection, idle ones included.
-        self.service.finish(&mut res, hints(&head, conditionals));
+        self.service
+            .finish(&mut res, hints(&head, conditionals, kept));
         let keep_alive = head.keep_alive && !shared.shutdown.is_stopping();
         if res.status() == StatusCode::SWITCHING_PROTOCOLS || res.is_streamed() {
             // Boxed, in a statement of its own, as above: off the common path.
@@ -413,7 +422,8 @@ impl Connection {
         self.transport.flush().await?;
         let (tx, chunks) = tokio::sync::mpsc::channel(2);
         let (wanted, want) = tokio::sync::oneshot::channel();
-        let hints = hints(&head, self.conditionals(&head, &head_bytes));
+        let kept = head_bytes.clone();
+        let hints = hints(&head, self.conditionals(&head, &head_bytes), kept.clone());
         let (headers, peer) = (&mut self.headers, self.transport.peer);
         let make = || {
             let mut req = Request::from_parts(
@@ -444,7 +454,7 @@ impl Connection {
         };
         match body {
             Some(Err(BodyError::Reject(reject))) => {
-                self.refuse(reject, false).await?;
+                self.refuse(reject, false, Some((&head, kept))).await?;
                 Ok(After::Close)
             }
             Some(Err(BodyError::Io(e))) => Err(e),
@@ -463,16 +473,27 @@ impl Connection {
     }
 
     /// Answers a refused request and closes: the framing of anything after it is unknown.
-    /// `head_only`: the request was a HEAD, whose answer has no body.
-    async fn refuse(&mut self, reject: Reject, head_only: bool) -> io::Result<()> {
+    /// `head_only`: the request was a HEAD, whose answer has no body. `parsed`: the head and
+    /// its bytes, when it was read whole (a refused body): then the refusal is rendered for
+    /// its path and `Accept`, like the app's other errors.
+    async fn refuse(
+        &mut self,
+        reject: Reject,
+        head_only: bool,
+        parsed: Option<(&Head, Bytes)>,
+    ) -> io::Result<()> {
         tracing::debug!(peer = %self.transport.peer, status = reject.status.as_u16(), reason = reject.reason, "request refused");
         let mut res = Response::error(reject.status, reject.reason);
         if reject.status == StatusCode::SERVICE_UNAVAILABLE {
             res.append_trusted_header("retry-after", "1".to_owned());
         }
-        // The app's error pages cover the server's refusals too. Its Accept is not known
-        // (the head may not have parsed): text, unless the app's handler decides otherwise.
-        self.service.render(&mut res, false);
+        // The app's error pages cover the server's refusals too. A head that did not parse
+        // has no Accept or path to go by: text, unless the app's handler decides otherwise.
+        let (prefers_json, head) = match parsed {
+            Some((head, bytes)) => (head.prefers_json, Some(error_head(head, bytes))),
+            None => (false, None),
+        };
+        self.service.render(&mut res, prefers_json, head);
         self.transport.queue_last(&res, head_only);
         drop(res);
         self.transport.flush().await?;
@@ -481,13 +502,24 @@ impl Connection {
     }
 }
 
-/// What the response will need of the request (see [`Hints`]).
+/// What the response will need of the request (see [`Hints`]); `bytes` are the head's.
 #[inline]
-fn hints(head: &Head, conditionals: Option<Box<Conditionals>>) -> Hints {
+fn hints(head: &Head, conditionals: Option<Box<Conditionals>>, bytes: Bytes) -> Hints {
     Hints {
         prefers_json: head.prefers_json,
         conditionals,
         upgradable: head.upgrade,
+        head: Some(error_head(head, bytes)),
+    }
+}
+
+/// What an error's rendering needs of a parsed head whose bytes are `bytes`.
+#[inline]
+fn error_head(head: &Head, bytes: Bytes) -> ErrorHead {
+    ErrorHead::Raw {
+        method: head.method,
+        path: (head.target.start, head.target.path_end),
+        bytes,
     }
 }
 

@@ -46,7 +46,7 @@ const SHRINK_ABOVE: usize = 64 * 1024;
 
 /// The answer to a body over its route's limit.
 pub(super) const TOO_LARGE: Reject = Reject {
-    status: StatusCode::PAYLOAD_TOO_LARGE,
+    status: StatusCode::CONTENT_TOO_LARGE,
     reason: "request body too large",
 };
 
