@@ -495,7 +495,11 @@ impl<U: AuthUser> AuthMiddleware<U> {
     async fn find_user(&self, req: &Request) -> Result<Option<U>, (&'static str, BoxError)> {
         if let (Some(verify), Some(token)) = (&self.verify_token, bearer_token(req)) {
             let load = (verify.load)(token.to_owned(), req);
-            return load.await.map_err(|e| ("AuthConfig::verify_token", e));
+            let user = load.await.map_err(|e| ("AuthConfig::verify_token", e))?;
+            if user.is_none() {
+                emit("auth.token.invalid", req, None);
+            }
+            return Ok(user);
         }
         let Some(loader) = self.load_user.as_ref() else {
             return Ok(None);
@@ -515,7 +519,9 @@ impl<U: AuthUser> AuthMiddleware<U> {
         if let Some(version) = &self.settings.session_version {
             let stored = session.get::<String>(&self.settings.session_version_key);
             if stored.as_deref() != Some(version(&user).as_str()) {
-                tracing::info!("session version mismatch: treating the request as anonymous");
+                // The user's sessions were ended elsewhere ("log out everywhere", a password
+                // change): this one is anonymous from now on.
+                emit("auth.session.version_mismatch", req, Some(&user.id()));
                 return Ok(None);
             }
         }
@@ -765,9 +771,11 @@ impl<H: Handler<Args>, Args: 'static> Handler for LoginRequired<H, Args> {
 /// (500, logged), never let through.
 fn refused_without_auth(what: &str, e: LookupError) -> BoxFuture<'static, Response> {
     tracing::error!(error = %e, "{what} used without AuthMiddleware");
-    Box::pin(std::future::ready(
-        Response::text("Internal Server Error").with_status(StatusCode::INTERNAL_SERVER_ERROR),
-    ))
+    // Rendered like every error (the app's error page, problem+json under the API prefix).
+    Box::pin(std::future::ready(Response::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error",
+    )))
 }
 
 /// The answer to an anonymous request for a guarded handler: `401` for API calls, a redirect
@@ -842,7 +850,9 @@ pub fn requires<H: Handler<Args>, Args: 'static>(
     handler: H,
 ) -> Requires<H, Args> {
     let needed: Vec<String> = permissions.iter().map(|p| (*p).to_owned()).collect();
-    requires_policy(move |_req, who| needed.iter().all(|p| who.has(p)), handler)
+    let mut guarded = requires_policy(move |_req, who| needed.iter().all(|p| who.has(p)), handler);
+    guarded.denied_event = "authz.permission.denied";
+    guarded
 }
 
 /// Like [`requires`], with a policy of the app's own: `policy(request, principal)` says
@@ -856,6 +866,7 @@ pub fn requires_policy<H: Handler<Args>, Args: 'static>(
     Requires {
         policy: Policy::Sync(Arc::new(policy)),
         handler: Arc::new(handler),
+        denied_event: "authz.policy.denied",
         args: PhantomData,
     }
 }
@@ -994,6 +1005,7 @@ where
             state_types,
         },
         handler: Arc::new(handler),
+        denied_event: "authz.policy.denied",
         args: PhantomData,
     }
 }
@@ -1003,6 +1015,9 @@ pub struct Requires<H, Args = (Request,)> {
     policy: Policy,
     // Shared with the future that awaits an async policy before it calls the handler.
     handler: Arc<H>,
+    /// The security event of a refusal: `authz.permission.denied` for [`requires`] (a
+    /// permission the user lacks), `authz.policy.denied` for a policy of the app's.
+    denied_event: &'static str,
     args: PhantomData<fn() -> Args>,
 }
 
@@ -1026,7 +1041,7 @@ impl<H: Handler<Args>, Args: 'static> Handler for Requires<H, Args> {
         let decide = match &self.policy {
             Policy::Sync(policy) => {
                 if !policy(&req, &who) {
-                    return forbidden(&req, &signed.id);
+                    return forbidden(&req, &signed.id, self.denied_event);
                 }
                 return call_boxed(&*self.handler, req);
             }
@@ -1034,10 +1049,11 @@ impl<H: Handler<Args>, Args: 'static> Handler for Requires<H, Args> {
         };
         let handler = self.handler.clone();
         let retry_after = ctx.retry_after;
+        let denied_event = self.denied_event;
         Box::pin(async move {
             match decide.await {
                 Ok(true) => call_boxed(&*handler, req).await,
-                Ok(false) => forbidden(&req, &signed.id).await,
+                Ok(false) => forbidden(&req, &signed.id, denied_event).await,
                 Err(e) => unavailable("requires_policy_async", &e, &req, retry_after),
             }
         })
@@ -1053,8 +1069,8 @@ impl<H: Handler<Args>, Args: 'static> Handler for Requires<H, Args> {
 }
 
 /// A signed-in user the policy refused: `403 Forbidden`, told nothing more, and the event.
-fn forbidden(req: &Request, id: &str) -> BoxFuture<'static, Response> {
-    emit("authz.permission.denied", req, Some(id));
+fn forbidden(req: &Request, id: &str, event: &'static str) -> BoxFuture<'static, Response> {
+    emit(event, req, Some(id));
     Box::pin(std::future::ready(Response::error(
         StatusCode::FORBIDDEN,
         "Forbidden",

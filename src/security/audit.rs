@@ -14,6 +14,9 @@
 //! | `auth.login.failure` | a password check fails (emitted by the app with [`emit`]) | warn |
 //! | `auth.require.unauthenticated` | an anonymous request for a guarded handler | info |
 //! | `authz.permission.denied` | a signed-in user refused by [`requires`](crate::middleware::auth::requires) | warn |
+//! | `authz.policy.denied` | ... by [`requires_policy`](crate::middleware::auth::requires_policy) or [`requires_policy_async`](crate::middleware::auth::requires_policy_async) | warn |
+//! | `auth.token.invalid` | a Bearer token that `AuthConfig::verify_token` does not accept | warn |
+//! | `auth.session.version_mismatch` | a session whose user's version changed (logged out everywhere) | warn |
 //! | `csrf.reject.missing` | a state-changing request without a CSRF token | warn |
 //! | `csrf.reject.invalid` | ... with a wrong one | warn |
 //! | `csrf.reject.cross_site` | ... sent from another site (`Sec-Fetch-Site`, `Origin`) | warn |
@@ -21,9 +24,7 @@
 //! | `host.reject.disallowed` | a `Host` the app does not serve | warn |
 //! | `cors.reject.preflight` | a preflight from an origin, or for a method or header, not allowed | warn |
 //!
-//! The Python framework has no event for the last four: their names follow its pattern. Its
-//! `authz.policy.denied`, `auth.token.invalid` and `auth.session.version_mismatch` are
-//! reserved for the same cases here.
+//! The Python framework has no event for the last four: their names follow its pattern.
 
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
