@@ -424,7 +424,8 @@ impl Middleware for CsrfMiddleware {
                 }
                 let expected = match get_session() {
                     Ok(session) => session.get::<String>(&settings.session_key),
-                    Err(e) => return HttpError::internal(e.message().to_owned()).into_response(),
+                    // A 500 that keeps the explanation (the middleware order) in the log.
+                    Err(e) => return crate::error::Error::from(e).into_response(),
                 };
                 let Some(submitted) = settings.submitted(&req).await else {
                     return refuse(&req, "csrf.reject.missing", "CSRF token missing");
