@@ -72,12 +72,21 @@ impl Problem {
     /// ```
     pub fn default_response(&self) -> Response {
         if self.prefers_json {
-            let body = serde_json::json!({
-                "type": "about:blank",
-                "title": self.title(),
-                "status": self.status.as_u16(),
-                "detail": self.detail,
-            });
+            // A struct, not `json!`: its members keep RFC 9457's order (a `serde_json::Map`
+            // sorts them unless the application switches on `preserve_order`).
+            #[derive(serde::Serialize)]
+            struct Body<'a> {
+                r#type: &'static str,
+                title: &'static str,
+                status: u16,
+                detail: &'a str,
+            }
+            let body = Body {
+                r#type: "about:blank",
+                title: self.title(),
+                status: self.status.as_u16(),
+                detail: &self.detail,
+            };
             Response::json(&body)
                 .with_content_type("application/problem+json")
                 .with_status(self.status)
@@ -137,5 +146,16 @@ mod tests {
         ));
         assert!(!prefers_json(b"*/*"));
         assert!(!prefers_json(b""));
+    }
+
+    /// The members in RFC 9457's order, whatever `serde_json` features the build has.
+    #[test]
+    fn problem_json_keeps_its_members_order() {
+        let problem = Problem::new(crate::StatusCode::NOT_FOUND, "no note 7", true);
+        let res = problem.default_response();
+        assert_eq!(
+            res.body().as_ref(),
+            br#"{"type":"about:blank","title":"Not Found","status":404,"detail":"no note 7"}"#
+        );
     }
 }
