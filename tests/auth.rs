@@ -252,7 +252,7 @@ async fn a_python_login_with_a_session_version_is_honoured() {
         let data = serde_json::json!({"user_id": "1", "_session_version": version});
         c.set_cookie(
             "chirp_session",
-            &signer.dumps(data.as_object().unwrap(), now),
+            &signer.dumps(&data.as_object().unwrap().into(), now),
         );
         assert_eq!(
             c.get("/who").await.text(),

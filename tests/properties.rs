@@ -163,3 +163,98 @@ proptest! {
         __fuzz::session_cookie(&data);
     }
 }
+
+/// A JSON string's text, with the escapes that trip scanners: quotes, backslashes, `\u`
+/// escapes (surrogate pairs included), control characters, brackets and braces inside.
+fn json_string() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just(r#"\""#.to_owned()),
+        Just(r"\\".to_owned()),
+        Just(r"\/".to_owned()),
+        Just(r"\n\t\r\b\f".to_owned()),
+        Just(r"\u00e9".to_owned()),
+        Just(r"\uD83D\uDC26".to_owned()),
+        Just(r"\u005c\u0022".to_owned()),
+        Just("{[]},:".to_owned()),
+        Just(" ".to_owned()),
+        Just("é☃🐦".to_owned()),
+        "[a-z]{0,3}",
+    ];
+    prop::collection::vec(piece, 0..5).prop_map(|parts| format!("\"{}\"", parts.concat()))
+}
+
+/// JSON whitespace, mostly none.
+fn ws() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["", "", "", " ", "\n", "\t ", "\r\n  "])
+}
+
+/// The text of a JSON value: scalars, strings, and nested arrays and objects, with
+/// whitespace sprinkled where JSON allows it.
+fn json_value() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("null".to_owned()),
+        Just("true".to_owned()),
+        Just("false".to_owned()),
+        Just("-0".to_owned()),
+        Just("1.5e-3".to_owned()),
+        Just("12345678901234567890123".to_owned()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        json_string(),
+    ];
+    leaf.prop_recursive(4, 32, 5, |inner| {
+        prop_oneof![
+            prop::collection::vec((ws(), inner.clone(), ws()), 0..5).prop_map(|items| {
+                let items: Vec<String> = items
+                    .into_iter()
+                    .map(|(a, v, b)| format!("{a}{v}{b}"))
+                    .collect();
+                format!("[{}]", items.join(","))
+            }),
+            prop::collection::vec((json_string(), ws(), inner), 0..5).prop_map(|members| {
+                let members: Vec<String> = members
+                    .into_iter()
+                    .map(|(k, w, v)| format!("{w}{k}{w}:{w}{v}{w}"))
+                    .collect();
+                format!("{{{}}}", members.join(","))
+            }),
+        ]
+    })
+}
+
+/// A top-level object (keys may repeat: a few short ones are drawn), in whitespace.
+fn json_object() -> impl Strategy<Value = String> {
+    let key = prop_oneof![3 => json_string(), 1 => prop::sample::select(vec![r#""a""#.to_owned(), r#""\u0061""#.to_owned(), r#""b""#.to_owned()])];
+    (
+        ws(),
+        prop::collection::vec((key, ws(), json_value()), 0..8),
+        ws(),
+    )
+        .prop_map(|(outer, members, end)| {
+            let members: Vec<String> = members
+                .into_iter()
+                .map(|(k, w, v)| format!("{w}{k}{w}:{w}{v}{w}"))
+                .collect();
+            format!("{outer}{{{}}}{end}", members.join(","))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// `SessionData`'s scanner against serde_json, on generated objects with tricky strings,
+    /// nesting and whitespace (`__fuzz::session_json` says what must agree), and the same
+    /// text with a byte cut or changed, which must be refused or read alike.
+    #[test]
+    fn session_json_scanner_agrees_with_serde_json(
+        json in json_object(),
+        cut in any::<usize>(),
+        byte in prop::sample::select(b"{}[]\",:\\ 0a".to_vec()),
+    ) {
+        __fuzz::session_json(json.as_bytes());
+        let mut changed = json.clone().into_bytes();
+        let at = cut % changed.len();
+        __fuzz::session_json(&changed[..at]);
+        changed[at] = byte;
+        __fuzz::session_json(&changed);
+    }
+}

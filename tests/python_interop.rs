@@ -47,6 +47,12 @@ fn python() -> Option<String> {
 
 /// Runs `ops` through the Python tool; its results, in order.
 fn run_python(python: &str, ops: &[Value]) -> Vec<Value> {
+    run_python_json(python, &Value::from(ops.to_vec()).to_string())
+}
+
+/// Runs the operations of the JSON text `ops` through the Python tool (written by hand, its
+/// objects keep their order: a `serde_json::Value` would sort them).
+fn run_python_json(python: &str, ops: &str) -> Vec<Value> {
     let tool = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/python/itsdangerous_tool.py"
@@ -61,7 +67,7 @@ fn run_python(python: &str, ops: &[Value]) -> Vec<Value> {
         .stdin
         .take()
         .unwrap()
-        .write_all(Value::from(ops.to_vec()).to_string().as_bytes())
+        .write_all(ops.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "the Python tool failed");
@@ -106,7 +112,7 @@ fn cookies_minted_by_python_are_read_here() {
             let (data, ts) = signer
                 .loads(cookie)
                 .unwrap_or_else(|e| panic!("{cookie}: {e:?}"));
-            assert_eq!(Value::Object(data), op["data"], "{cookie}");
+            assert_eq!(Value::Object(data.to_map()), op["data"], "{cookie}");
             assert_eq!(ts, T0);
             // One changed byte anywhere and it no longer verifies.
             let mut forged = cookie.as_bytes().to_vec();
@@ -125,7 +131,7 @@ fn cookies_made_here_are_read_by_python() {
         let signer = Signer::new(SECRET, &[], digest, SALT);
         let cookies: Vec<String> = payloads()
             .iter()
-            .map(|data| signer.dumps(data.as_object().unwrap(), T0))
+            .map(|data| signer.dumps(&data.as_object().unwrap().into(), T0))
             .collect();
         assert!(
             cookies.iter().any(|c| c.starts_with('.')),
@@ -208,4 +214,62 @@ async fn a_session_goes_from_python_to_chirp_and_back() {
     // Re-signed with the session's creation time, the Python cookie's own timestamp (the
     // cookie store's absolute lifetime counts from it: issue 24, finding 4).
     assert_eq!(read[0]["timestamp"], json!(T0 - 60));
+}
+
+/// A Python session with nested dicts in insertion order (not sorted): read by the middleware,
+/// one value changed, and written back with every other byte as Python wrote it; Python
+/// reads it. Unchanged, the signer gives Python's cookie back byte for byte.
+#[tokio::test]
+async fn nested_dicts_keep_pythons_order_both_ways() {
+    let Some(python) = python() else { return };
+    let data = r#"{"visits":41,"user":{"name":"zoé","roles":["b","a"],"id":7},"prefs":{"z":{},"a":[{"y":1,"x":2.5}]}}"#;
+    let ops = format!(
+        r#"[{{"op":"dumps","secret":"{SECRET}","salt":"{SALT}","digest":"sha1","data":{data},"timestamp":{T0}}}]"#
+    );
+    let minted = run_python_json(&python, &ops);
+    let cookie = minted[0]["cookie"].as_str().unwrap().to_owned();
+    let signer = Signer::new(SECRET, &[], Digest::Sha1, SALT);
+    let (loaded, ts) = signer.loads(&cookie).unwrap();
+    assert_eq!(
+        loaded.to_json(),
+        data,
+        "Python writes compact JSON in insertion order"
+    );
+    assert_eq!(
+        signer.dumps(&loaded, ts),
+        cookie,
+        "unchanged: the same bytes"
+    );
+
+    let clock = ManualClock::new(T0);
+    let mut app = App::new();
+    app.add_middleware(
+        SessionMiddleware::new(SessionConfig {
+            digest: Digest::Sha1,
+            clock: Arc::new(clock.clone()),
+            ..SessionConfig::new(SECRET)
+        })
+        .unwrap(),
+    );
+    app.route("/dashboard", |_req: Request| async {
+        let session = get_session()?;
+        let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
+        session.insert("visits", visits);
+        Ok::<_, Error>(format!("Visits: {visits}"))
+    });
+    let client = TestClient::new(app);
+    client.set_cookie("chirp_session", &cookie);
+    assert_eq!(client.get("/dashboard").await.text(), "Visits: 42");
+    let ours = client.cookie("chirp_session").unwrap();
+    let (back, _) = signer.loads(&ours).unwrap();
+    assert_eq!(
+        back.to_json(),
+        data.replace(r#""visits":41"#, r#""visits":42"#)
+    );
+    let read = run_python(
+        &python,
+        &[json!({"op": "loads", "secret": SECRET, "salt": SALT, "digest": "sha1", "cookie": ours})],
+    );
+    assert_eq!(read[0]["data"]["visits"], json!(42));
+    assert_eq!(read[0]["data"]["prefs"]["a"][0]["x"], json!(2.5));
 }

@@ -84,7 +84,7 @@ async fn a_cookie_signed_with_the_old_notes_secret_does_not_sign_in() {
     let server = TestServer::start(notes::app().unwrap()).await;
     let signer = Signer::new(OLD_NOTES_SECRET, &[], Digest::Sha256, "itsdangerous");
     let data = serde_json::json!({ "user_id": "demo" });
-    let forged = signer.dumps(data.as_object().unwrap(), now());
+    let forged = signer.dumps(&data.as_object().unwrap().into(), now());
     let res = get(
         server.addr,
         "/notes",
@@ -142,7 +142,7 @@ async fn a_cookie_signed_with_the_old_dashboard_secret_is_ignored() {
     let server = TestServer::start(app).await;
     let signer = Signer::new("my-secret-key", &[], Digest::Sha256, "itsdangerous");
     let data = serde_json::json!({ "visits": 41 });
-    let forged = signer.dumps(data.as_object().unwrap(), now());
+    let forged = signer.dumps(&data.as_object().unwrap().into(), now());
     let res = get(
         server.addr,
         "/dashboard",

@@ -8,16 +8,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chirp::middleware::sessions::SessionMiddleware;
-use chirp::sessions::{get_session, Clock, ManualClock, SessionConfig};
+use chirp::sessions::{get_session, Clock, ManualClock, SessionConfig, SessionData};
 use chirp::stores::{SessionRecord, SessionStore};
 use chirp::testing::TestClient;
 use chirp::{App, Error, Request};
-use serde_json::{Map, Value};
 
 const T0: u64 = 1_700_000_000;
 
 /// The sessions by id, and the last id given.
-type Sessions = (u64, HashMap<String, Map<String, Value>>);
+type Sessions = (u64, HashMap<String, SessionData>);
 
 /// Sessions in memory under a counter; every load takes a second (the clock moves).
 struct SlowStore {
@@ -38,7 +37,7 @@ impl SessionStore for SlowStore {
 
     async fn save(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         _now: u64,
         previous: Option<&str>,
     ) -> Result<String, Error> {

@@ -15,6 +15,7 @@ use chirp::middleware::auth::{get_user, AuthConfig, AuthMiddleware, AuthUser};
 use chirp::middleware::csrf::{get_csrf_token, CsrfConfig, CsrfMiddleware};
 use chirp::middleware::security_headers::{csp_nonce, SecurityHeadersMiddleware};
 use chirp::middleware::sessions::SessionMiddleware;
+use chirp::sessions::flash::{flash, take_flashes};
 use chirp::sessions::{get_session, regenerate_session, SessionConfig};
 use chirp::sse::{Event, Sse};
 use chirp::{App, LookupError, Request, Response};
@@ -113,8 +114,12 @@ fn app() -> App {
             };
             let regenerate = regenerate_session().map_or_else(err, |_| "regenerated".into());
             let csrf = get_csrf_token().unwrap_or_else(err);
+            // Flash messages too: an error, not a panic.
+            let flashed = flash("lost").map_or_else(err, |()| "flashed".into());
+            let taken = take_flashes().map_or_else(err, |f| format!("{f:?}"));
             Ok::<_, std::io::Error>(Bytes::from(format!(
-                "insert={insert}\nregenerate={regenerate}\ncsrf={csrf}\nname={:?}\n",
+                "insert={insert}\nregenerate={regenerate}\ncsrf={csrf}\nname={:?}\n\
+                 flash={flashed}\ntake_flashes={taken}\n",
                 session.get::<String>("name")
             )))
         });
@@ -347,6 +352,11 @@ async fn changing_the_session_inside_a_stream_is_refused_saying_why() {
         "{text}"
     );
     assert!(line("regenerate").contains(read_only), "{text}");
+    assert!(
+        line("flash").starts_with("ERR ") && line("flash").contains(read_only),
+        "{text}"
+    );
+    assert!(line("take_flashes").contains(read_only), "{text}");
     let csrf = line("csrf");
     assert!(
         csrf.contains("read-only inside a response stream")

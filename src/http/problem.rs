@@ -29,6 +29,27 @@ use crate::status::StatusCode;
 /// extension member of one of these names is not sent).
 const STANDARD_MEMBERS: [&str; 4] = ["type", "title", "status", "detail"];
 
+/// A problem as its JSON body: RFC 9457's members in its order, then the extension members.
+struct InOrder<'a>(&'a Problem);
+
+impl serde::Serialize for InOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let problem = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("type", "about:blank")?;
+        map.serialize_entry("title", problem.title())?;
+        map.serialize_entry("status", &problem.status.as_u16())?;
+        map.serialize_entry("detail", &*problem.detail)?;
+        for (name, value) in problem.extensions() {
+            if !STANDARD_MEMBERS.contains(&name) {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
 /// An error about to be sent, as [`App::error_handler`](crate::App::error_handler) sees it:
 /// an RFC 9457 problem (status, title, detail and extension members), with what is known of
 /// the request it answers (method, path, headers, whether it is an API call).
@@ -209,7 +230,9 @@ impl Problem {
     /// ```
     pub fn default_response(&self) -> Response {
         if self.prefers_json() {
-            Response::json(&self.to_json())
+            // Not `to_json`: a `serde_json::Map` sorts its keys (chirp switches on no serde_json
+            // features), and RFC 9457's members come first, in its order.
+            Response::json(&InOrder(self))
                 .with_content_type("application/problem+json")
                 .with_status(self.status)
         } else {
@@ -502,5 +525,22 @@ mod tests {
         assert_eq!(json["title"], "Not Found");
         assert_eq!(json["detail"], "Not Found");
         assert_eq!(json["instance"], "/notes/7");
+    }
+
+    /// The members in RFC 9457's order, then the extensions, whatever `serde_json` features
+    /// the build has.
+    #[test]
+    fn problem_json_keeps_its_members_order() {
+        let problem = Problem::new(StatusCode::NOT_FOUND)
+            .with_detail("no note 7")
+            .with_extension("errors", 1)
+            .with_extension("a", 2);
+        let mut problem = problem;
+        problem.api = true;
+        let res = problem.default_response();
+        assert_eq!(
+            res.body().as_ref(),
+            br#"{"type":"about:blank","title":"Not Found","status":404,"detail":"no note 7","a":2,"errors":1}"#
+        );
     }
 }

@@ -106,14 +106,13 @@
 //! ```
 
 use bytes::Bytes;
-use serde_json::{Map, Value};
 
 use crate::error::{ConfigurationError, Error};
 use crate::future::BoxFuture;
 use crate::http::{is_valid_cookie_name, Cookie, Request, Response, SameSite, StatusCode};
 use crate::service::{Middleware, Next};
 use crate::sessions::{
-    client_now, Origin, SaveMode, Session, SessionConfig, Signer, Stamps, CURRENT,
+    client_now, Origin, SaveMode, Session, SessionConfig, SessionData, Signer, Stamps, CURRENT,
 };
 use crate::stores::{CookieStore, Internal, SessionStore};
 
@@ -285,12 +284,7 @@ impl<S: SessionStore> SessionMiddleware<S> {
     }
 
     /// Loads and checks one cookie, parsing into `map`.
-    async fn check(
-        &self,
-        cookie: &str,
-        map: Map<String, Value>,
-        now: u64,
-    ) -> Result<Checked, Error> {
+    async fn check(&self, cookie: &str, map: SessionData, now: u64) -> Result<Checked, Error> {
         let mut stamps = self.stamps();
         let Some(record) = self
             .store
@@ -357,7 +351,8 @@ impl<S: SessionStore> SessionMiddleware<S> {
     ) -> Result<Option<usize>, Error> {
         let mut found = None;
         for (i, cookie) in cookies.iter().enumerate() {
-            let Checked::Fresh(data, origin) = self.check(cookie.as_str(), Map::new(), now).await?
+            let Checked::Fresh(data, origin) =
+                self.check(cookie.as_str(), SessionData::new(), now).await?
             else {
                 continue;
             };
@@ -433,7 +428,7 @@ impl<S: SessionStore> SessionMiddleware<S> {
     async fn save_data(
         &self,
         res: &mut Response,
-        data: &mut Map<String, Value>,
+        data: &mut SessionData,
         (regenerated, loaded): (bool, Loaded),
         origin: Origin,
         incoming: Option<&str>,
@@ -560,7 +555,7 @@ enum Loaded {
 /// What [`SessionMiddleware::check`] found of one cookie.
 enum Checked {
     /// Valid and fresh: its data, and what it says of its age.
-    Fresh(Map<String, Value>, Origin),
+    Fresh(SessionData, Origin),
     /// Valid, but past `max_age` or a timeout.
     Expired,
     /// Not a session (bad signature, unknown id, ...).

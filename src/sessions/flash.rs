@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::session::get_session;
+use super::session::{get_session, Session, READ_ONLY};
 use crate::error::LookupError;
 
 /// The session key flashes are kept under.
@@ -34,7 +34,9 @@ pub struct Flash {
 /// Flashes `message` in the category `message`.
 ///
 /// # Errors
-/// [`LookupError`] outside a session.
+/// [`LookupError`] outside a session, or inside a response stream or an upgrade callback,
+/// where the session is read-only ([`Session::is_read_only`]: the cookie already went out, so
+/// the message would be lost).
 pub fn flash(message: impl Into<String>) -> Result<(), LookupError> {
     flash_with("message", message)
 }
@@ -42,29 +44,40 @@ pub fn flash(message: impl Into<String>) -> Result<(), LookupError> {
 /// Flashes `message` in `category`.
 ///
 /// # Errors
-/// [`LookupError`] outside a session.
+/// As [`flash`].
 pub fn flash_with(
     category: impl Into<String>,
     message: impl Into<String>,
 ) -> Result<(), LookupError> {
-    let session = get_session()?;
+    let session = writable_session()?;
     let mut flashes: Vec<Flash> = session.get(FLASH_KEY).unwrap_or_default();
     flashes.push(Flash {
         category: category.into(),
         message: message.into(),
     });
-    session.insert(FLASH_KEY, flashes);
-    Ok(())
+    // A `Vec` of strings always serializes, and the session was found writable (a session
+    // is read-only from its making or never).
+    session
+        .try_insert(FLASH_KEY, flashes)
+        .map_err(|e| LookupError::new(e.to_string()))
 }
 
 /// The messages flashed so far, oldest first, and removes them: each is shown once.
 ///
 /// # Errors
-/// [`LookupError`] outside a session.
+/// As [`flash`]: inside a response stream the messages cannot be removed (the cookie already
+/// went out), so they are not shown there either; take them before returning the response.
 pub fn take_flashes() -> Result<Vec<Flash>, LookupError> {
+    let session = writable_session()?;
+    Ok(session.take(FLASH_KEY).unwrap_or_default())
+}
+
+/// The current session, when it can be changed.
+fn writable_session() -> Result<Session, LookupError> {
     let session = get_session()?;
-    Ok(match session.remove(FLASH_KEY) {
-        Some(value) => serde_json::from_value(value).unwrap_or_default(),
-        None => Vec::new(),
-    })
+    if session.is_read_only() {
+        tracing::warn!("flash messages used inside a response stream: {READ_ONLY}");
+        return Err(LookupError::new(READ_ONLY));
+    }
+    Ok(session)
 }

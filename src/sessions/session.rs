@@ -5,14 +5,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::data::{with_json, SessionData};
 use crate::error::LookupError;
 
 /// The session of one request, shared by every clone of its [`Session`] handles.
 #[derive(Debug, Default)]
 pub(crate) struct SessionState {
-    pub(crate) data: Map<String, Value>,
+    pub(crate) data: SessionData,
     /// Changed by the handler (insert, remove, clear, regenerate).
     pub(crate) modified: bool,
     /// `regenerate_session()` was called: a fresh cookie must be issued.
@@ -47,8 +48,10 @@ pub(crate) struct Origin {
 }
 
 /// A handle onto the current request's session: a JSON object whose values are typed on the
-/// way in and out. Cloning is cheap; every clone sees the same data. The lock inside is never
-/// held across an `.await`, so the handle may be used freely in async code.
+/// way in and out, kept in order ([`SessionData`]: the order keys came in, then the order they
+/// were first inserted; a value keeps its JSON text, nested objects' order included, until it
+/// is set). Cloning is cheap; every clone sees the same data. The lock inside is never held
+/// across an `.await`, so the handle may be used freely in async code.
 ///
 /// ```
 /// # use chirp::sessions::Session;
@@ -66,9 +69,10 @@ pub struct Session {
     state: Arc<Mutex<SessionState>>,
 }
 
-/// A session is recycled only when it holds at most this many keys (its map's memory grows
-/// with them; `serde_json::Map` does not tell its capacity).
+/// A session is recycled only when its data holds at most this many entries and this many
+/// bytes (the spare keeps its memory for the next request).
 const SPARE_KEYS_AT_MOST: usize = 64;
+const SPARE_BYTES_AT_MOST: usize = 16 * 1024;
 
 thread_local! {
     /// The last finished request's session on this thread, emptied, for the next request to
@@ -83,12 +87,12 @@ impl Session {
     }
 
     /// Takes the map out (for a store to fill, or to save out of the lock).
-    pub(crate) fn take_map(&self) -> Map<String, Value> {
+    pub(crate) fn take_map(&self) -> SessionData {
         std::mem::take(&mut self.lock().data)
     }
 
     /// Puts a loaded session's data in, with its `origin`.
-    pub(crate) fn loaded(&self, data: Map<String, Value>, origin: Origin) {
+    pub(crate) fn loaded(&self, data: SessionData, origin: Origin) {
         let mut state = self.lock();
         state.data = data;
         state.origin = origin;
@@ -102,7 +106,9 @@ impl Session {
             return;
         };
         let state = state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if state.data.len() > SPARE_KEYS_AT_MOST {
+        if state.data.held_entries() > SPARE_KEYS_AT_MOST
+            || state.data.held_bytes() > SPARE_BYTES_AT_MOST
+        {
             return;
         }
         // Every field named (no `..`): a field added later must be reset here too.
@@ -168,20 +174,28 @@ impl Session {
 
     /// The value under `key` as `T`; `None` when absent or of another type.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let state = self.lock();
-        T::deserialize(state.data.get(key)?).ok()
+        self.lock().data.get(key)
     }
 
-    /// The raw JSON value under `key`.
+    /// The value under `key` as a `serde_json::Value` (whose objects are sorted by key,
+    /// unless the application switches on `serde_json/preserve_order`: use
+    /// [`Session::get`] with a type of your own, or [`Session::get_json`], for the order).
     pub fn get_value(&self, key: &str) -> Option<Value> {
-        self.lock().data.get(key).cloned()
+        self.lock().data.get_value(key)
     }
 
-    /// Stores `value` under `key`.
+    /// The JSON text of the value under `key`, as the session keeps it (compact, in the
+    /// order it came in or was serialized).
+    pub fn get_json(&self, key: &str) -> Option<String> {
+        self.lock().data.get_json(key).map(str::to_owned)
+    }
+
+    /// Stores `value` under `key`, serialized with `serde_json` (a struct keeps its fields'
+    /// order). An existing key keeps its place; a new one goes last.
     ///
     /// # Panics
-    /// If `value` cannot be represented as JSON (a map with non-string keys, a float NaN, ...),
-    /// or the session is read-only ([`Session::is_read_only`]: inside a response stream):
+    /// If `value` cannot be represented as JSON (a map with non-string keys, ...), or the
+    /// session is read-only ([`Session::is_read_only`]: inside a response stream):
     /// that is a bug in the calling code, and the server turns the panic into a 500 with the
     /// session left unchanged (inside a stream, the connection is closed). Use
     /// [`Session::try_insert`] to handle it instead.
@@ -194,29 +208,47 @@ impl Session {
     /// Stores `value` under `key`, or says why it cannot: it cannot be represented as JSON,
     /// or the session is read-only ([`Session::is_read_only`]).
     pub fn try_insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), serde_json::Error> {
-        let value = serde_json::to_value(value)?;
-        let mut state = self.lock();
-        if state.read_only {
+        if self.is_read_only() {
             return Err(<serde_json::Error as serde::ser::Error>::custom(READ_ONLY));
         }
-        // Replace in place when the key exists: no new key string.
-        match state.data.get_mut(key) {
-            Some(slot) => *slot = value,
-            None => {
-                state.data.insert(key.to_owned(), value);
+        // Serialized before the lock is taken (a `Serialize` may read the session), into a
+        // reused buffer, then copied into the session's own memory.
+        with_json(value, |json| {
+            let mut state = self.lock();
+            if state.read_only {
+                return Err(<serde_json::Error as serde::ser::Error>::custom(READ_ONLY));
             }
-        }
-        state.modified = true;
-        Ok(())
+            state.data.set(key, json);
+            state.modified = true;
+            Ok(())
+        })?
     }
 
-    /// Removes `key`, returning its value.
+    /// Removes `key`, returning its value (as [`Session::get_value`]).
     ///
     /// # Panics
     /// If the session is read-only ([`Session::is_read_only`]).
     pub fn remove(&self, key: &str) -> Option<Value> {
+        let json = self.remove_json(key)?;
+        serde_json::from_str(&json).ok()
+    }
+
+    /// Removes `key`, returning its value as `T` (`None` when it was absent or of another
+    /// type: it is removed either way).
+    ///
+    /// # Panics
+    /// If the session is read-only ([`Session::is_read_only`]).
+    pub fn take<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        serde_json::from_str(&self.remove_json(key)?).ok()
+    }
+
+    /// Removes `key`, returning the JSON text of its value.
+    ///
+    /// # Panics
+    /// If the session is read-only ([`Session::is_read_only`]).
+    pub fn remove_json(&self, key: &str) -> Option<String> {
         let mut state = self.writable();
-        let old = state.data.shift_remove(key);
+        let old = state.data.remove(key);
         state.modified |= old.is_some();
         old
     }
@@ -231,6 +263,11 @@ impl Session {
         state.data.clear();
     }
 
+    /// A copy of the session's data, in order.
+    pub fn data(&self) -> SessionData {
+        self.lock().data.clone()
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.lock().data.len()
@@ -241,9 +278,9 @@ impl Session {
         self.lock().data.is_empty()
     }
 
-    /// The keys, in insertion order.
+    /// The keys, in order.
     pub fn keys(&self) -> Vec<String> {
-        self.lock().data.keys().cloned().collect()
+        self.lock().data.keys().map(str::to_owned).collect()
     }
 
     /// Whether `key` is present.

@@ -22,10 +22,11 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use hmac::{Hmac, Mac};
-use serde::de::{DeserializeSeed, Deserializer as _, MapAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
+
+use super::data::SessionData;
 
 /// base64url without padding on output; padding optional on input (as Python's decoder).
 const B64: GeneralPurpose = GeneralPurpose::new(
@@ -142,12 +143,13 @@ pub enum CookieError {
 /// ```
 /// use chirp::sessions::{Digest, Signer};
 /// let signer = Signer::new("my-secret-key", &[], Digest::Sha256, "itsdangerous");
-/// let mut data = serde_json::Map::new();
-/// data.insert("visits".into(), 1.into());
+/// let mut data = chirp::sessions::SessionData::new();
+/// data.insert("visits", 1)?;
 /// let cookie = signer.dumps(&data, 1764000000);
 /// assert_eq!(cookie, "eyJ2aXNpdHMiOjF9.aSSBAA.fpjhVsd7jfz22gZDECldJRfN_1HGA9trV7yldcnWo1c");
 /// let (back, ts) = signer.loads(&cookie).unwrap();
 /// assert_eq!((back, ts), (data, 1764000000));
+/// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Signer {
@@ -192,7 +194,7 @@ impl Signer {
     }
 
     /// The cookie value for `data`, signed at `timestamp`.
-    pub fn dumps(&self, data: &Map<String, Value>, timestamp: u64) -> String {
+    pub fn dumps(&self, data: &SessionData, timestamp: u64) -> String {
         let mut out = String::new();
         self.dumps_into(data, timestamp, &mut out);
         out
@@ -200,7 +202,7 @@ impl Signer {
 
     /// Appends the cookie value for `data`, signed at `timestamp`, to `out` (which may already
     /// hold `name=`: only what this call appends is signed).
-    pub fn dumps_into(&self, data: &Map<String, Value>, timestamp: u64, out: &mut String) {
+    pub fn dumps_into(&self, data: &SessionData, timestamp: u64, out: &mut String) {
         self.dumps_stamped_into(data, &Stamps::NONE, timestamp, out);
     }
 
@@ -209,7 +211,7 @@ impl Signer {
     /// put them), without going through the map.
     pub(crate) fn dumps_stamped_into(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         stamps: &Stamps<'_>,
         timestamp: u64,
         out: &mut String,
@@ -217,7 +219,7 @@ impl Signer {
         JSON_BUF.with(|buf| {
             let mut json = buf.borrow_mut();
             json.clear();
-            serde_json::to_writer(&mut *json, data).expect("a JSON map always serializes");
+            data.write_json(&mut json);
             stamps.append_to_json(&mut json);
             self.sign_payload_into(&json, timestamp, out);
             give_back_if_huge(&mut json);
@@ -258,19 +260,15 @@ impl Signer {
 
     /// Verifies `cookie` and decodes it: the data and the timestamp it was signed at. Checks
     /// no age: that is the caller's business (it knows the clock and the limits).
-    pub fn loads(&self, cookie: &str) -> Result<(Map<String, Value>, u64), CookieError> {
-        let mut data = Map::new();
+    pub fn loads(&self, cookie: &str) -> Result<(SessionData, u64), CookieError> {
+        let mut data = SessionData::new();
         let timestamp = self.loads_into(cookie, &mut data)?;
         Ok((data, timestamp))
     }
 
     /// Like [`Signer::loads`], decoding into `data` (emptied first, and left empty when the
     /// cookie is refused), so that a map's memory serves cookie after cookie.
-    pub fn loads_into(
-        &self,
-        cookie: &str,
-        data: &mut Map<String, Value>,
-    ) -> Result<u64, CookieError> {
+    pub fn loads_into(&self, cookie: &str, data: &mut SessionData) -> Result<u64, CookieError> {
         self.loads_stamped_into(cookie, data, &mut Stamps::none())
     }
 
@@ -279,7 +277,7 @@ impl Signer {
     pub(crate) fn loads_stamped_into(
         &self,
         cookie: &str,
-        data: &mut Map<String, Value>,
+        data: &mut SessionData,
         stamps: &mut Stamps<'_>,
     ) -> Result<u64, CookieError> {
         data.clear();
@@ -325,85 +323,24 @@ impl Signer {
     }
 }
 
-/// Parses the JSON object `json` into `data`, entry by entry as `serde_json` builds a `Map`
-/// (a repeated key keeps its first place and its last value), in `data`'s own memory. The
+/// Parses the JSON object `json` into `data` (its members' order and their values' text kept;
+/// a repeated key keeps its first place and its last value), in `data`'s own memory. The
 /// reserved keys of `stamps` go into `stamps` (their last numeric value; another value is
-/// dropped), with no key string made for them.
+/// dropped), never into `data`.
 fn fill_object(
     json: &[u8],
-    data: &mut Map<String, Value>,
+    data: &mut SessionData,
     stamps: &mut Stamps<'_>,
 ) -> serde_json::Result<()> {
-    struct Fill<'m, 's, 'k>(&'m mut Map<String, Value>, &'s mut Stamps<'k>);
-
-    /// A key: one of the reserved ones (by index), or another, owned.
-    enum Key {
-        Reserved(usize),
-        Other(String),
-    }
-
-    struct KeySeed<'a>(Option<[&'a str; 2]>);
-
-    impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-        type Value = Key;
-
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
-            d.deserialize_str(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for KeySeed<'_> {
-        type Value = Key;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a string key")
-        }
-
-        fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
-            match self
-                .0
-                .and_then(|names| names.iter().position(|n| *n == key))
-            {
-                Some(i) => Ok(Key::Reserved(i)),
-                None => Ok(Key::Other(key.to_owned())),
-            }
-        }
-
-        fn visit_string<E: serde::de::Error>(self, key: String) -> Result<Key, E> {
-            match self
-                .0
-                .and_then(|names| names.iter().position(|n| *n == key))
-            {
-                Some(i) => Ok(Key::Reserved(i)),
-                None => Ok(Key::Other(key)),
-            }
-        }
-    }
-
-    impl<'de> Visitor<'de> for Fill<'_, '_, '_> {
-        type Value = ();
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<(), A::Error> {
-            while let Some(key) = entries.next_key_seed(KeySeed(self.1.names))? {
-                let value: Value = entries.next_value()?;
-                match key {
-                    Key::Other(key) => {
-                        self.0.insert(key, value);
-                    }
-                    Key::Reserved(i) => self.1.values[i] = value.as_f64(),
-                }
-            }
-            Ok(())
-        }
-    }
-
-    let mut de = serde_json::Deserializer::from_slice(json);
-    (&mut de).deserialize_map(Fill(data, stamps))?;
-    de.end()
+    let names = stamps.names;
+    let values = &mut stamps.values;
+    data.fill(json, |key, value| {
+        let Some(i) = names.and_then(|names| names.iter().position(|n| *n == key)) else {
+            return false;
+        };
+        values[i] = serde_json::from_str::<f64>(value).ok();
+        true
+    })
 }
 
 /// The session middleware's reserved timestamps (the Python framework's `__created_at` and
@@ -438,11 +375,13 @@ impl<'k> Stamps<'k> {
     }
 
     /// Takes the reserved keys out of `data` (for a store that parses on its own).
-    pub(crate) fn take_from(&mut self, data: &mut Map<String, Value>) {
+    pub(crate) fn take_from(&mut self, data: &mut SessionData) {
         self.values = [None; 2];
         let Some(names) = self.names else { return };
         for (name, value) in names.iter().zip(&mut self.values) {
-            *value = data.shift_remove(*name).as_ref().and_then(Value::as_f64);
+            *value = data
+                .remove(name)
+                .and_then(|json| serde_json::from_str::<f64>(&json).ok());
         }
     }
 
@@ -455,16 +394,16 @@ impl<'k> Stamps<'k> {
     }
 
     /// Puts the values into `data`, after its keys (for a store that serializes on its own).
-    pub(crate) fn insert_into(&self, data: &mut Map<String, Value>) {
+    pub(crate) fn insert_into(&self, data: &mut SessionData) {
         for (name, value) in self.pairs() {
-            data.insert(name.to_owned(), number(value));
+            data.set(name, &number(value).to_string());
         }
     }
 
     /// Takes back out of `data` what [`Stamps::insert_into`] put in.
-    pub(crate) fn remove_from(&self, data: &mut Map<String, Value>) {
+    pub(crate) fn remove_from(&self, data: &mut SessionData) {
         for (name, _) in self.pairs() {
-            data.shift_remove(name);
+            data.remove(name);
         }
     }
 
@@ -603,8 +542,8 @@ mod tests {
 
     #[test]
     fn round_trips_and_compresses_big_payloads() {
-        let mut data = Map::new();
-        data.insert("big".into(), Value::String("x".repeat(500)));
+        let mut data = SessionData::new();
+        data.insert("big", "x".repeat(500)).unwrap();
         let cookie = signer().dumps(&data, 1_700_000_000);
         assert!(
             cookie.starts_with('.'),
@@ -619,10 +558,10 @@ mod tests {
     #[test]
     fn only_payloads_from_the_threshold_on_are_compressed() {
         let cookie_for = |json_len: usize| {
-            let mut data = Map::new();
+            let mut data = SessionData::new();
             let filler = json_len - r#"{"t":""}"#.len();
-            data.insert("t".into(), Value::String("a".repeat(filler)));
-            assert_eq!(serde_json::to_vec(&data).unwrap().len(), json_len);
+            data.insert("t", "a".repeat(filler)).unwrap();
+            assert_eq!(data.to_json().len(), json_len);
             signer().dumps(&data, 1_700_000_000)
         };
         assert!(!cookie_for(COMPRESS_FROM - 1).starts_with('.'));
@@ -644,8 +583,8 @@ mod tests {
                     char::from(b'a' + (rng % 26) as u8)
                 })
                 .collect();
-            let mut data = Map::new();
-            data.insert("t".into(), Value::String(text));
+            let mut data = SessionData::new();
+            data.insert("t", text).unwrap();
             let cookie = signer().dumps(&data, 1_700_000_000);
             assert_eq!(signer().loads(&cookie).unwrap().0, data, "length {len}");
         }
@@ -653,8 +592,8 @@ mod tests {
 
     #[test]
     fn rejects_tampering() {
-        let mut data = Map::new();
-        data.insert("user".into(), "alice".into());
+        let mut data = SessionData::new();
+        data.insert("user", "alice").unwrap();
         let cookie = signer().dumps(&data, 1_700_000_000);
         let (payload, rest) = cookie.split_once('.').unwrap();
         let forged_payload = B64.encode(br#"{"user":"admin"}"#);
@@ -686,16 +625,16 @@ mod tests {
             names,
             values: [Some(1_700_000_000.0), Some(1_700_000_060.5)],
         };
-        let mut data = Map::new();
+        let mut data = SessionData::new();
         let mut cookie = String::new();
         signer().dumps_stamped_into(&data, &stamps, 1, &mut cookie);
         let (plain, _) = signer().loads(&cookie).unwrap();
         assert_eq!(
-            serde_json::to_string(&plain).unwrap(),
+            plain.to_json(),
             r#"{"__created_at":1700000000,"__last_seen_at":1700000060.5}"#
         );
-        data.insert("visits".into(), Value::from(3));
-        data.insert("q\"uote".into(), Value::from("x"));
+        data.insert("visits", 3).unwrap();
+        data.insert("q\"uote", "x").unwrap();
         let mut inserted = data.clone();
         stamps.insert_into(&mut inserted);
         cookie.clear();
@@ -707,7 +646,7 @@ mod tests {
         );
 
         let mut read = Stamps::new(names);
-        let mut back = Map::new();
+        let mut back = SessionData::new();
         signer()
             .loads_stamped_into(&cookie, &mut back, &mut read)
             .unwrap();
@@ -776,11 +715,11 @@ mod tests {
             signer().sign_payload_into(json, 1_700_000_000, &mut cookie);
             cookie
         };
-        let mut data = Map::new();
-        data.insert("stale".into(), Value::from(1));
+        let mut data = SessionData::new();
+        data.insert("stale", 1).unwrap();
         let cookie = signed(br#"{"a":1,"b":[2],"a":3}"#);
         assert_eq!(signer().loads_into(&cookie, &mut data), Ok(1_700_000_000));
-        assert_eq!(serde_json::to_string(&data).unwrap(), r#"{"a":3,"b":[2]}"#);
+        assert_eq!(data.to_json(), r#"{"a":3,"b":[2]}"#);
         assert_eq!(signer().loads(&cookie).unwrap().0, data, "same as loads");
 
         for refused in [
@@ -790,7 +729,7 @@ mod tests {
             signed(br#"{"a":"#),
             "a.b.c".to_owned(),
         ] {
-            data.insert("stale".into(), Value::from(1));
+            data.insert("stale", 1).unwrap();
             assert!(
                 signer().loads_into(&refused, &mut data).is_err(),
                 "{refused}"

@@ -3,11 +3,9 @@
 
 use std::future::Future;
 
-use serde_json::{Map, Value};
-
 use super::session::{Internal, SessionRecord, SessionStore};
 use crate::error::Error;
-use crate::sessions::{Signer, Stamps};
+use crate::sessions::{SessionData, Signer, Stamps};
 
 /// The default store: the whole session, signed, in the cookie (itsdangerous format).
 #[derive(Debug, Clone)]
@@ -32,12 +30,12 @@ impl SessionStore for CookieStore {
         &self,
         cookie_value: &str,
     ) -> impl Future<Output = Result<Option<SessionRecord>, Error>> + Send {
-        self.load_into(cookie_value, Map::new(), Internal)
+        self.load_into(cookie_value, SessionData::new(), Internal)
     }
 
     fn save(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         now: u64,
         _previous: Option<&str>,
     ) -> impl Future<Output = Result<String, Error>> + Send {
@@ -49,7 +47,7 @@ impl SessionStore for CookieStore {
     fn load_into(
         &self,
         cookie_value: &str,
-        mut data: Map<String, Value>,
+        mut data: SessionData,
         _: Internal,
     ) -> impl Future<Output = Result<Option<SessionRecord>, Error>> + Send {
         let record = match self.signer.loads_into(cookie_value, &mut data) {
@@ -64,7 +62,7 @@ impl SessionStore for CookieStore {
 
     fn save_into(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         now: u64,
         _previous: Option<&str>,
         out: &mut String,
@@ -81,7 +79,7 @@ impl SessionStore for CookieStore {
     fn load_stamped(
         &self,
         cookie_value: &str,
-        mut data: Map<String, Value>,
+        mut data: SessionData,
         stamps: &mut Stamps<'_>,
         _: Internal,
     ) -> impl Future<Output = Result<Option<SessionRecord>, Error>> + Send {
@@ -100,7 +98,7 @@ impl SessionStore for CookieStore {
 
     fn save_stamped(
         &self,
-        data: &mut Map<String, Value>,
+        data: &mut SessionData,
         stamps: &Stamps<'_>,
         now: u64,
         _previous: Option<&str>,
@@ -115,7 +113,7 @@ impl SessionStore for CookieStore {
 
     fn save_regenerated_into(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         now: u64,
         _previous: &str,
         out: &mut String,

@@ -3,14 +3,13 @@
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use serde_json::{Map, Value};
 
 use super::redis_conn::within;
 use super::session::{Internal, SessionRecord, SessionStore};
 use crate::error::{Error, HttpError};
 use crate::http::StatusCode;
 use crate::security::random_hex;
-use crate::sessions::{Clock, SessionConfig, Signer};
+use crate::sessions::{Clock, SessionConfig, SessionData, Signer};
 
 /// Sessions kept in Redis (feature `redis`), for apps served by several
 /// processes that must share more than a cookie can hold, or revoke sessions on the server.
@@ -111,10 +110,11 @@ return n";
 
 /// A session's user id as the index names it: a JSON string as is, a number in its JSON
 /// form (`login` stores `AuthUser::id()`, a string).
-fn user_of(data: &Map<String, Value>, key: &str) -> Option<String> {
-    match data.get(key)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+fn user_of(data: &SessionData, key: &str) -> Option<String> {
+    let json = data.get_json(key)?;
+    match json.as_bytes().first()? {
+        b'"' => serde_json::from_str(json).ok(),
+        b'-' | b'0'..=b'9' => Some(json.to_owned()),
         _ => None,
     }
 }
@@ -212,13 +212,13 @@ impl RedisStore {
 
     /// The TTL a session written at `now` gets: `max_age`, shortened to what the idle and
     /// absolute timeouts leave (at least a second).
-    fn ttl_for(&self, data: &Map<String, Value>, now: u64) -> u64 {
+    fn ttl_for(&self, data: &SessionData, now: u64) -> u64 {
         let mut ttl = self.ttl;
         if let Some(idle) = self.idle_timeout {
             ttl = ttl.min(idle.as_secs());
         }
         if let Some(absolute) = self.absolute_timeout {
-            if let Some(created) = data.get(&self.created_at_key).and_then(Value::as_f64) {
+            if let Some(created) = data.get::<f64>(&self.created_at_key) {
                 let left = created + absolute.as_secs_f64() - now as f64;
                 ttl = ttl.min(left.ceil().max(0.0) as u64);
             }
@@ -269,18 +269,13 @@ impl RedisStore {
 
     /// Checks the cookie's signature and reads what it names.
     fn verify(&self, cookie_value: &str) -> Option<Named> {
-        let (mut map, _) = self.signer.loads(cookie_value).ok()?;
-        let Some(Value::String(id)) = map.shift_remove(ID) else {
-            return None;
-        };
+        let (map, _) = self.signer.loads(cookie_value).ok()?;
+        let id = map.get::<String>(ID)?;
         // 128 bits in hex: anything else was never made here.
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        let user = match map.shift_remove(USER) {
-            Some(Value::String(u)) => Some(u),
-            _ => None,
-        };
+        let user = map.get::<String>(USER);
         Some(Named { id, user })
     }
 
@@ -292,7 +287,7 @@ impl RedisStore {
     #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         now: u64,
         id: String,
         previous: Option<&str>,
@@ -328,7 +323,7 @@ impl RedisStore {
                 pipe.cmd("DEL").arg(&key).ignore();
             }
         } else {
-            let json = serde_json::to_string(data)?;
+            let json = data.to_json();
             let set = pipe
                 .cmd("SET")
                 .arg(&key)
@@ -370,10 +365,10 @@ impl RedisStore {
             // and nothing is signed.
             Some(cookie) if old_user == user => out.push_str(cookie),
             _ => {
-                let mut payload = Map::new();
-                payload.insert(ID.to_owned(), Value::String(id));
+                let mut payload = SessionData::new();
+                payload.insert(ID, id)?;
                 if let Some(u) = user {
-                    payload.insert(USER.to_owned(), Value::String(u));
+                    payload.insert(USER, u)?;
                 }
                 self.signer.dumps_into(&payload, now, out);
             }
@@ -399,12 +394,13 @@ impl RedisStore {
 
 impl SessionStore for RedisStore {
     async fn load(&self, cookie_value: &str) -> Result<Option<SessionRecord>, Error> {
-        self.load_into(cookie_value, Map::new(), Internal).await
+        self.load_into(cookie_value, SessionData::new(), Internal)
+            .await
     }
 
     async fn save(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         now: u64,
         previous: Option<&str>,
     ) -> Result<String, Error> {
@@ -416,7 +412,7 @@ impl SessionStore for RedisStore {
 
     async fn save_regenerated(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         now: u64,
         previous: &str,
     ) -> Result<String, Error> {
@@ -429,7 +425,7 @@ impl SessionStore for RedisStore {
     async fn load_into(
         &self,
         cookie_value: &str,
-        mut data: Map<String, Value>,
+        mut data: SessionData,
         _: Internal,
     ) -> Result<Option<SessionRecord>, Error> {
         let Some(id) = self.id_of(cookie_value) else {
@@ -442,9 +438,8 @@ impl SessionStore for RedisStore {
         let Some(json): Option<String> = self.run(cmd).await? else {
             return Ok(None); // expired, revoked, or logged out
         };
-        match serde_json::from_str::<Map<String, Value>>(&json) {
-            Ok(map) => {
-                data.extend(map);
+        match data.fill(json.as_bytes(), |_, _| false) {
+            Ok(()) => {
                 // Freshness is Redis's TTL: a record that is still there is within max_age.
                 let now = self.clock.now();
                 Ok(Some(SessionRecord {
@@ -461,7 +456,7 @@ impl SessionStore for RedisStore {
 
     async fn save_into(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         now: u64,
         previous: Option<&str>,
         out: &mut String,
@@ -481,7 +476,7 @@ impl SessionStore for RedisStore {
 
     async fn save_regenerated_into(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         now: u64,
         previous: &str,
         out: &mut String,

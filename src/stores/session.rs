@@ -4,17 +4,15 @@
 
 use std::future::Future;
 
-use serde_json::{Map, Value};
-
 use crate::error::Error;
-use crate::sessions::Stamps;
+use crate::sessions::{SessionData, Stamps};
 
 /// A session as a store hands it back: its data and when its cookie was issued (seconds
 /// since the epoch). The middleware checks the age limits from `issued_at`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRecord {
-    /// The session's key/value map.
-    pub data: Map<String, Value>,
+    /// The session's data, in order.
+    pub data: SessionData,
     /// When the cookie (or the server-side record) was last written.
     pub issued_at: u64,
 }
@@ -24,8 +22,8 @@ pub struct SessionRecord {
 /// a server-side store keeps it under an id and puts only the id in the cookie.
 ///
 /// ```
+/// use chirp::sessions::SessionData;
 /// use chirp::stores::{SessionRecord, SessionStore};
-/// use serde_json::{Map, Value};
 /// use std::collections::HashMap;
 /// use std::sync::Mutex;
 ///
@@ -40,7 +38,7 @@ pub struct SessionRecord {
 ///
 ///     async fn save(
 ///         &self,
-///         data: &Map<String, Value>,
+///         data: &SessionData,
 ///         now: u64,
 ///         previous: Option<&str>,
 ///     ) -> Result<String, chirp::Error> {
@@ -73,7 +71,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// the cookie the request came with, if any (a server-side store reuses its id).
     fn save(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         now: u64,
         previous: Option<&str>,
     ) -> impl Future<Output = Result<String, Error>> + Send;
@@ -92,7 +90,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// previous cookie; a server-side store can do both in one round trip.
     fn save_regenerated(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         now: u64,
         previous: &str,
     ) -> impl Future<Output = Result<String, Error>> + Send {
@@ -112,7 +110,7 @@ pub trait SessionStore: Send + Sync + 'static {
     fn load_into(
         &self,
         cookie_value: &str,
-        data: Map<String, Value>,
+        data: SessionData,
         _: Internal,
     ) -> impl Future<Output = Result<Option<SessionRecord>, Error>> + Send {
         drop(data);
@@ -122,7 +120,7 @@ pub trait SessionStore: Send + Sync + 'static {
     #[doc(hidden)]
     fn save_into(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         now: u64,
         previous: Option<&str>,
         out: &mut String,
@@ -155,7 +153,7 @@ pub trait SessionStore: Send + Sync + 'static {
     fn load_stamped(
         &self,
         cookie_value: &str,
-        data: Map<String, Value>,
+        data: SessionData,
         stamps: &mut Stamps<'_>,
         _: Internal,
     ) -> impl Future<Output = Result<Option<SessionRecord>, Error>> + Send {
@@ -175,7 +173,7 @@ pub trait SessionStore: Send + Sync + 'static {
     #[allow(clippy::too_many_arguments)]
     fn save_stamped(
         &self,
-        data: &mut Map<String, Value>,
+        data: &mut SessionData,
         stamps: &Stamps<'_>,
         now: u64,
         previous: Option<&str>,
@@ -206,7 +204,7 @@ pub trait SessionStore: Send + Sync + 'static {
     #[doc(hidden)]
     fn save_regenerated_into(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         now: u64,
         previous: &str,
         out: &mut String,
