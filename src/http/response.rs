@@ -244,15 +244,12 @@ fn header_problem(name: &str, value: &str) -> Option<String> {
     // to `/\t/host` lands on `//host`, another site. Check redirect targets that come from
     // the request with `chirp::security::is_safe_url`.
     // htmx's redirects (`HX-Redirect`, a plain `HX-Location`) and history URLs are URLs too.
-    let url = [
-        "location",
-        "hx-redirect",
-        "hx-location",
-        "hx-push-url",
-        "hx-replace-url",
-    ]
-    .iter()
-    .any(|n| name.eq_ignore_ascii_case(n));
+    let url = name.eq_ignore_ascii_case("location")
+        || (name.len() > 3
+            && name.as_bytes()[..3].eq_ignore_ascii_case(b"hx-")
+            && ["redirect", "location", "push-url", "replace-url"]
+                .iter()
+                .any(|n| name[3..].eq_ignore_ascii_case(n)));
     if url && value.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Some(format!(
             "response header {name:?} has a control character (a tab, say) in its value: \
