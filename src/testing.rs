@@ -705,21 +705,32 @@ impl TestResponse {
     /// let client = TestClient::new(app);
     /// let res = client.htmx(Method::Post, "/tasks").send().await;
     /// assert!(res.hx_trigger_has("taskAdded") && !res.hx_trigger_has("task"));
-    /// assert_eq!(res.hx_trigger_detail("count"), Some(serde_json::json!(3)));
+    /// assert_eq!(res.hx_trigger_detail::<u32>("count"), Some(3));
     /// # }
     /// ```
     pub fn hx_trigger_has(&self, name: &str) -> bool {
-        self.hx_trigger_detail(name).is_some()
-    }
-
-    /// The detail of event `name` in `HX-Trigger`: `None` when the event is not there,
-    /// `Some(Value::Null)` for a name given without a detail.
-    pub fn hx_trigger_detail(&self, name: &str) -> Option<serde_json::Value> {
         self.response
             .headers_all("hx-trigger")
             .flat_map(crate::http::htmx::parse_triggers)
-            .find(|(event, _)| event == name)
-            .map(|(_, detail)| detail.unwrap_or(serde_json::Value::Null))
+            .any(|(event, _)| event == name)
+    }
+
+    /// The detail of event `name` in `HX-Trigger`, as a `T` (`serde_json::Value`, or a type
+    /// of the test's own): `None` when the event is not there; a name given without a detail
+    /// reads as JSON `null`.
+    ///
+    /// # Panics
+    /// When the detail does not fit `T` (a test helper: the panic is the test failure).
+    pub fn hx_trigger_detail<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        let (_, detail) = self
+            .response
+            .headers_all("hx-trigger")
+            .flat_map(crate::http::htmx::parse_triggers)
+            .find(|(event, _)| event == name)?;
+        let json = detail.unwrap_or_else(|| "null".to_owned());
+        Some(serde_json::from_str(&json).unwrap_or_else(|e| {
+            panic!("the detail of HX-Trigger event {name:?} does not fit ({e}): {json}")
+        }))
     }
 
     /// The event stream this response carries, to read event by event.

@@ -129,7 +129,7 @@ fn hx_app() -> App {
         Hx::new(()).location(
             HxLocation::new("/board")
                 .target("#main")
-                .values(json!({"p": 1})),
+                .values(&json!({"p": 1})),
         )
     });
     app.get("/split", |req: Request| async move {
@@ -156,7 +156,10 @@ async fn hx_wraps_any_response_and_its_errors() {
         !res.hx_trigger_has("settled"),
         "after-settle is a header of its own"
     );
-    assert_eq!(res.hx_trigger_detail("count"), Some(json!({"n": 3})));
+    assert_eq!(
+        res.hx_trigger_detail::<serde_json::Value>("count"),
+        Some(json!({"n": 3}))
+    );
     assert_eq!(res.header("HX-Trigger-After-Settle"), Some("settled"));
     assert_eq!(res.header("HX-Push-Url"), Some("/tasks/%C3%A9"));
 

@@ -26,7 +26,6 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use super::encoding::percent_decode;
 use super::request::Request;
@@ -284,15 +283,38 @@ const TRIGGER_HEADERS: [&str; 3] = [
     "hx-trigger-after-settle",
 ];
 
-/// The events of an `HX-Trigger*` value, with their details (`None`: a plain name): the
-/// comma-separated names, or the JSON object, as htmx reads them.
-pub(crate) fn parse_triggers(value: &str) -> Vec<(String, Option<Value>)> {
+/// An event and its detail: JSON text (ASCII), or `None` for a plain name.
+///
+/// Details are kept as JSON text, never as `serde_json::Value`s: this module then makes none
+/// of the serde_json instantiations the session middleware runs on every request (building
+/// `Map`s, serializing `Value`s), whose inlining there a second caller would change.
+type Events = Vec<(String, Option<String>)>;
+
+/// `text` as a JSON string, quoted, with everything outside printable ASCII escaped.
+fn json_string(text: &str, out: &mut String) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// The events of an `HX-Trigger*` value, with their details: the comma-separated names, or
+/// the members of the JSON object, as htmx reads them (nothing, for JSON it cannot read).
+pub(crate) fn parse_triggers(value: &str) -> Events {
     let value = value.trim();
     if value.starts_with('{') {
-        return match serde_json::from_str::<Map<String, Value>>(value) {
-            Ok(map) => map.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-            Err(_) => Vec::new(), // htmx cannot read it either
-        };
+        return json_members(value).unwrap_or_default();
     }
     value
         .split(',')
@@ -300,6 +322,131 @@ pub(crate) fn parse_triggers(value: &str) -> Vec<(String, Option<Value>)> {
         .filter(|name| !name.is_empty())
         .map(|name| (name.to_owned(), None))
         .collect()
+}
+
+/// The members of the JSON object `text`: each key decoded, each value as its JSON text.
+/// `None` when `text` is not one object (values are delimited, not validated: they come from
+/// a response's own header, or are parsed by the caller).
+fn json_members(text: &str) -> Option<Events> {
+    let bytes = text.as_bytes();
+    let ws = |at: &mut usize| {
+        while bytes.get(*at).is_some_and(u8::is_ascii_whitespace) {
+            *at += 1;
+        }
+    };
+    let mut at = 0;
+    ws(&mut at);
+    (bytes.get(at) == Some(&b'{')).then_some(())?;
+    at += 1;
+    let mut members = Vec::new();
+    ws(&mut at);
+    if bytes.get(at) == Some(&b'}') {
+        at += 1;
+    } else {
+        loop {
+            ws(&mut at);
+            let key_end = string_end(bytes, at)?;
+            let key = unescape(&text[at + 1..key_end - 1])?;
+            at = key_end;
+            ws(&mut at);
+            (bytes.get(at) == Some(&b':')).then_some(())?;
+            at += 1;
+            ws(&mut at);
+            let value_end = value_end(bytes, at)?;
+            let raw = text[at..value_end].trim_end();
+            (!raw.is_empty()).then_some(())?;
+            members.push((key, Some(raw.to_owned())));
+            at = value_end;
+            match bytes.get(at) {
+                Some(b',') => at += 1,
+                Some(b'}') => {
+                    at += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    ws(&mut at);
+    (at == bytes.len()).then_some(members)
+}
+
+/// Where the JSON string starting at `at` (its opening quote) ends (after its closing quote).
+fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
+    (bytes.get(at) == Some(&b'"')).then_some(())?;
+    let mut i = at + 1;
+    loop {
+        match bytes.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+/// Where the JSON value starting at `at` ends: after a string, a balanced object or array, or
+/// at the `,` or `}` that ends a literal.
+fn value_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = at;
+    loop {
+        match bytes.get(i) {
+            Some(b'"') => i = string_end(bytes, i)?,
+            Some(b'{' | b'[') => {
+                depth += 1;
+                i += 1;
+            }
+            Some(b'}' | b']') if depth > 0 => {
+                depth -= 1;
+                i += 1;
+            }
+            Some(b',' | b'}') | None if depth == 0 => return Some(i),
+            Some(_) => i += 1,
+            None => return None,
+        }
+    }
+}
+
+/// The text of a JSON string's inside (between its quotes), its escapes decoded.
+fn unescape(inner: &str) -> Option<String> {
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    let hex4 = |chars: &mut std::str::Chars<'_>| -> Option<u32> {
+        let digits: String = chars.by_ref().take(4).collect();
+        (digits.len() == 4).then_some(())?;
+        u32::from_str_radix(&digits, 16).ok()
+    };
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let decoded = match chars.next()? {
+            '"' => '"',
+            '\\' => '\\',
+            '/' => '/',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'u' => {
+                let unit = hex4(&mut chars)?;
+                if (0xD800..0xDC00).contains(&unit) {
+                    // A high surrogate: its low one follows as `\uXXXX`.
+                    (chars.next() == Some('\\') && chars.next() == Some('u')).then_some(())?;
+                    let low = hex4(&mut chars)?;
+                    (0xDC00..0xE000).contains(&low).then_some(())?;
+                    char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))?
+                } else {
+                    char::from_u32(unit)?
+                }
+            }
+            _ => return None,
+        };
+        out.push(decoded);
+    }
+    Some(out)
 }
 
 /// Whether htmx reads `name` back from a comma-separated `HX-Trigger` as it is.
@@ -314,7 +461,7 @@ fn plain_name(name: &str) -> bool {
 /// An `HX-Trigger*` value for `events`: comma-separated names when none has a detail and
 /// every name reads back as it is, else one JSON object (a name without a detail as `true`,
 /// as the Python framework writes it).
-fn encode_triggers(events: &[(String, Option<Value>)]) -> String {
+fn encode_triggers(events: &[(String, Option<String>)]) -> String {
     if events
         .iter()
         .all(|(name, detail)| detail.is_none() && plain_name(name))
@@ -322,17 +469,22 @@ fn encode_triggers(events: &[(String, Option<Value>)]) -> String {
         let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
         return names.join(", ");
     }
-    let map: Map<String, Value> = events
-        .iter()
-        .map(|(name, detail)| (name.clone(), detail.clone().unwrap_or(Value::Bool(true))))
-        .collect();
-    // A map of strings to values always serializes.
-    ascii_json(serde_json::to_string(&map).unwrap_or_default())
+    let mut out = String::from("{");
+    for (i, (name, detail)) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_string(name, &mut out);
+        out.push(':');
+        out.push_str(detail.as_deref().unwrap_or("true"));
+    }
+    out.push('}');
+    out
 }
 
 /// Adds `(name, detail)` to `events`: an event already there keeps its place and takes the
 /// new detail.
-fn merge_event(events: &mut Vec<(String, Option<Value>)>, name: String, detail: Option<Value>) {
+fn merge_event(events: &mut Events, name: String, detail: Option<String>) {
     match events.iter_mut().find(|(n, _)| *n == name) {
         Some(slot) => slot.1 = detail,
         None => events.push((name, detail)),
@@ -355,27 +507,21 @@ fn merge_event(events: &mut Vec<(String, Option<Value>)>, name: String, detail: 
 ///     Some(r##"{"path":"/tasks","target":"#main","swap":"outerHTML"}"##)
 /// );
 /// ```
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct HxLocation {
     path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     swap: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     select: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    values: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    headers: Option<Map<String, Value>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// JSON text (ASCII).
+    values: Option<String>,
+    headers: Vec<(String, String)>,
     push: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     replace: Option<String>,
+    /// Why it cannot be sent (values that do not serialize).
+    error: Option<String>,
 }
 
 impl HxLocation {
@@ -417,17 +563,24 @@ impl HxLocation {
         self
     }
 
-    /// Values sent with the request (a JSON object: `json!({"page": 2})`).
-    pub fn values(mut self, values: Value) -> Self {
-        self.values = Some(values);
+    /// Values sent with the request: anything that serializes to a JSON object
+    /// (`&json!({"page": 2})`, a struct).
+    pub fn values<T: Serialize + ?Sized>(mut self, values: &T) -> Self {
+        match serde_json::to_string(values) {
+            Ok(json) => self.values = Some(ascii_json(json)),
+            Err(e) => {
+                self.error
+                    .get_or_insert_with(|| format!("HX-Location values cannot be serialized: {e}"));
+            }
+        }
         self
     }
 
     /// A header sent with the request.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers
-            .get_or_insert_with(Map::new)
-            .insert(name.into(), Value::String(value.into()));
+        let name = name.into();
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value.into()));
         self
     }
 
@@ -444,7 +597,10 @@ impl HxLocation {
     }
 
     /// The header value, or why it cannot be sent.
-    fn header_value(mut self) -> Result<String, String> {
+    fn header_value(self) -> Result<String, String> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
         for url in [Some(&self.path), self.push.as_ref(), self.replace.as_ref()]
             .into_iter()
             .flatten()
@@ -456,22 +612,54 @@ impl HxLocation {
                 ));
             }
         }
-        self.path = url_header_value(&self.path).into_owned();
-        let only_path = self.source.is_none()
-            && self.event.is_none()
-            && self.target.is_none()
-            && self.swap.is_none()
-            && self.select.is_none()
+        let path = url_header_value(&self.path);
+        let texts = [
+            ("source", &self.source),
+            ("event", &self.event),
+            ("target", &self.target),
+            ("swap", &self.swap),
+            ("select", &self.select),
+        ];
+        let only_path = texts.iter().all(|(_, v)| v.is_none())
             && self.values.is_none()
-            && self.headers.is_none()
+            && self.headers.is_empty()
             && self.push.is_none()
             && self.replace.is_none();
-        if only_path && !self.path.starts_with('{') {
-            return Ok(self.path);
+        if only_path && !path.starts_with('{') {
+            return Ok(path.into_owned());
         }
-        serde_json::to_string(&self)
-            .map(ascii_json)
-            .map_err(|e| format!("HX-Location cannot be serialized: {e}"))
+        let mut out = String::from("{\"path\":");
+        json_string(&path, &mut out);
+        for (name, value) in texts {
+            if let Some(value) = value {
+                let _ = write!(out, ",\"{name}\":");
+                json_string(value, &mut out);
+            }
+        }
+        if let Some(values) = &self.values {
+            out.push_str(",\"values\":");
+            out.push_str(values);
+        }
+        if !self.headers.is_empty() {
+            out.push_str(",\"headers\":{");
+            for (i, (name, value)) in self.headers.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_string(name, &mut out);
+                out.push(':');
+                json_string(value, &mut out);
+            }
+            out.push('}');
+        }
+        for (name, value) in [("push", &self.push), ("replace", &self.replace)] {
+            if let Some(value) = value {
+                let _ = write!(out, ",\"{name}\":");
+                json_string(value, &mut out);
+            }
+        }
+        out.push('}');
+        Ok(out)
     }
 }
 
@@ -524,7 +712,7 @@ pub struct Hx<R> {
     /// Headers that replace the inner response's own.
     headers: Vec<(&'static str, String)>,
     /// Events per trigger header ([`TRIGGER_HEADERS`] order).
-    events: [Vec<(String, Option<Value>)>; 3],
+    events: [Events; 3],
     status: Option<StatusCode>,
     /// Why the headers cannot be sent (the response is then a logged `500`).
     error: Option<String>,
@@ -548,7 +736,7 @@ impl<R: IntoResponse> Hx<R> {
         self
     }
 
-    fn event(mut self, phase: usize, name: &str, detail: Option<Value>) -> Self {
+    fn event(mut self, phase: usize, name: &str, detail: Option<String>) -> Self {
         if name.is_empty() {
             self.error
                 .get_or_insert_with(|| "an htmx event name is empty".to_owned());
@@ -559,8 +747,8 @@ impl<R: IntoResponse> Hx<R> {
     }
 
     fn event_with<T: Serialize + ?Sized>(mut self, phase: usize, name: &str, detail: &T) -> Self {
-        match serde_json::to_value(detail) {
-            Ok(value) => self.event(phase, name, Some(value)),
+        match serde_json::to_string(detail) {
+            Ok(json) => self.event(phase, name, Some(ascii_json(json))),
             Err(e) => {
                 self.error.get_or_insert_with(|| {
                     format!("the detail of htmx event {name:?} cannot be serialized: {e}")
@@ -690,7 +878,7 @@ impl<R: IntoResponse> IntoResponse for Hx<R> {
             if events.is_empty() {
                 continue;
             }
-            let mut merged: Vec<(String, Option<Value>)> = Vec::new();
+            let mut merged = Events::new();
             for value in res.headers_all(name) {
                 for (event, detail) in parse_triggers(value) {
                     merge_event(&mut merged, event, detail);
@@ -818,12 +1006,44 @@ mod tests {
         assert_eq!(res.refused_header(), None);
         let back = parse_triggers(value);
         assert_eq!(back[0].0, "évé\r\nSet-Cookie: a=b");
-        assert_eq!(back[0].1, Some(Value::from("line\r\nbreak \u{1F600}")));
+        let detail: String = serde_json::from_str(back[0].1.as_deref().unwrap()).unwrap();
+        assert_eq!(detail, "line\r\nbreak \u{1F600}");
         // An empty name is a logged 500.
         assert_eq!(
             Hx::new(()).trigger("").into_response().status().as_u16(),
             500
         );
+    }
+
+    #[test]
+    fn json_triggers_are_read_as_htmx_reads_them() {
+        let raw =
+            r#" { "a" : {"x": [1, {"y": "}"}]} , "b\"\u00e9\ud83d\ude00" : "v,}" , "c":true } "#;
+        let events = parse_triggers(raw);
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "b\"é\u{1F600}", "c"]);
+        assert_eq!(events[0].1.as_deref(), Some(r#"{"x": [1, {"y": "}"}]}"#));
+        assert_eq!(events[1].1.as_deref(), Some(r#""v,}""#));
+        assert_eq!(events[2].1.as_deref(), Some("true"));
+        assert_eq!(parse_triggers("{}"), []);
+        for bad in [
+            r#"{"a"}"#,
+            r#"{"a":1"#,
+            r#"{"a":1}x"#,
+            r#"{"a":}"#,
+            r#"{"\ud800":1}"#,
+            "{\"a",
+        ] {
+            assert_eq!(parse_triggers(bad), [], "{bad:?}");
+        }
+        // What encode_triggers writes reads back.
+        let events: Events = vec![
+            ("x\u{7f}\"\\".to_owned(), Some("[1,2]".to_owned())),
+            ("plain".to_owned(), None),
+        ];
+        let back = parse_triggers(&encode_triggers(&events));
+        assert_eq!(back[0], events[0]);
+        assert_eq!(back[1], ("plain".to_owned(), Some("true".to_owned())));
     }
 
     #[test]
@@ -869,7 +1089,7 @@ mod tests {
     #[test]
     fn location_is_a_path_or_json() {
         let loc = HxLocation::new("/t")
-            .values(serde_json::json!({"page": 2}))
+            .values(&serde_json::json!({"page": 2}))
             .header("X-A", "1")
             .push("false")
             .source("#s")
@@ -877,7 +1097,8 @@ mod tests {
             .select("#m")
             .replace("/r");
         let res = Hx::new(()).location(loc).into_response();
-        let value: Value = serde_json::from_str(res.header("hx-location").unwrap()).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(res.header("hx-location").unwrap()).unwrap();
         assert_eq!(value["path"], "/t");
         assert_eq!(value["values"]["page"], 2);
         assert_eq!(value["headers"]["X-A"], "1");
