@@ -59,6 +59,7 @@ pub mod testing;
 pub use app::App;
 pub use error::{ConfigurationError, Error, HttpError, LookupError};
 pub use future::BoxFuture;
+pub use http::htmx;
 #[cfg(feature = "multipart")]
 pub use http::multipart;
 pub use http::sse;

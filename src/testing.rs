@@ -24,15 +24,22 @@
 //! [`TestClient::begin_shutdown`] plays the server's shutdown for handlers, upgraded
 //! connections and event streams.
 //!
+//! htmx requests are built with [`TestClient::htmx`] and the `hx_*` methods of
+//! [`TestRequest`]; their answers are checked with [`TestResponse::is_fragment`],
+//! [`TestResponse::hx_redirect`] and [`TestResponse::hx_trigger_has`]. An event stream is
+//! read event by event with [`TestClient::get_sse`] (or [`TestResponse::into_sse`]).
+//!
 //! A test can also play the client's address ([`TestClient::with_peer_addr`],
 //! [`TestRequest::peer_addr`]), send multipart forms ([`MultipartBody`]) and move time
 //! forward ([`TestClient::clock`]): sessions expire and rate-limit windows pass with no
 //! sleeping.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -225,6 +232,70 @@ impl TestClient {
             .await
     }
 
+    /// An htmx request to build (`HX-Request: true`), as htmx sends it; add what htmx adds
+    /// with [`TestRequest::hx_target`], [`hx_trigger`](TestRequest::hx_trigger) and the other
+    /// `hx_*` methods.
+    ///
+    /// ```
+    /// use chirp::{App, Method, Request};
+    /// use chirp::testing::TestClient;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut app = App::new();
+    /// app.post("/tasks", |req: Request| async move {
+    ///     let target = req.htmx().target().unwrap_or_default().into_owned();
+    ///     format!("htmx: {}, target: {target}", req.htmx().is_htmx())
+    /// });
+    /// let client = TestClient::new(app);
+    /// let res = client.htmx(Method::Post, "/tasks").hx_target("#task-list").send().await;
+    /// assert_eq!(res.text(), "htmx: true, target: task-list");
+    /// # }
+    /// ```
+    pub fn htmx(&self, method: Method, path: &str) -> TestRequest<'_> {
+        self.request(method, path).htmx()
+    }
+
+    /// `GET path` as a browser's `EventSource` asks for it (`Accept: text/event-stream`), and
+    /// the event stream that answers it, to read event by event (see [`SseReader`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use chirp::sse::{Event, Sse};
+    /// use chirp::testing::TestClient;
+    /// use chirp::{App, Request};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut app = App::new();
+    /// app.route("/events", |_req: Request| async {
+    ///     let events = (1..=3).map(|i| Event::new().event("tick").data(format!("n={i}")));
+    ///     Sse::new(tokio_stream_iter(events))
+    /// });
+    /// # fn tokio_stream_iter<I: Iterator + Send + Unpin>(i: I) -> impl futures_core::Stream<Item = I::Item> + Send {
+    /// #     struct S<I>(I);
+    /// #     impl<I: Iterator + Unpin> futures_core::Stream for S<I> {
+    /// #         type Item = I::Item;
+    /// #         fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<I::Item>> {
+    /// #             std::task::Poll::Ready(self.0.next())
+    /// #         }
+    /// #     }
+    /// #     S(i)
+    /// # }
+    /// let client = TestClient::new(app);
+    /// let mut events = client.get_sse("/events").await;
+    /// let first = events.take(2, Duration::from_secs(1)).await;
+    /// assert_eq!((first[0].event.as_str(), first[1].data.as_str()), ("tick", "n=2"));
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    /// When the answer is not an event stream (the message gives its status and body): a
+    /// test helper, the panic is the test failure.
+    pub async fn get_sse(&self, path: &str) -> SseReader {
+        self.request(Method::Get, path)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .into_sse()
+    }
+
     /// A request to build: headers, a body, then [`send`](TestRequest::send).
     ///
     /// ```
@@ -243,6 +314,7 @@ impl TestClient {
         TestRequest {
             client: self,
             request: Request::new(method, path),
+            htmx: false,
         }
     }
 
@@ -353,6 +425,8 @@ impl TestClient {
 pub struct TestRequest<'c> {
     client: &'c TestClient,
     request: Request,
+    /// Whether `HX-Request: true` is set already.
+    htmx: bool,
 }
 
 impl TestRequest<'_> {
@@ -417,6 +491,66 @@ impl TestRequest<'_> {
         let content_type = form.content_type();
         self.header("content-type", &content_type)
             .body(form.into_bytes())
+    }
+
+    /// Makes it an htmx request (`HX-Request: true`), as every `hx_*` method does.
+    pub fn htmx(mut self) -> Self {
+        if !self.htmx {
+            self.htmx = true;
+            self.request = self.request.with_header("HX-Request", "true");
+        }
+        self
+    }
+
+    /// An `HX-*` header as htmx sends it: as it is when it is printable ASCII, else
+    /// percent-encoded with `<name>-URI-AutoEncoded: true` beside it.
+    fn hx_header(self, name: &str, value: &str) -> Self {
+        let this = self.htmx();
+        if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return this.header(name, value);
+        }
+        let encoded = crate::http::encoding::percent_encode(value);
+        this.header(name, &encoded)
+            .header(&format!("{name}-URI-AutoEncoded"), "true")
+    }
+
+    /// The `id` of the element htmx swaps into (`HX-Target`); a leading `#` is dropped, as
+    /// htmx sends the id of `hx-target="#task-list"`.
+    pub fn hx_target(self, id: &str) -> Self {
+        self.hx_header("HX-Target", id.strip_prefix('#').unwrap_or(id))
+    }
+
+    /// The `id` of the element that triggered the request (`HX-Trigger`); a leading `#` is
+    /// dropped.
+    pub fn hx_trigger(self, id: &str) -> Self {
+        self.hx_header("HX-Trigger", id.strip_prefix('#').unwrap_or(id))
+    }
+
+    /// The `name` of the element that triggered the request (`HX-Trigger-Name`).
+    pub fn hx_trigger_name(self, name: &str) -> Self {
+        self.hx_header("HX-Trigger-Name", name)
+    }
+
+    /// The page the browser is on (`HX-Current-URL`, a whole URL:
+    /// `http://localhost/board`).
+    pub fn hx_current_url(self, url: &str) -> Self {
+        self.hx_header("HX-Current-URL", url)
+    }
+
+    /// What the user answered to an `hx-prompt` (`HX-Prompt`).
+    pub fn hx_prompt(self, text: &str) -> Self {
+        self.hx_header("HX-Prompt", text)
+    }
+
+    /// A navigation by an `hx-boost` element (`HX-Boosted: true`).
+    pub fn hx_boosted(self) -> Self {
+        self.hx_header("HX-Boosted", "true")
+    }
+
+    /// A history restore after a miss in htmx's history cache
+    /// (`HX-History-Restore-Request: true`, with `HX-Request: true` as htmx 2 sends it).
+    pub fn hx_history_restore(self) -> Self {
+        self.hx_header("HX-History-Restore-Request", "true")
     }
 
     /// Sends this request from `addr` ([`Request::peer_addr`]), whatever the client's own
@@ -517,6 +651,114 @@ impl TestResponse {
         self.response.headers_all("set-cookie").collect()
     }
 
+    /// Whether it is part of a page, as htmx swaps it in: HTML (`text/html`) that is not a
+    /// whole document (no `<html` in it, in any case).
+    ///
+    /// ```
+    /// use chirp::{App, Method, Request, Response};
+    /// use chirp::testing::TestClient;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut app = App::new();
+    /// app.route("/", |req: Request| async move {
+    ///     match req.htmx().is_htmx() {
+    ///         true => Response::html("<ul id=\"task-list\"></ul>"),
+    ///         false => Response::html("<!doctype html><html><body><ul id=\"task-list\"></ul></body></html>"),
+    ///     }
+    /// });
+    /// let client = TestClient::new(app);
+    /// assert!(client.htmx(Method::Get, "/").send().await.is_fragment());
+    /// assert!(!client.get("/").await.is_fragment());
+    /// # }
+    /// ```
+    pub fn is_fragment(&self) -> bool {
+        let html = self.response.content_type().is_some_and(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("text/html")
+        });
+        html && !self
+            .response
+            .body()
+            .windows(5)
+            .any(|w| w.eq_ignore_ascii_case(b"<html"))
+    }
+
+    /// Where `HX-Redirect` sends htmx, if the response has one.
+    pub fn hx_redirect(&self) -> Option<&str> {
+        self.response.header("hx-redirect")
+    }
+
+    /// Whether `HX-Trigger` holds event `name`, written as htmx reads it: comma-separated
+    /// names or a JSON object.
+    ///
+    /// ```
+    /// use chirp::htmx::Hx;
+    /// use chirp::testing::TestClient;
+    /// use chirp::{App, Method, Request};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut app = App::new();
+    /// app.post("/tasks", |_req: Request| async {
+    ///     Hx::new("<li>milk</li>").trigger("taskAdded").trigger_with("count", &3)
+    /// });
+    /// let client = TestClient::new(app);
+    /// let res = client.htmx(Method::Post, "/tasks").send().await;
+    /// assert!(res.hx_trigger_has("taskAdded") && !res.hx_trigger_has("task"));
+    /// assert_eq!(res.hx_trigger_detail::<u32>("count"), Some(3));
+    /// # }
+    /// ```
+    pub fn hx_trigger_has(&self, name: &str) -> bool {
+        self.response
+            .headers_all("hx-trigger")
+            .flat_map(crate::http::htmx::parse_triggers)
+            .any(|(event, _)| event == name)
+    }
+
+    /// The detail of event `name` in `HX-Trigger`, as a `T` (`serde_json::Value`, or a type
+    /// of the test's own): `None` when the event is not there; a name given without a detail
+    /// reads as JSON `null`.
+    ///
+    /// # Panics
+    /// When the detail does not fit `T` (a test helper: the panic is the test failure).
+    pub fn hx_trigger_detail<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        let (_, detail) = self
+            .response
+            .headers_all("hx-trigger")
+            .flat_map(crate::http::htmx::parse_triggers)
+            .find(|(event, _)| event == name)?;
+        let json = detail.unwrap_or_else(|| "null".to_owned());
+        Some(serde_json::from_str(&json).unwrap_or_else(|e| {
+            panic!("the detail of HX-Trigger event {name:?} does not fit ({e}): {json}")
+        }))
+    }
+
+    /// The event stream this response carries, to read event by event.
+    ///
+    /// # Panics
+    /// When the response is not an event stream (`text/event-stream`), with its status and
+    /// body in the message.
+    pub fn into_sse(mut self) -> SseReader {
+        let stream = match self.response.content_type() == Some("text/event-stream") {
+            true => self.response.take_stream(),
+            false => None,
+        };
+        let Some(stream) = stream else {
+            panic!(
+                "expected an event stream, got {} {:?}: {}",
+                self.status().as_u16(),
+                self.response.content_type(),
+                self.text()
+            );
+        };
+        SseReader {
+            response: self,
+            stream: Some(stream),
+            parser: SseParser::default(),
+            events: VecDeque::new(),
+        }
+    }
+
     /// The whole response.
     pub fn response(&self) -> &Response {
         &self.response
@@ -526,6 +768,204 @@ impl TestResponse {
     /// ([`Response::take_stream`]).
     pub fn response_mut(&mut self) -> &mut Response {
         &mut self.response
+    }
+}
+
+/// One Server-Sent Event, as a browser's `EventSource` receives it ([`SseReader`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// Its type (`event:`), `message` when it has none.
+    pub event: String,
+    /// Its data: the `data:` lines joined with `\n`.
+    pub data: String,
+    /// The `id:` it carried, if any. (A browser's `lastEventId` keeps the last one sent,
+    /// across events.)
+    pub id: Option<String>,
+    /// The reconnection time it set (`retry:`, in milliseconds), if any.
+    pub retry: Option<u64>,
+}
+
+/// An event stream read event by event, parsed as the WHATWG HTML standard's `EventSource`
+/// parses it (lines ending in CRLF, LF or CR; `data:` lines joined with `\n`; comments and
+/// events without data skipped; an event cut off by the end of the stream dropped). From
+/// [`TestClient::get_sse`] or [`TestResponse::into_sse`]. The stream ends when the app ends
+/// it, or when [`TestClient::begin_shutdown`] is called.
+pub struct SseReader {
+    response: TestResponse,
+    stream: Option<crate::http::BodyStream>,
+    parser: SseParser,
+    events: VecDeque<SseEvent>,
+}
+
+impl std::fmt::Debug for SseReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseReader")
+            .field("status", &self.response.status())
+            .field("ended", &self.stream.is_none())
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SseReader {
+    /// The response that carries the stream (status, headers; its body is the stream).
+    pub fn response(&self) -> &TestResponse {
+        &self.response
+    }
+
+    /// Whether the stream has ended (no event will come after those already read).
+    pub fn is_ended(&self) -> bool {
+        self.stream.is_none() && self.events.is_empty()
+    }
+
+    /// The next event, waiting for it at most `timeout`: `None` when none came in that time
+    /// or the stream ended ([`is_ended`](SseReader::is_ended) tells which). A stream that
+    /// fails ends, as a cut connection ends it for a browser.
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.next_before(deadline).await
+    }
+
+    async fn next_before(&mut self, deadline: tokio::time::Instant) -> Option<SseEvent> {
+        loop {
+            if let Some(event) = self.events.pop_front() {
+                return Some(event);
+            }
+            let stream = self.stream.as_mut()?;
+            let next = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx));
+            match tokio::time::timeout_at(deadline, next).await {
+                Err(_elapsed) => return None,
+                Ok(Some(Ok(chunk))) => self.parser.feed(&chunk, false, &mut self.events),
+                Ok(None | Some(Err(_))) => {
+                    self.stream = None;
+                    self.parser.feed(&[], true, &mut self.events);
+                }
+            }
+        }
+    }
+
+    /// The next `n` events, all within `timeout`.
+    ///
+    /// # Panics
+    /// When fewer than `n` events come within `timeout` (the message gives those that did,
+    /// and whether the stream ended): a test helper, the panic is the test failure.
+    pub async fn take(&mut self, n: usize, timeout: Duration) -> Vec<SseEvent> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut events = Vec::with_capacity(n);
+        while events.len() < n {
+            match self.next_before(deadline).await {
+                Some(event) => events.push(event),
+                None => panic!(
+                    "expected {n} events within {timeout:?}, got {} ({}): {events:?}",
+                    events.len(),
+                    match self.is_ended() {
+                        true => "the stream ended",
+                        false => "timed out",
+                    }
+                ),
+            }
+        }
+        events
+    }
+}
+
+/// The state of the event stream parser between chunks.
+#[derive(Debug, Default)]
+struct SseParser {
+    /// Bytes of a line not yet ended.
+    buf: Vec<u8>,
+    /// Whether the stream's first bytes were seen (a leading BOM is dropped).
+    started: bool,
+    event: String,
+    data: String,
+    /// Whether a `data` field was seen (the data may be empty).
+    has_data: bool,
+    id: Option<String>,
+    retry: Option<u64>,
+}
+
+impl SseParser {
+    /// Feeds `chunk` (`end`: the stream ended after it), pushing every event it completes.
+    fn feed(&mut self, chunk: &[u8], end: bool, out: &mut VecDeque<SseEvent>) {
+        self.buf.extend_from_slice(chunk);
+        if !self.started {
+            const BOM: &[u8] = "\u{FEFF}".as_bytes();
+            if self.buf.len() < BOM.len() && BOM.starts_with(&self.buf) && !end {
+                return; // perhaps the start of a BOM
+            }
+            self.started = true;
+            if self.buf.starts_with(BOM) {
+                self.buf.drain(..BOM.len());
+            }
+        }
+        let mut at = 0;
+        while let Some(i) = self.buf[at..]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+        {
+            let i = at + i;
+            let mut next = i + 1;
+            if self.buf[i] == b'\r' {
+                match self.buf.get(i + 1) {
+                    Some(b'\n') => next += 1,
+                    // A CR at the end of what came so far may be the start of a CRLF.
+                    None if !end => break,
+                    _ => {}
+                }
+            }
+            let line = String::from_utf8_lossy(&self.buf[at..i]).into_owned();
+            self.line(&line, out);
+            at = next;
+        }
+        self.buf.drain(..at);
+        if end {
+            // An event not ended by a blank line is dropped, as EventSource drops it.
+            self.buf.clear();
+        }
+    }
+
+    fn line(&mut self, line: &str, out: &mut VecDeque<SseEvent>) {
+        if line.is_empty() {
+            let event = std::mem::take(&mut self.event);
+            let data = std::mem::take(&mut self.data);
+            let id = self.id.take();
+            let retry = self.retry.take();
+            if std::mem::take(&mut self.has_data) {
+                out.push_back(SseEvent {
+                    event: if event.is_empty() {
+                        "message".to_owned()
+                    } else {
+                        event
+                    },
+                    data,
+                    id,
+                    retry,
+                });
+            }
+            return;
+        }
+        if line.starts_with(':') {
+            return; // a comment: keep-alives
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => self.event = value.to_owned(),
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+            }
+            "id" if !value.contains('\0') => self.id = Some(value.to_owned()),
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                self.retry = value.parse().ok();
+            }
+            _ => {}
+        }
     }
 }
 
@@ -720,4 +1160,62 @@ fn escape_form_name(name: &str) -> String {
     name.replace('"', "%22")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let mut parser = SseParser::default();
+        let mut out = VecDeque::new();
+        for chunk in chunks {
+            parser.feed(chunk, false, &mut out);
+        }
+        parser.feed(&[], true, &mut out);
+        out.into()
+    }
+
+    fn ev(event: &str, data: &str, id: Option<&str>) -> SseEvent {
+        SseEvent {
+            event: event.to_owned(),
+            data: data.to_owned(),
+            id: id.map(str::to_owned),
+            retry: None,
+        }
+    }
+
+    #[test]
+    fn events_parse_as_event_source_parses_them() {
+        let stream = b"\xEF\xBB\xBF: keep-alive\n\nevent: task-added\nid: 7\ndata: <li>a</li>\ndata:  b\n\n\
+                       data\r\n\r\ndata: x\rretry: 1500\r\rdata: a\r\ndata: b\r\n\r\ndata: no blank line";
+        let whole = parse(&[stream]);
+        assert_eq!(
+            whole,
+            [
+                ev("task-added", "<li>a</li>\n b", Some("7")),
+                ev("message", "", None),
+                SseEvent {
+                    retry: Some(1500),
+                    ..ev("message", "x", None)
+                },
+                ev("message", "a\nb", None),
+            ]
+        );
+        // Split anywhere, even inside a CRLF or a character, it reads the same.
+        for at in 0..stream.len() {
+            assert_eq!(
+                parse(&[&stream[..at], &stream[at..]]),
+                whole,
+                "split at {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn odd_fields_are_ignored() {
+        let events = parse(&[b"event: a\nretry: 1x\nid: a\0b\nfoo: bar\nevent\ndata:\n\n"]);
+        assert_eq!(events, [ev("message", "", None)]);
+        assert_eq!(parse(&[b"event: only\n\n"]), []);
+    }
 }

@@ -8,6 +8,7 @@ pub(crate) mod date;
 pub(crate) mod file;
 mod form;
 mod headers;
+pub mod htmx;
 mod method;
 #[cfg(feature = "multipart")]
 pub mod multipart;

@@ -243,7 +243,14 @@ fn header_problem(name: &str, value: &str) -> Option<String> {
     // Browsers drop tabs and newlines from a URL and trim control characters, so a redirect
     // to `/\t/host` lands on `//host`, another site. Check redirect targets that come from
     // the request with `chirp::security::is_safe_url`.
-    if name.eq_ignore_ascii_case("location") && value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+    // htmx's redirects (`HX-Redirect`, a plain `HX-Location`) and history URLs are URLs too.
+    let url = name.eq_ignore_ascii_case("location")
+        || (name.len() > 3
+            && name.as_bytes()[..3].eq_ignore_ascii_case(b"hx-")
+            && ["redirect", "location", "push-url", "replace-url"]
+                .iter()
+                .any(|n| name[3..].eq_ignore_ascii_case(n)));
+    if url && value.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Some(format!(
             "response header {name:?} has a control character (a tab, say) in its value: \
              browsers drop them from URLs, which can turn a local path into another site; \

@@ -712,6 +712,43 @@ pub fn logout() -> Result<(), LookupError> {
 /// `?next=<the original URL>`; API calls (an `Authorization` header, an `Accept` without
 /// `text/html`, or a path under [`AuthConfig::api_prefix`]) get `401`. Outside [`AuthMiddleware`] every request is refused (500,
 /// logged), never let through. The handler may take [`State`] arguments, as any handler.
+///
+/// An htmx request ([`HxRequest::is_partial`](crate::htmx::HxRequest::is_partial)) outside the
+/// API prefix is answered `401` with `HX-Redirect` to the login URL, and no body: htmx then
+/// loads the login page as a whole page. A `302` would be followed by the browser's XHR, and
+/// the login page swapped into the page as a fragment; a bare `401` would do nothing at all.
+/// (htmx acts on `HX-Redirect` whatever the status, before it decides whether to swap, and a
+/// `401` is never swapped: where the header is lost, nothing is.) Its `next` is the page the
+/// user is on ([`HxRequest::current_path`](crate::htmx::HxRequest::current_path), or the
+/// target of a boosted `GET`), not the fragment's URL; without one, there is no `next`. A
+/// history restore (`HX-History-Restore-Request`) wants a whole page and gets the `302`.
+///
+/// ```
+/// use chirp::middleware::auth::{login_required, AuthConfig, AuthMiddleware, AuthUser};
+/// use chirp::middleware::sessions::SessionMiddleware;
+/// use chirp::sessions::SessionConfig;
+/// use chirp::testing::TestClient;
+/// use chirp::{App, Method, Request};
+/// # #[derive(Clone)] struct User;
+/// # impl AuthUser for User { fn id(&self) -> String { "1".into() } }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), chirp::Error> {
+/// let mut app = App::new();
+/// app.add_middleware(SessionMiddleware::new(SessionConfig::new("my-secret-key"))?);
+/// app.add_middleware(AuthMiddleware::new(
+///     AuthConfig::new().load_user(|_id: String| async { None::<User> }),
+/// )?);
+/// app.route("/tasks", login_required(|_req: Request| async { "<li>a task</li>" }));
+/// let client = TestClient::new(app);
+/// let res = client
+///     .htmx(Method::Get, "/tasks")
+///     .hx_current_url("http://localhost/board")
+///     .header("Host", "localhost")
+///     .send()
+///     .await;
+/// assert_eq!(res.status().as_u16(), 401);
+/// assert_eq!(res.hx_redirect(), Some("/login?next=%2Fboard"));
+/// # Ok(()) }
+/// ```
 pub fn login_required<H: Handler<Args>, Args: 'static>(handler: H) -> LoginRequired<H, Args> {
     LoginRequired {
         handler,
@@ -778,28 +815,52 @@ fn refused_without_auth(what: &str, e: LookupError) -> BoxFuture<'static, Respon
     )))
 }
 
-/// The answer to an anonymous request for a guarded handler: `401` for API calls, a redirect
-/// to the login URL for browsers.
+/// The answer to an anonymous request for a guarded handler: `401` for API calls, the
+/// login page through `HX-Redirect` for htmx, a redirect to the login URL for browsers.
 fn anonymous_answer(ctx: &AuthContext, req: &Request) -> Response {
     emit("auth.require.unauthenticated", req, None);
-    {
-        if is_api_call(req, ctx.api_prefix.as_deref()) {
-            // An error like any other: problem+json for JSON clients, or the app's error page.
-            Response::error(StatusCode::UNAUTHORIZED, "authentication required")
-                .with_header("www-authenticate", "Bearer")
-        } else {
-            let sep = if ctx.login_url.contains('?') {
-                '&'
-            } else {
-                '?'
-            };
-            Response::redirect(format!(
-                "{}{sep}next={}",
-                ctx.login_url,
-                percent_encode(req.target())
-            ))
-        }
+    let api_path = ctx
+        .api_prefix
+        .as_deref()
+        .is_some_and(|p| in_scope(req.path_bytes(), p));
+    if !api_path && req.htmx().is_partial() {
+        return htmx_to_login(&ctx.login_url, req);
     }
+    if is_api_call(req, ctx.api_prefix.as_deref()) {
+        // An error like any other: problem+json for JSON clients, or the app's error page.
+        Response::error(StatusCode::UNAUTHORIZED, "authentication required")
+            .with_header("www-authenticate", "Bearer")
+    } else {
+        Response::redirect(with_next(&ctx.login_url, Some(req.target())))
+    }
+}
+
+/// `login_url` with `next=<page>` added to its query (percent-encoded), when there is a page.
+fn with_next(login_url: &str, page: Option<&str>) -> String {
+    let Some(page) = page else {
+        return login_url.to_owned();
+    };
+    let sep = if login_url.contains('?') { '&' } else { '?' };
+    format!("{login_url}{sep}next={}", percent_encode(page))
+}
+
+/// The answer that sends an htmx request to the login page: `401` with `HX-Redirect` and no
+/// body (see [`login_required`]). `next` is the page the user is on, never the fragment's URL.
+pub(crate) fn htmx_to_login(login_url: &str, req: &Request) -> Response {
+    let hx = req.htmx();
+    let page = match hx.is_boosted() && req.method() == crate::http::Method::Get {
+        true => Some(req.target().to_owned()),
+        false => hx.current_path(),
+    };
+    crate::htmx::hx_redirect(&with_next(login_url, page.as_deref()))
+        .with_status(StatusCode::UNAUTHORIZED)
+}
+
+/// The login URL of the [`AuthMiddleware`] whose scope this runs in, if any: where
+/// [`CsrfMiddleware`](crate::middleware::csrf::CsrfMiddleware) sends an htmx request whose
+/// session expired.
+pub(crate) fn login_url() -> Option<Arc<str>> {
+    AUTH.try_with(|ctx| ctx.login_url.clone()).ok()
 }
 
 /// Who is asking, as a permission policy sees it ([`requires_policy`]).

@@ -38,6 +38,14 @@
 //! (`Basic`, `Digest`, `Negotiate`, `NTLM`): those are ambient credentials, like a cookie,
 //! and such requests are checked.
 //!
+//! An htmx request whose session expired (the session holds no CSRF token any more, nobody is
+//! signed in on it, and the request carries a token from the session that is gone) is not
+//! treated as forged: it is answered like [`login_required`](crate::middleware::auth::login_required)
+//! answers htmx, `401` with `HX-Redirect` to the login page, and logged at INFO as what it is
+//! (no `csrf.reject.*` event). The login URL is [`AuthMiddleware`](crate::middleware::auth::AuthMiddleware)'s,
+//! else [`CsrfConfig::login_url`]; with neither, the answer is `403`. A request with a token
+//! that does not match a live session's is refused `403` as always, htmx or not.
+//!
 //! A body streamed to its handler ([`BodyConfig::streamed`](crate::BodyConfig::streamed))
 //! is not read ahead for its token: send such requests with the `X-CSRF-Token` header.
 
@@ -77,6 +85,10 @@ pub struct CsrfConfig {
     /// Whether `Sec-Fetch-Site: cross-site` and a foreign `Origin` are refused before the
     /// token check. Default `true`.
     pub check_origin: bool,
+    /// Where an htmx request whose session expired is sent (`HX-Redirect`) when no
+    /// [`AuthMiddleware`](crate::middleware::auth::AuthMiddleware) runs before this middleware
+    /// (its login URL comes first). Default none: such requests are answered `403`.
+    pub login_url: Option<String>,
 }
 
 impl Default for CsrfConfig {
@@ -89,6 +101,7 @@ impl Default for CsrfConfig {
             exempt_paths: Vec::new(),
             trusted_origins: Vec::new(),
             check_origin: true,
+            login_url: None,
         }
     }
 }
@@ -97,6 +110,13 @@ impl CsrfConfig {
     /// Exempts `path` and the paths below it.
     pub fn exempt_path(mut self, path: impl Into<String>) -> Self {
         self.exempt_paths.push(path.into());
+        self
+    }
+
+    /// Sets [`login_url`](CsrfConfig::login_url), where htmx requests whose session expired
+    /// are sent when no `AuthMiddleware` says where its login page is.
+    pub fn login_url(mut self, url: impl Into<String>) -> Self {
+        self.login_url = Some(url.into());
         self
     }
 
@@ -121,6 +141,7 @@ struct Settings {
     exempt: Vec<String>,
     trusted_origins: Vec<String>,
     check_origin: bool,
+    login_url: Option<String>,
 }
 
 tokio::task_local! {
@@ -215,6 +236,7 @@ impl CsrfMiddleware {
                     .collect(),
                 trusted_origins: trusted,
                 check_origin: config.check_origin,
+                login_url: config.login_url,
             }),
         })
     }
@@ -408,6 +430,34 @@ fn refuse(req: &Request, event: &'static str, detail: &'static str) -> Response 
     HttpError::forbidden(detail).into_response()
 }
 
+/// The answer to an htmx request whose session expired: its token cannot match, because the
+/// session that issued it is gone (no token in the session, nobody signed in). Not a forgery
+/// to report, but a user to send to the login page, as `login_required` sends htmx there.
+fn session_expired(req: &Request, settings: &Settings) -> Response {
+    let _ = REFUSED.try_with(|refused| refused.set(true));
+    let login_url = crate::middleware::auth::login_url()
+        .map(|url| url.to_string())
+        .or_else(|| settings.login_url.clone());
+    let Some(login_url) = login_url else {
+        tracing::info!(
+            method = req.method().as_str(),
+            path = %req.path(),
+            "htmx request refused 403: its session expired (the session that issued its CSRF \
+             token is gone); set CsrfConfig::login_url, or add AuthMiddleware, to send such \
+             requests to the login page"
+        );
+        return HttpError::forbidden("CSRF token expired: reload the page").into_response();
+    };
+    tracing::info!(
+        method = req.method().as_str(),
+        path = %req.path(),
+        login_url = %login_url,
+        "htmx request sent to the login page (401, HX-Redirect): its session expired, so its \
+         CSRF token belongs to a session that is gone"
+    );
+    crate::middleware::auth::htmx_to_login(&login_url, req)
+}
+
 impl Middleware for CsrfMiddleware {
     fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
         let settings = self.settings.clone();
@@ -430,8 +480,15 @@ impl Middleware for CsrfMiddleware {
                 let Some(submitted) = settings.submitted(&req).await else {
                     return refuse(&req, "csrf.reject.missing", "CSRF token missing");
                 };
-                let valid = expected.is_some_and(|expected| verify(&submitted, &expected));
+                let expected = expected.filter(|token| !token.is_empty());
+                let valid = expected
+                    .as_ref()
+                    .is_some_and(|expected| verify(&submitted, expected));
                 if !valid {
+                    if expected.is_none() && req.htmx().is_partial() && current_user_id().is_none()
+                    {
+                        return session_expired(&req, &settings);
+                    }
                     return refuse(&req, "csrf.reject.invalid", "CSRF token invalid");
                 }
             }
