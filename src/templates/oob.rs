@@ -235,8 +235,8 @@ mod tests {
             r#"<div id=x hx-swap-oob="true"><div><br><img src="a>b"/></div><!-- </div> --><script>"</div>"</script></div>"#
         );
         assert_eq!(
-            mark("<input id=q/>", "q", None),
-            r#"<input id=q hx-swap-oob="true"/>"#
+            mark(r#"<input id="q"/>"#, "q", None),
+            r#"<input id="q" hx-swap-oob="true"/>"#
         );
         let own = r#"<b id="c" hx-swap-oob="afterend">x</b>"#;
         assert_eq!(mark(own, "c", None), own);
