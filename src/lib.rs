@@ -34,6 +34,9 @@
 //! [`CompressionMiddleware`](middleware::compression::CompressionMiddleware), and per-route body limits with
 //! bodies streamed as they arrive ([`App::route_body`], [`Request::body_stream`], and
 //! `Request::multipart` with the `multipart` feature).
+//!
+//! HTML over the wire (feature `templates`, on by default): [`templates`] (minijinja), with
+//! the answers an htmx app gives: `Template`, `Fragment`, `Page`, `OOB`, `ValidationError`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -54,6 +57,8 @@ mod shutdown;
 mod state;
 mod status;
 pub mod stores;
+#[cfg(feature = "templates")]
+pub mod templates;
 pub mod testing;
 
 pub use app::App;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::future::{BoxFuture, FutureSlot};
 use crate::http::file::Conditionals;
 use crate::http::problem::{ErrorHead, Rendering};
+use crate::http::response::RenderHead;
 use crate::http::upgrade::is_upgrade_request;
 use crate::http::{IntoResponse, Request, Response, StatusCode};
 use crate::panic::{catch_panic, guarded, panic_response};
@@ -46,6 +47,7 @@ impl Service {
             state: Arc::default(),
             error_handler: None,
             api_prefix: None,
+            templates: None,
         })
     }
 
@@ -78,13 +80,31 @@ impl Service {
     /// answered (304, 206), a `101` checked, errors rendered.
     #[inline]
     pub(crate) fn finish(&self, res: &mut Response, hints: Hints) {
-        if let Some(conditionals) = hints.conditionals {
+        if let Some(conditionals) = &hints.conditionals {
             conditionals.apply(res);
         }
         if res.status() == StatusCode::SWITCHING_PROTOCOLS
             && !(hints.upgradable && res.is_upgrade())
         {
             *res = misplaced_switch(res.is_upgrade());
+        }
+        if res.is_pending() {
+            self.finish_pending(res, hints);
+        }
+    }
+
+    /// The rare end of [`Service::finish`]: a body still to be made (a template no middleware
+    /// saw: an app without middleware, or one a middleware returned itself), then an error to
+    /// render (a template that failed is one).
+    #[cold]
+    fn finish_pending(&self, res: &mut Response, hints: Hints) {
+        if res.is_deferred() {
+            let head = hints
+                .head
+                .as_ref()
+                .map(crate::http::problem::ErrorHead::render_head)
+                .unwrap_or_default();
+            self.chain.render_deferred(res, &head);
         }
         if res.is_error() {
             self.render(res, hints.prefers_json, hints.head);
@@ -326,12 +346,30 @@ pub(crate) struct Chain {
     pub(crate) error_handler: Option<ErrorHandler>,
     /// The app's API prefix, normalised ([`App::api_prefix`](crate::App::api_prefix)).
     pub(crate) api_prefix: Option<Arc<str>>,
+    /// What renders deferred bodies (`chirp::templates`' engine, type-erased: this module sits
+    /// below it), when the app registered templates.
+    pub(crate) templates: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// What [`App::error_handler`](crate::App::error_handler) keeps.
 pub(crate) type ErrorHandler = Box<dyn Fn(&crate::http::Problem) -> Response + Send + Sync>;
 
 impl Chain {
+    /// Makes the deferred body of `res` (a template) with what `head` kept of the request,
+    /// inside the panic guard: a failure or a panic is a logged `500`, like a handler's.
+    #[cold]
+    pub(crate) fn render_deferred(&self, res: &mut Response, head: &RenderHead) {
+        let Some(body) = res.take_deferred() else {
+            return;
+        };
+        let engine = self.templates.as_deref();
+        match guarded(|| body.render(engine, head)) {
+            Ok(Ok(bytes)) => res.set_body(bytes),
+            Ok(Err(error)) => *res = crate::Error::other(error).into_response(),
+            Err(payload) => *res = panic_response(payload),
+        }
+    }
+
     /// The first middleware from `from` on that wants `req`.
     pub(crate) fn first_applicable(&self, from: usize, req: &Request) -> Option<usize> {
         self.middleware[from..]
@@ -386,14 +424,30 @@ impl Next {
     #[allow(clippy::manual_async_fn)]
     pub fn run(self, req: Request) -> impl Future<Output = Response> + Send + 'static {
         async move {
+            // The end of the chain is where a template is rendered: inside the scope of every
+            // middleware. An app with templates keeps what rendering reads of the request
+            // (its path and htmx headers: a reference count and one pass over the header
+            // names); an app without pays this one test.
+            let mut head = None;
             let fut = match self.chain.first_applicable(self.index, &req) {
                 Some(index) => Next::start_at(&self.chain, index, req),
-                None => match self.chain.router.start_boxed(req) {
-                    Ok(handler) => handler,
-                    Err(res) => return res,
-                },
+                None => {
+                    if self.chain.templates.is_some() {
+                        head = Some(RenderHead::of(&req));
+                    }
+                    match self.chain.router.start_boxed(req) {
+                        Ok(handler) => handler,
+                        Err(res) => return res,
+                    }
+                }
             };
-            catch_panic(fut).await
+            let mut res = catch_panic(fut).await;
+            if let Some(head) = head {
+                if res.is_deferred() {
+                    self.chain.render_deferred(&mut res, &head);
+                }
+            }
+            res
         }
     }
 }
@@ -411,19 +465,23 @@ pub(crate) mod tests {
                 state: Arc::default(),
                 error_handler: None,
                 api_prefix: None,
+                templates: None,
             }),
             index: 0,
         }
     }
 
     /// Every middleware's future holds the `next.run(req)` future: it should hold the request
-    /// once (an `async fn` would hold it twice), plus little more.
+    /// once (an `async fn` would hold it twice), plus little more: what a template's render
+    /// keeps of the request across the handler (`RenderHead`, a reference-counted path and
+    /// three flags), and the rest.
     #[test]
     fn the_rest_of_the_chain_holds_its_request_once() {
         let run = next_for_tests().run(Request::new(Method::Get, "/"));
         let size = std::mem::size_of_val(&run);
+        let render_head = std::mem::size_of::<Option<RenderHead>>();
         assert!(
-            size <= std::mem::size_of::<Request>() + 64,
+            size <= std::mem::size_of::<Request>() + render_head + 64,
             "Next::run's future is {size} bytes"
         );
     }

@@ -359,6 +359,29 @@ impl ErrorHead {
         }))
     }
 
+    /// What a deferred body (a template) reads of the request: its path and `HX-` headers.
+    /// Reads a raw head's headers again: only a response with a body to make comes here.
+    pub(crate) fn render_head(&self) -> super::response::RenderHead {
+        let read;
+        let head = match self {
+            ErrorHead::Known(head) => &**head,
+            ErrorHead::Raw {
+                method,
+                path,
+                bytes,
+            } => {
+                read = RequestHead {
+                    method: *method,
+                    path: *path,
+                    headers: read_headers(bytes.clone()),
+                };
+                &read
+            }
+        };
+        let path = Bytes::copy_from_slice(head.path().as_bytes());
+        super::response::RenderHead::new(path, head.headers.iter())
+    }
+
     fn into_head(self) -> RequestHead {
         match self {
             ErrorHead::Known(head) => *head,

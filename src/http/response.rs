@@ -95,6 +95,82 @@ struct Extra {
     problem: Option<Pending>,
     /// The callback of a `101 Switching Protocols` ([`Response::upgrade`]).
     upgrade: Option<super::upgrade::OnUpgrade>,
+    /// A body still to be made (a template): made at the end of the middleware chain, inside
+    /// every middleware's scope, by `Service` (see [`Deferred`]).
+    deferred: Option<Box<dyn Deferred>>,
+}
+
+/// A body made once the handler has answered, at the end of the middleware chain (inside the
+/// scopes of every middleware, so that a template reads the CSRF token, the CSP nonce, the
+/// session and the user), or, for a response no middleware saw, when the service finishes it.
+/// `chirp::templates` makes these; the service renders them. `engine` is what the app
+/// registered for them (`None`: nothing); the body replaces the response's, whose status and
+/// headers stay as the handler left them. An `Err` is answered as a logged `500`.
+pub(crate) trait Deferred: Send + std::fmt::Debug {
+    fn render(
+        self: Box<Self>,
+        engine: Option<&(dyn std::any::Any + Send + Sync)>,
+        head: &RenderHead,
+    ) -> Result<Bytes, BoxedError>;
+}
+
+/// What a [`Deferred`] body may read of its request, kept once the request itself has gone
+/// into the handler: its path, and the htmx headers a page negotiates on.
+// Without the `templates` feature nothing reads it: the service still keeps the mechanism.
+#[cfg_attr(not(feature = "templates"), allow(dead_code))]
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RenderHead {
+    /// The canonical path (UTF-8; `/` when unknown).
+    pub(crate) path: Bytes,
+    /// `HX-Request: true`.
+    pub(crate) htmx: bool,
+    /// `HX-Boosted: true`.
+    pub(crate) boosted: bool,
+    /// `HX-History-Restore-Request: true`.
+    pub(crate) history_restore: bool,
+}
+
+impl RenderHead {
+    /// From a path and the request's headers, in one pass over their names.
+    pub(crate) fn new<'a>(path: Bytes, headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Self {
+        let mut head = RenderHead {
+            path,
+            ..RenderHead::default()
+        };
+        for (name, value) in headers {
+            // Most requests carry no `HX-` header: one compare each.
+            if name.len() < 3 || !name.as_bytes()[..3].eq_ignore_ascii_case(b"hx-") {
+                continue;
+            }
+            let on = value.eq_ignore_ascii_case(b"true");
+            let name = &name[3..];
+            if name.eq_ignore_ascii_case("request") {
+                head.htmx = on;
+            } else if name.eq_ignore_ascii_case("boosted") {
+                head.boosted = on;
+            } else if name.eq_ignore_ascii_case("history-restore-request") {
+                head.history_restore = on;
+            }
+        }
+        head
+    }
+
+    /// The head of a request at hand.
+    pub(crate) fn of(req: &super::Request) -> RenderHead {
+        let (start, end) = req.path_range();
+        let buf = req.headers().buffer();
+        let path = buf.get(usize::from(start)..usize::from(end)).map_or_else(
+            || Bytes::from_static(b"/"),
+            |_| buf.slice(usize::from(start)..usize::from(end)),
+        );
+        RenderHead::new(path, req.headers().iter())
+    }
+
+    /// The path, as a string.
+    #[cfg_attr(not(feature = "templates"), allow(dead_code))]
+    pub(crate) fn path(&self) -> &str {
+        std::str::from_utf8(&self.path).unwrap_or("/")
+    }
 }
 
 impl Extra {
@@ -499,6 +575,37 @@ impl Response {
             }
         }
         res
+    }
+
+    /// A `200 text/html` response whose body is still to be made (see [`Deferred`]).
+    #[cfg_attr(not(feature = "templates"), allow(dead_code))]
+    pub(crate) fn deferred(body: Box<dyn Deferred>) -> Response {
+        let mut res = Response::html(Bytes::new());
+        res.extra = Some(Box::new(Extra {
+            deferred: Some(body),
+            ..Extra::default()
+        }));
+        res
+    }
+
+    /// Whether the body is still to be made ([`Response::deferred`]).
+    #[inline]
+    pub(crate) fn is_deferred(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| e.deferred.is_some())
+    }
+
+    /// The body still to be made, taken out.
+    pub(crate) fn take_deferred(&mut self) -> Option<Box<dyn Deferred>> {
+        self.extra.as_mut()?.deferred.take()
+    }
+
+    /// Whether the service has more to do before the response goes out: an error to render,
+    /// or a body to make. One test for the responses that carry nothing rare.
+    #[inline]
+    pub(crate) fn is_pending(&self) -> bool {
+        self.extra
+            .as_ref()
+            .is_some_and(|e| e.problem.is_some() || e.deferred.is_some())
     }
 
     /// Whether this is a `101` that can take a connection over ([`Response::upgrade`]).
