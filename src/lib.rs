@@ -54,6 +54,7 @@ mod shutdown;
 mod state;
 mod status;
 pub mod stores;
+mod templates;
 pub mod testing;
 
 pub use app::App;
