@@ -369,13 +369,22 @@ impl App {
     fn build_templates(&mut self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
         let templates = self.templates.take()?;
         if templates.checks_routes() {
-            // TODO(issue 21, item 8): call the route check once `src/templates/route_check.rs`
-            // (written beside this, by the route-check helper) is merged:
-            //     let sources = templates.sources();
-            //     let sources: Vec<(&str, &str)> = sources.iter().map(|(n, s)| (&**n, &**s)).collect();
-            //     if let Err(e) = crate::templates::route_check::check_templates(&sources, &self.routes()) {
-            //         self.errors.push(e);
-            //     }
+            // Every literal hx-get/hx-post/... and form URL must name a route with its method.
+            // A fallback answers any path, so "no route" would be wrong: the app opts out
+            // through the fallback itself.
+            if !self.router.has_fallback() {
+                let sources = templates.sources();
+                let sources: Vec<(&str, &str)> = sources
+                    .iter()
+                    .map(|(n, s)| (n.as_str(), s.as_str()))
+                    .collect();
+                if let Err(e) = crate::templates::route_check::check_templates(
+                    &sources,
+                    &self.router.routes().to_vec(),
+                ) {
+                    self.errors.push(e);
+                }
+            }
         }
         if !self.state.insert(templates.clone()) {
             self.errors.push(ConfigurationError::new(

@@ -363,6 +363,11 @@ impl Router {
     }
 
     /// Sets the handler for paths no pattern matches.
+    /// Whether a fallback handler answers the paths no route matches.
+    pub(crate) fn has_fallback(&self) -> bool {
+        self.fallback.is_some()
+    }
+
     pub(crate) fn set_fallback(&mut self, handler: Arc<dyn ErasedHandler>) {
         self.fallback = Some(handler);
     }

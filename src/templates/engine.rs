@@ -323,8 +323,6 @@ impl Templates {
     }
 
     /// Every template's name and source, for the route check at build.
-    // Read by the route check once it is merged (see `App::build_templates`).
-    #[allow(dead_code)]
     pub(crate) fn sources(&self) -> Vec<(String, String)> {
         self.inner
             .env

@@ -75,6 +75,7 @@ mod globals;
 mod oob;
 mod render;
 mod returns;
+pub(crate) mod route_check;
 mod sse;
 
 pub use engine::Templates;
