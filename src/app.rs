@@ -378,10 +378,9 @@ impl App {
                     .iter()
                     .map(|(n, s)| (n.as_str(), s.as_str()))
                     .collect();
-                if let Err(e) = crate::templates::route_check::check_templates(
-                    &sources,
-                    &self.router.routes().to_vec(),
-                ) {
+                if let Err(e) =
+                    crate::templates::route_check::check_templates(&sources, self.router.routes())
+                {
                     self.errors.push(e);
                 }
             }

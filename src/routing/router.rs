@@ -363,7 +363,9 @@ impl Router {
     }
 
     /// Sets the handler for paths no pattern matches.
-    /// Whether a fallback handler answers the paths no route matches.
+    /// Whether a fallback handler answers the paths no route matches (the templates' route
+    /// check does not run then).
+    #[cfg(feature = "templates")]
     pub(crate) fn has_fallback(&self) -> bool {
         self.fallback.is_some()
     }
