@@ -136,7 +136,7 @@ fn header_token(html: &str) -> String {
     html[at..].split('"').next().unwrap().to_owned()
 }
 
-fn htmx_post<'a>(token: &'a str) -> [(&'a str, &'a str); 2] {
+fn htmx_post(token: &str) -> [(&str, &str); 2] {
     [("HX-Request", "true"), ("X-CSRF-Token", token)]
 }
 
