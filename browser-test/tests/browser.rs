@@ -8,67 +8,19 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+mod harness;
 
 #[path = "../../examples/notes.rs"]
 #[allow(dead_code)]
 mod notes;
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
 use chirp::{App, Request, Response};
-use chromiumoxide::browser::{Browser, BrowserConfig};
-use chromiumoxide::Page;
 use common::TestServer;
-use futures_util::StreamExt;
-
-/// The Chromium to drive, if this machine has one.
-fn chromium() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("CHIRP_CHROMIUM") {
-        return Some(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH")?;
-    for dir in std::env::split_paths(&path) {
-        for name in [
-            "chromium",
-            "chromium-browser",
-            "google-chrome",
-            "google-chrome-stable",
-        ] {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
-    }
-    None
-}
-
-/// Polls the page's HTML until `done` holds (at most 15 s).
-async fn wait_for(page: &Page, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    loop {
-        let html = page.content().await.unwrap_or_default();
-        if done(&html) {
-            return html;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "waited 15 s for {what}; the page is: {html}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use harness::{chromium_or_skip, wait_for, Launched};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_add_a_note_and_refuse_a_forged_post() {
-    let Some(chromium) = chromium() else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("Chromium is missing: install Debian's `chromium` package (make test does) or set CHIRP_CHROMIUM");
-        }
-        eprintln!(
-            "SKIPPED: no Chromium on this machine (install `chromium` or set CHIRP_CHROMIUM)"
-        );
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let server = TestServer::start(notes::app().unwrap()).await;
@@ -88,18 +40,8 @@ async fn log_in_add_a_note_and_refuse_a_forged_post() {
     let evil = TestServer::start(evil).await;
     let evil_url = format!("http://127.0.0.1:{}", evil.addr.port());
 
-    let profile = tempfile::tempdir().unwrap();
-    let config = BrowserConfig::builder()
-        .chrome_executable(chromium)
-        .no_sandbox()
-        .user_data_dir(profile.path())
-        .arg("--disable-gpu")
-        .arg("--disable-dev-shm-usage")
-        .launch_timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let (mut browser, mut handler) = Browser::launch(config).await.expect("Chromium starts");
-    let driver = tokio::spawn(async move { while handler.next().await.is_some() {} });
+    let launched = Launched::start(chromium).await;
+    let browser = &launched.browser;
 
     let page = browser.new_page(format!("{app_url}/login")).await.unwrap();
     wait_for(&page, "the login form", |h| h.contains("_csrf_token")).await;
@@ -143,7 +85,5 @@ async fn log_in_add_a_note_and_refuse_a_forged_post() {
         "the forged note was saved: {html}"
     );
 
-    browser.close().await.unwrap();
-    let _ = browser.wait().await;
-    driver.abort();
+    launched.close().await;
 }
