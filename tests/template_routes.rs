@@ -28,8 +28,14 @@ fn a_url_no_route_serves_with_its_method_fails_the_build_naming_template_and_lin
         "{message}"
     );
     assert!(message.contains("DELETE"), "{message}");
-    assert!(!message.contains("page.html:2"), "the POST form matches: {message}");
-    assert!(message.contains("skip_route_check"), "says how to opt out: {message}");
+    assert!(
+        !message.contains("page.html:2"),
+        "the POST form matches: {message}"
+    );
+    assert!(
+        message.contains("skip_route_check"),
+        "says how to opt out: {message}"
+    );
 }
 
 #[test]
