@@ -380,7 +380,7 @@ impl App {
                     .collect();
                 if let Err(e) = crate::templates::route_check::check_templates(
                     &sources,
-                    &self.router.routes().to_vec(),
+                    self.router.routes(),
                 ) {
                     self.errors.push(e);
                 }
