@@ -9,6 +9,11 @@
 //!   unchanged (`SaveMode::OnChange`: with Redis, one `GETEX` and no write)
 //! - `GET /static/...` → the files under `STATIC_DIR` (when it is set), with `StaticFilesMiddleware`'
 //!   defaults, as the ext peers serve them with `ServeDir` / `actix-files`
+//! - `GET /fortunes` → TechEmpower's Fortunes page, as the ext peers answer it: the 12 standard
+//!   rows from memory (no database, cloned per request as a driver would hand them over), the
+//!   row added at request time (id 0), sorted by message, rendered through chirp's templates
+//!   (`Template`, `fortunes.html`, HTML-escaped); `GET /fortunes/fragment` → its `rows` block
+//!   alone (a `Fragment`), to compare a fragment's cost with its page's
 //! - `GET /sse/flood?n=N` → N Server-Sent Events as fast as the client takes them, and
 //!   `GET /sse/idle` → an event stream that stays silent (keep-alive comments only), for
 //!   `scripts/bench-sse.py`
@@ -23,6 +28,8 @@ use chirp::middleware::static_files::StaticFilesMiddleware;
 use chirp::sessions::{get_session, SaveMode, SessionConfig};
 use chirp::sse::{Event, Sse};
 use chirp::stores::SessionStore;
+use chirp::templates::minijinja::value::Serde;
+use chirp::templates::{context, Fragment, Template, Templates};
 use chirp::{App, Request, Response};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -30,6 +37,50 @@ use serde::Serialize;
 #[derive(Serialize)]
 struct Message {
     message: &'static str,
+}
+
+/// The Fortunes page (TechEmpower's one-line table), with the rows in a block of their own
+/// for `/fortunes/fragment`. Named `.html`: every value is HTML-escaped.
+const FORTUNES_TEMPLATE: &str = "<!DOCTYPE html><html><head><title>Fortunes</title></head>\
+<body><table><tr><th>id</th><th>message</th></tr>\
+{% block rows %}{% for fortune in fortunes %}<tr><td>{{ fortune.id }}</td><td>{{ fortune.message }}</td></tr>\
+{% endfor %}{% endblock %}</table></body></html>";
+
+/// The 12 rows of TechEmpower's `Fortune` table (its `create.sql`), in id order.
+#[rustfmt::skip]
+const FORTUNE_ROWS: [(i32, &str); 12] = [
+    (1, "fortune: No such file or directory"),
+    (2, "A computer scientist is someone who fixes things that aren't broken."),
+    (3, "After enough decimal places, nobody gives a damn."),
+    (4, "A bad random number generator: 1, 1, 1, 1, 1, 4.33e+67, 1, 1, 1"),
+    (5, "A computer program does what you tell it to do, not what you want it to do."),
+    (6, "Emacs is a nice operating system, but I prefer UNIX. — Tom Christaensen"),
+    (7, "Any program that runs right is obsolete."),
+    (8, "A list is only as strong as its weakest link. — Donald Knuth"),
+    (9, "Feature: A bug with seniority."),
+    (10, "Computers make very fast, very accurate mistakes."),
+    (11, "<script>alert(\"This should not be displayed in a browser alert box.\");</script>"),
+    (12, "フレームワークのベンチマーク"),
+];
+
+/// One row, owned as a database driver would hand it over.
+#[derive(Clone, Serialize)]
+struct Fortune {
+    id: i32,
+    message: String,
+}
+
+/// The rows of one request: the table "queried" (cloned), the additional fortune, sorted by
+/// message.
+fn fortunes(table: &[Fortune]) -> Vec<Fortune> {
+    let mut fortunes = Vec::with_capacity(table.len() + 1);
+    fortunes.extend_from_slice(table);
+    fortunes.push(Fortune {
+        id: 0,
+        message: "Additional fortune added at request time.".to_owned(),
+    });
+    fortunes.sort_by(|a, b| a.message.cmp(&b.message));
+    fortunes
 }
 
 /// The peers' fixed 64-byte benchmark key (never for real use). Fixed on purpose, unlike the
@@ -69,6 +120,14 @@ pub async fn app_from_env() -> Result<App, chirp::Error> {
 
 fn with_sessions<S: SessionStore>(sessions: SessionMiddleware<S>) -> Result<App, chirp::Error> {
     let mut app = App::new();
+    app.templates(Templates::new().with_template("fortunes.html", FORTUNES_TEMPLATE)?);
+    let table: std::sync::Arc<[Fortune]> = FORTUNE_ROWS
+        .iter()
+        .map(|&(id, message)| Fortune {
+            id,
+            message: message.to_owned(),
+        })
+        .collect();
     app.add_middleware(scoped("/dashboard", sessions));
     app.route("/", |_req: Request| async { "Hello, World!" });
     app.route("/json", |_req: Request| async {
@@ -85,6 +144,21 @@ fn with_sessions<S: SessionStore>(sessions: SessionMiddleware<S>) -> Result<App,
     app.route("/dashboard/read", |_req: Request| async {
         let visits = get_session()?.get::<u64>("visits").unwrap_or(0);
         Ok::<_, chirp::Error>(format!("Visits: {visits}"))
+    });
+    let rows = table.clone();
+    app.route("/fortunes", move |_req: Request| {
+        let fortunes = fortunes(&rows);
+        async move { Template::new("fortunes.html", context! { fortunes => Serde(&fortunes) }) }
+    });
+    app.route("/fortunes/fragment", move |_req: Request| {
+        let fortunes = fortunes(&table);
+        async move {
+            Fragment::new(
+                "fortunes.html",
+                "rows",
+                context! { fortunes => Serde(&fortunes) },
+            )
+        }
     });
     if let Some(dir) = std::env::var_os("STATIC_DIR") {
         // As a route, not middleware: the other routes pay nothing for it.

@@ -168,6 +168,31 @@ impl Headers {
             .map(move |s| (self.name_at(s), self.value_at(s)))
     }
 
+    /// The headers whose names start with `prefix` (ASCII, case-insensitive), as (the rest of
+    /// the name, the value): for every other header one compare of `prefix.len()` bytes, and
+    /// no scan of its name.
+    pub(crate) fn prefixed<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        self.spans
+            .as_slice()
+            .iter()
+            .filter(move |s| {
+                let start = s.name as usize;
+                self.buf
+                    .get(start..start + prefix.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
+            })
+            .map(move |s| {
+                let name = self.name_bytes(s);
+                (
+                    name.get(prefix.len()..).unwrap_or_default(),
+                    self.value_at(s),
+                )
+            })
+    }
+
     /// Number of header lines.
     pub fn len(&self) -> usize {
         self.spans.as_slice().len()

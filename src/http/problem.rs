@@ -359,27 +359,19 @@ impl ErrorHead {
         }))
     }
 
-    /// What a deferred body (a template) reads of the request: its path and `HX-` headers.
-    /// Reads a raw head's headers again: only a response with a body to make comes here.
+    /// What a deferred body (a template) reads of the request: its path and `HX-` headers
+    /// (of a raw head, from its lines: no header list is built again).
     pub(crate) fn render_head(&self) -> super::response::RenderHead {
-        let read;
-        let head = match self {
-            ErrorHead::Known(head) => &**head,
-            ErrorHead::Raw {
-                method,
-                path,
-                bytes,
-            } => {
-                read = RequestHead {
-                    method: *method,
-                    path: *path,
-                    headers: read_headers(bytes.clone()),
-                };
-                &read
+        use super::response::{path_in, RenderHead};
+        match self {
+            ErrorHead::Known(head) => RenderHead::new(
+                path_in(head.headers.buffer(), head.path),
+                head.headers.prefixed("hx-"),
+            ),
+            ErrorHead::Raw { path, bytes, .. } => {
+                RenderHead::new(path_in(bytes, *path), hx_lines(bytes))
             }
-        };
-        let path = Bytes::copy_from_slice(head.path().as_bytes());
-        super::response::RenderHead::new(path, head.headers.iter())
+        }
     }
 
     fn into_head(self) -> RequestHead {
@@ -414,6 +406,27 @@ impl RequestHead {
             .and_then(|p| std::str::from_utf8(p).ok())
             .unwrap_or("/")
     }
+}
+
+/// The `HX-` header lines of a head the server parsed (and accepted, so each line is
+/// `name: value`, no line folded), as (name without `HX-`, value): the lines after the request
+/// line, up to the blank one.
+fn hx_lines(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut rest = memchr::memchr(b'\n', bytes).map_or(&[][..], |i| &bytes[i + 1..]);
+    std::iter::from_fn(move || loop {
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return None;
+        }
+        if line.len() > 3 && line[..3].eq_ignore_ascii_case(b"hx-") {
+            if let Some(colon) = memchr::memchr(b':', line) {
+                return Some((&line[3..colon], line[colon + 1..].trim_ascii()));
+            }
+        }
+    })
 }
 
 /// The headers of a head the server parsed (and accepted), read again from its bytes: the

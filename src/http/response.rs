@@ -131,45 +131,49 @@ pub(crate) struct RenderHead {
 }
 
 impl RenderHead {
-    /// From a path and the request's headers, in one pass over their names.
-    pub(crate) fn new<'a>(path: Bytes, headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Self {
+    /// From a path and the request's `HX-` headers, as (name without `HX-`, value).
+    pub(crate) fn new<'a>(path: Bytes, hx: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Self {
         let mut head = RenderHead {
             path,
             ..RenderHead::default()
         };
-        for (name, value) in headers {
-            // Most requests carry no `HX-` header: one compare each.
-            if name.len() < 3 || !name.as_bytes()[..3].eq_ignore_ascii_case(b"hx-") {
-                continue;
-            }
+        for (name, value) in hx {
             let on = value.eq_ignore_ascii_case(b"true");
-            let name = &name[3..];
-            if name.eq_ignore_ascii_case("request") {
+            if name.eq_ignore_ascii_case(b"request") {
                 head.htmx = on;
-            } else if name.eq_ignore_ascii_case("boosted") {
+            } else if name.eq_ignore_ascii_case(b"boosted") {
                 head.boosted = on;
-            } else if name.eq_ignore_ascii_case("history-restore-request") {
+            } else if name.eq_ignore_ascii_case(b"history-restore-request") {
                 head.history_restore = on;
             }
         }
         head
     }
 
-    /// The head of a request at hand.
+    /// The head of a request at hand: a reference count on its buffer for the path, and one
+    /// compare per header (most requests carry no `HX-` header).
     pub(crate) fn of(req: &super::Request) -> RenderHead {
         let (start, end) = req.path_range();
-        let buf = req.headers().buffer();
-        let path = buf.get(usize::from(start)..usize::from(end)).map_or_else(
-            || Bytes::from_static(b"/"),
-            |_| buf.slice(usize::from(start)..usize::from(end)),
-        );
-        RenderHead::new(path, req.headers().iter())
+        RenderHead::new(
+            path_in(req.headers().buffer(), (start, end)),
+            req.headers().prefixed("hx-"),
+        )
     }
 
     /// The path, as a string.
     #[cfg_attr(not(feature = "templates"), allow(dead_code))]
     pub(crate) fn path(&self) -> &str {
         std::str::from_utf8(&self.path).unwrap_or("/")
+    }
+}
+
+/// The path at `range` of a head's buffer, sharing it (`/` when out of range).
+pub(crate) fn path_in(buf: &Bytes, (start, end): (u16, u16)) -> Bytes {
+    let range = usize::from(start)..usize::from(end);
+    if buf.get(range.clone()).is_some() {
+        buf.slice(range)
+    } else {
+        Bytes::from_static(b"/")
     }
 }
 

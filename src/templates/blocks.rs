@@ -38,6 +38,102 @@ pub(crate) fn extends(source: &str) -> Option<&str> {
     Some(&inner[..inner.find(quote)?])
 }
 
+/// The tags of `source` with where each starts and ends (`{%` to after `%}`), as
+/// (start, end, name, the rest up to `%}`).
+fn tags_at(source: &str) -> impl Iterator<Item = (usize, usize, &str, &str)> {
+    let mut at = 0;
+    std::iter::from_fn(move || loop {
+        let start = at + source[at..].find("{%")?;
+        let inner_start = start + 2;
+        let end = inner_start + source[inner_start..].find("%}")? + 2;
+        at = end;
+        let inner = source[inner_start..end - 2]
+            .trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+        let (name, args) = inner.split_once(char::is_whitespace).unwrap_or((inner, ""));
+        if !name.is_empty() {
+            return Some((start, end, name, args.trim()));
+        }
+    })
+}
+
+/// Tags a template may have outside its blocks and still render a block on its own: none of
+/// them sets anything a block could read.
+const NEUTRAL: [&str; 6] = ["if", "elif", "else", "endif", "for", "endfor"];
+
+/// Each block of `source` as a template of its own (block name, source), for templates whose
+/// blocks render the same alone as from a whole evaluation of the template (what minijinja's
+/// `render_block` runs first): no `{% extends %}`, nothing outside the blocks but text,
+/// expressions and `if`/`for` (no `set`, `import`, `macro`, `with`...: nothing a block
+/// could read), no comments or `raw` sections (where tags are not tags), and blocks that
+/// use neither `super()` nor `self`. Any other template gives nothing: its fragments are
+/// rendered the general way.
+///
+/// Each source is the block's own text, from its `{% block %}` tag to its `{% endblock %}`,
+/// after a comment holding as many line breaks as came before it, so that an error names
+/// the same line as in the template.
+pub(crate) fn standalone(source: &str) -> Vec<(String, String)> {
+    // Comments, and quoted tag marks (`{{ "{%" }}`), would throw the tag scan off.
+    if ["{#", "\"{%", "'{%", "%}\"", "%}'"]
+        .iter()
+        .any(|m| source.contains(m))
+    {
+        return Vec::new();
+    }
+    // (name, where its tag starts) of each block open at this point.
+    let mut open: Vec<(&str, usize)> = Vec::new();
+    let mut found = Vec::new();
+    for (start, end, tag, args) in tags_at(source) {
+        match tag {
+            "block" => {
+                let mut words = args.split_whitespace();
+                let (Some(name), None) = (words.next(), words.next()) else {
+                    return Vec::new(); // scoped, required: the general way
+                };
+                open.push((name, start));
+            }
+            "endblock" => {
+                let Some((name, from)) = open.pop() else {
+                    return Vec::new();
+                };
+                if !args.is_empty() && args != name {
+                    return Vec::new();
+                }
+                let text = &source[from..end];
+                if ["super(", "self.", "self["]
+                    .iter()
+                    .any(|m| text.contains(m))
+                {
+                    return Vec::new();
+                }
+                let lines = source[..from].matches('\n').count();
+                let mut alone = if lines == 0 {
+                    text.to_owned()
+                } else {
+                    format!("{{#{}#}}{text}", "\n".repeat(lines))
+                };
+                // minijinja sizes a render's first buffer from the template's text: text never
+                // written (as long as the rest of the template) makes it the whole template's,
+                // so that a large block does not grow its buffer four times over.
+                let rest = source.len() - text.len();
+                if rest > 0 {
+                    alone.push_str("{% if false %}");
+                    alone.extend(std::iter::repeat_n(' ', rest));
+                    alone.push_str("{% endif %}");
+                }
+                found.push((name.to_owned(), alone));
+            }
+            "raw" | "extends" => return Vec::new(),
+            _ if open.is_empty() && !NEUTRAL.contains(&tag) => return Vec::new(),
+            _ => {}
+        }
+    }
+    if open.is_empty() {
+        found
+    } else {
+        Vec::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +146,34 @@ mod tests {
         assert_eq!(extends(src), Some("base.html"));
         assert_eq!(extends("{% extends layout %}"), None);
         assert!(defined("no tags {{ x }}").is_empty());
+    }
+
+    #[test]
+    fn blocks_stand_alone_only_when_nothing_outside_them_matters() {
+        let src = "<h1>{{ t }}</h1>\n{% if x %}{% block a %}A{% block b %}B{{ y }}{% endblock %}{% endblock a %}{% endif %}";
+        let found = standalone(src);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].0, "b");
+        assert!(found[0]
+            .1
+            .starts_with("{#\n#}{% block b %}B{{ y }}{% endblock %}{% if false %}  "));
+        assert_eq!(found[1].0, "a");
+        assert!(found[1]
+            .1
+            .contains("#}{% block a %}A{% block b %}B{{ y }}{% endblock %}{% endblock a %}{% if"));
+        for general in [
+            "{% extends \"base.html\" %}{% block a %}{% endblock %}",
+            "{% set x = 1 %}{% block a %}{{ x }}{% endblock %}",
+            "{% import \"m.html\" as m %}{% block a %}{% endblock %}",
+            "{% macro m() %}{% endmacro %}{% block a %}{% endblock %}",
+            "{# {% endblock %} #}{% block a %}{% endblock %}",
+            "{% block a %}{{ super() }}{% endblock %}",
+            "{% block a %}{{ self.b() }}{% endblock %}{% block b %}{% endblock %}",
+            "{% block a scoped %}{% endblock %}",
+            "{% raw %}{% block a %}{% endraw %}",
+            "{% block a %}",
+        ] {
+            assert!(standalone(general).is_empty(), "{general}");
+        }
     }
 }

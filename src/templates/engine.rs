@@ -72,7 +72,13 @@ type Stamp = Vec<(PathBuf, Option<SystemTime>, u64)>;
 
 impl std::fmt::Debug for Templates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.inner.env.templates().map(|(n, _)| n).collect();
+        let names: Vec<&str> = self
+            .inner
+            .env
+            .templates()
+            .map(|(n, _)| n)
+            .filter(|n| !n.contains(BLOCK_MARK))
+            .collect();
         f.debug_struct("Templates")
             .field("templates", &names)
             .finish()
@@ -152,6 +158,37 @@ fn stamp(dirs: &[PathBuf]) -> Stamp {
     stamp
 }
 
+/// The name under which block `block` of template `name` is kept as a template of its own
+/// (see [`add_template`]): a mark and the block's name before the extension
+/// (`list\u{1}rows.html`), so that auto-escaping, chosen from the name, is the same.
+fn block_template(name: &str, block: &str) -> String {
+    let cut = name.rfind('/').map_or(0, |i| i + 1);
+    let dot = name[cut..].find('.').map_or(name.len(), |i| cut + i);
+    format!("{}{BLOCK_MARK}{block}{}", &name[..dot], &name[dot..])
+}
+
+/// What sets the names of [`block_template`] apart (a character no file name has).
+const BLOCK_MARK: char = '\u{1}';
+
+/// Adds template `name`, and each of its blocks as a template of its own when it renders the
+/// same alone (see [`blocks::standalone`](super::blocks::standalone)): a [`Fragment`] of it
+/// then runs its block only, not the whole template first.
+///
+/// [`Fragment`]: super::Fragment
+fn add_template(
+    env: &mut Environment<'static>,
+    name: String,
+    source: String,
+) -> Result<(), minijinja::Error> {
+    let blocks = super::blocks::standalone(&source);
+    env.add_template_owned(name.clone(), source)?;
+    for (block, source) in blocks {
+        // A block that does not compile alone is rendered the general way.
+        let _ = env.add_template_owned(block_template(&name, &block), source);
+    }
+    Ok(())
+}
+
 /// Loads every file of `dir` into `env`; a name already there (another directory's) is an
 /// error.
 fn load_dir(env: &mut Environment<'static>, dir: &Path) -> Result<(), ConfigurationError> {
@@ -176,7 +213,7 @@ fn load_dir(env: &mut Environment<'static>, dir: &Path) -> Result<(), Configurat
                 path.display()
             )));
         }
-        env.add_template_owned(name.clone(), source)
+        add_template(env, name.clone(), source)
             .map_err(|e| syntax_error(&name, Some(&path), &e))?;
     }
     Ok(())
@@ -250,9 +287,7 @@ impl Templates {
     ) -> Result<Templates, ConfigurationError> {
         let (name, source) = (name.into(), source.into());
         let inner = Arc::make_mut(&mut self.inner);
-        inner
-            .env
-            .add_template_owned(name.clone(), source.clone())
+        add_template(&mut inner.env, name.clone(), source.clone())
             .map_err(|e| syntax_error(&name, None, &e))?;
         inner.added.push((name, source));
         Ok(self)
@@ -327,6 +362,7 @@ impl Templates {
         self.inner
             .env
             .templates()
+            .filter(|(name, _)| !name.contains(BLOCK_MARK))
             .map(|(name, t)| (name.to_owned(), t.source().to_owned()))
             .collect()
     }
@@ -352,7 +388,7 @@ impl Templates {
                     .map_err(|e| TemplateError::Reload(e.message().to_owned()))?;
             }
             for (name, source) in &self.inner.added {
-                env.add_template_owned(name.clone(), source.clone())?;
+                add_template(&mut env, name.clone(), source.clone())?;
             }
             reloaded.env = Some(Arc::new(env));
             reloaded.stamp = now;
@@ -460,28 +496,6 @@ pub(crate) fn blocks_of(
     Ok(blocks)
 }
 
-/// The context a template sees: the handler's, with `request` beside it when there is one
-/// (a key of the handler's own wins).
-fn with_request(context: Value, head: Option<&RenderHead>) -> Value {
-    match head {
-        // Outside a response (an SSE event, a render by hand): an empty `request`, so that
-        // `request.path` is undefined rather than an error.
-        None => minijinja::value::merge_maps([
-            context,
-            minijinja::context! { request => minijinja::context! {} },
-        ]),
-        Some(head) => {
-            let request = minijinja::context! {
-                path => head.path(),
-                htmx => head.htmx,
-                boosted => head.boosted,
-                history_restore => head.history_restore,
-            };
-            minijinja::value::merge_maps([context, minijinja::context! { request }])
-        }
-    }
-}
-
 fn not_found(name: &str, e: minijinja::Error) -> TemplateError {
     if e.kind() == minijinja::ErrorKind::TemplateNotFound {
         TemplateError::NotFound {
@@ -500,8 +514,8 @@ pub(crate) fn render_template(
     head: Option<&RenderHead>,
 ) -> Result<String, TemplateError> {
     let template = env.get_template(name).map_err(|e| not_found(name, e))?;
-    let _scope = RenderScope::enter();
-    Ok(template.render(with_request(context, head))?)
+    let _scope = RenderScope::for_request(head);
+    Ok(template.render(context)?)
 }
 
 /// Renders block `block` of template `name`.
@@ -512,12 +526,16 @@ pub(crate) fn render_block(
     context: Value,
     head: Option<&RenderHead>,
 ) -> Result<String, TemplateError> {
+    if let Ok(alone) = env.get_template(&block_template(name, block)) {
+        let _scope = RenderScope::for_request(head);
+        return Ok(alone.render(context)?);
+    }
     let template = env.get_template(name).map_err(|e| not_found(name, e))?;
-    let scope = RenderScope::enter();
+    let scope = RenderScope::for_request(head);
     // minijinja renders a block from the state of a whole evaluation of the template (its
     // `extends`, `set`s and imports): that evaluation's output is thrown away.
     scope.discarding(true);
-    let mut state = template.render_captured_to(with_request(context, head), std::io::sink())?;
+    let mut state = template.render_captured_to(context, std::io::sink())?;
     scope.discarding(false);
     state
         .with_state_mut(|state| state.render_block(block))
@@ -539,6 +557,6 @@ pub(crate) fn render_inline(
     head: Option<&RenderHead>,
 ) -> Result<String, TemplateError> {
     let template = env.template_from_named_str("inline.html", source)?;
-    let _scope = RenderScope::enter();
-    Ok(template.render(with_request(context, head))?)
+    let _scope = RenderScope::for_request(head);
+    Ok(template.render(context)?)
 }

@@ -15,9 +15,12 @@
 //! [`Templates::user`]: super::Templates::user
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
-use minijinja::value::Serde;
+use minijinja::value::{Enumerator, Object, Serde};
 use minijinja::{Environment, Value};
+
+use crate::http::response::RenderHead;
 
 use crate::middleware::auth::{current_user_id, get_user, user_or_anonymous, AuthUser};
 use crate::middleware::csrf::{csrf_field, get_csrf_token};
@@ -26,10 +29,12 @@ use crate::sessions::flash::{take_flashes, Flash, FLASH_KEY};
 use crate::sessions::get_session;
 
 /// What one render has seen so far: the flashes it took (a template that asks twice gets
-/// them twice), and whether its output is being thrown away.
+/// them twice), and whether its output is being thrown away; and what it knows of its request
+/// (for the `request` global).
 #[derive(Default)]
 struct Render {
     flashes: Option<Value>,
+    head: Option<RenderHead>,
     /// Rendering one block of a template first runs the whole template with its output
     /// discarded (minijinja finds the block's context that way): a layout that shows the
     /// flashes must not take them then, or they would be gone before anyone saw them.
@@ -44,8 +49,15 @@ thread_local! {
 pub(crate) struct RenderScope(());
 
 impl RenderScope {
-    pub(crate) fn enter() -> RenderScope {
-        RENDER.with(|r| *r.borrow_mut() = Render::default());
+    /// A render of a response to the request `head` describes (`None`: outside a response),
+    /// which `request` in its templates reads.
+    pub(crate) fn for_request(head: Option<&RenderHead>) -> RenderScope {
+        RENDER.with(|r| {
+            *r.borrow_mut() = Render {
+                head: head.cloned(),
+                ..Render::default()
+            }
+        });
         RenderScope(())
     }
 
@@ -80,8 +92,43 @@ fn flashes() -> Value {
     taken
 }
 
-/// Adds the functions to `env` (`current_user` without a user type: see [`user_function`]).
+/// `request` in templates: what the render under way knows of its request, read when a
+/// template looks at it (one global for every render, so that a render pays nothing for
+/// `request` unless its template reads it). Outside a response every key is undefined.
+#[derive(Debug)]
+struct RequestValues;
+
+const REQUEST_KEYS: [&str; 4] = ["path", "htmx", "boosted", "history_restore"];
+
+impl Object for RequestValues {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        RENDER.with(|r| {
+            let render = r.borrow();
+            let head = render.head.as_ref()?;
+            Some(match key {
+                "path" => Value::from(head.path()),
+                "htmx" => Value::from(head.htmx),
+                "boosted" => Value::from(head.boosted),
+                "history_restore" => Value::from(head.history_restore),
+                _ => return None,
+            })
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        if RENDER.with(|r| r.borrow().head.is_some()) {
+            Enumerator::Str(&REQUEST_KEYS)
+        } else {
+            Enumerator::Empty
+        }
+    }
+}
+
+/// Adds the functions to `env` (`current_user` without a user type: see [`user_function`]),
+/// and `request`.
 pub(crate) fn register(env: &mut Environment<'static>) {
+    env.add_global("request", Value::from_object(RequestValues));
     env.add_function("csrf_token", || or_undefined(get_csrf_token(), Value::from));
     env.add_function("csrf_field", || {
         or_undefined(csrf_field(), Value::from_safe_string)
