@@ -15,9 +15,11 @@
 #   redis            scripts/bench-redis.sh: /dashboard with Redis sessions beside the ext peers
 #                    (tower-sessions' and actix-session's Redis stores): instructions,
 #                    throughput, Redis commands per request.
+#   fortunes         scripts/bench-fortunes.sh: TechEmpower's Fortunes (GET /fortunes) beside the
+#                    ext peers (minijinja by hand): instructions and throughput.
 #
 # Environment: BENCH_DIR [../shared/bench], OUT [bench-out], SLICES [20], SKIP [] (any of
-# "instructions alternate peers allocations static redis", to reuse an earlier run's output).
+# "instructions alternate peers allocations static redis fortunes", to reuse an earlier run's output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_DIR=${BENCH_DIR:-../shared/bench}
@@ -43,6 +45,7 @@ skip peers || BENCH_OUT=$OUT/peers PIN=1 SCENARIOS="plaintext idle" \
 skip allocations || cargo bench --bench allocations > "$OUT"/allocations.txt
 skip static || OUT=$OUT/static SLICES=$SLICES bash scripts/bench-static.sh
 skip redis || OUT=$OUT/redis SLICES=$SLICES bash scripts/bench-redis.sh
+skip fortunes || OUT=$OUT/fortunes SLICES=$SLICES bash scripts/bench-fortunes.sh
 
 python3 scripts/report.py "$OUT" docs
 echo "wrote docs/benchmarks.md and docs/benchmarks.svg" >&2
