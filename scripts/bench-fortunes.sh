@@ -6,7 +6,7 @@
 #
 #   instructions   ../shared/bench/instructions.sh, SCENARIOS=fortunes (chirp through
 #                  chirp::templates; the peers through minijinja directly)
-#   throughput     ../shared/bench/alternate.sh, SCENARIOS=fortunes, PIN=1
+#   throughput     ../shared/bench/alternate.sh on /fortunes (its `static` scenario), PIN=1
 #
 # The ext peers want a Redis at start (their session stores), so one runs here on a free
 # loopback port, nothing on disk, stopped by its PID; chirp's bench_app, built without the
@@ -44,6 +44,9 @@ SERVERS=("chirp=env -u REDIS_URL CHIRP_WORKERS=1 $APP" "axumr={peers}/axum-ext-p
 export PEERS_BUILD=${PEERS_BUILD:-0}
 skip instructions || BENCH_OUT=$OUT/instructions SCENARIOS=fortunes REPEAT="chirp:fortunes" \
     PEERS_TARGET_DIR=${PEERS_TARGET_DIR:-} "$BENCH_DIR"/instructions.sh "${SERVERS[@]}" > "$OUT/instructions.txt"
-skip alternate || BENCH_OUT=$OUT/alternate SCENARIOS=fortunes SLICES=$SLICES PIN=1 REF=chirp \
-    "$BENCH_DIR"/alternate.sh "${SERVERS[@]}" > "$OUT/alternate.txt"
+# alternate.sh has no fortunes scenario: its `static` one with STATIC_PATH=/fortunes checks the
+# body against $STATIC_DIR/fortunes, a copy of fortunes.html.
+cp "$BENCH_DIR/fortunes.html" "$STATIC_DIR/fortunes"
+skip alternate || BENCH_OUT=$OUT/alternate SCENARIOS=static STATIC_PATH=/fortunes SLICES=$SLICES \
+    PIN=1 REF=chirp "$BENCH_DIR"/alternate.sh "${SERVERS[@]}" > "$OUT/alternate.txt"
 echo "results in $OUT"

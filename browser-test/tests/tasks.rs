@@ -22,6 +22,14 @@ use harness::{chromium_or_skip, js, wait_for, wait_for_js, Launched};
 
 /// Types `title` into the page's form and clicks Add (htmx sends it).
 async fn add_task(page: &Page, title: &str) {
+    // A form htmx swapped in (the 422's form, say) is processed a moment after the swap (its
+    // settle step); clicked before that, the browser would submit it natively.
+    wait_for_js(
+        page,
+        "htmx to process the form",
+        r#"!!document.querySelector('#task-form')?.['htmx-internal-data']?.initHash"#,
+    )
+    .await;
     let title = serde_json::to_string(title).unwrap();
     page.evaluate(format!(
         r#"document.querySelector('#task-form input[name=title]').value = {title};
