@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::future::{BoxFuture, FutureSlot};
 use crate::http::file::Conditionals;
 use crate::http::problem::{ErrorHead, Rendering};
-use crate::http::response::RenderHead;
+use crate::http::response::{Made, RenderHead};
 use crate::http::upgrade::is_upgrade_request;
 use crate::http::{IntoResponse, Request, Response, StatusCode};
 use crate::panic::{catch_panic, guarded, panic_response};
@@ -364,7 +364,8 @@ impl Chain {
         };
         let engine = self.templates.as_deref();
         match guarded(|| body.render(engine, head)) {
-            Ok(Ok(bytes)) => res.set_body(bytes),
+            Ok(Ok(Made::Body(bytes))) => res.set_body(bytes),
+            Ok(Ok(Made::Stream(stream))) => res.set_stream(stream),
             Ok(Err(error)) => *res = crate::Error::other(error).into_response(),
             Err(payload) => *res = panic_response(payload),
         }

@@ -111,7 +111,17 @@ pub(crate) trait Deferred: Send + std::fmt::Debug {
         self: Box<Self>,
         engine: Option<&(dyn std::any::Any + Send + Sync)>,
         head: &RenderHead,
-    ) -> Result<Bytes, BoxedError>;
+    ) -> Result<Made, BoxedError>;
+}
+
+/// What a [`Deferred`] body is made into: bytes in memory, or a stream (a Suspense page:
+/// its shell, then its blocks as they resolve) that the middleware on the way out carry
+/// their scopes into, as they do for any streamed response.
+// Only `chirp::templates` makes deferred bodies.
+#[cfg_attr(not(feature = "templates"), allow(dead_code))]
+pub(crate) enum Made {
+    Body(Bytes),
+    Stream(BodyStream),
 }
 
 /// What a [`Deferred`] body may read of its request, kept once the request itself has gone

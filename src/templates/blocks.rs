@@ -134,6 +134,59 @@ pub(crate) fn standalone(source: &str) -> Vec<(String, String)> {
     }
 }
 
+/// A block as its template's source defines it: its name, its own text (without the blocks
+/// nested in it), and the block it is nested in, if any.
+#[derive(Debug, PartialEq)]
+pub(crate) struct BlockText {
+    pub(crate) name: String,
+    pub(crate) own: String,
+    pub(crate) parent: Option<String>,
+}
+
+/// Every block `source` defines, with its own text (what [`Suspense`](super::Suspense) looks
+/// at to find the blocks that use a value: a value used only by a nested block belongs to
+/// that block, not to the one around it).
+pub(crate) fn texts(source: &str) -> Vec<BlockText> {
+    let mut out = Vec::new();
+    // The blocks open at the cursor, innermost last: (name, own text so far).
+    let mut open: Vec<(String, String)> = Vec::new();
+    let mut rest = source;
+    while let Some(start) = rest.find("{%") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("%}") else { break };
+        let tag = &rest[..start + 2 + end + 2];
+        let inner = after[..end].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+        let (name, args) = inner.split_once(char::is_whitespace).unwrap_or((inner, ""));
+        let text_before = &rest[..start];
+        match name {
+            "block" => {
+                if let Some((_, own)) = open.last_mut() {
+                    own.push_str(text_before);
+                }
+                let block = args.split_whitespace().next().unwrap_or_default();
+                open.push((block.to_owned(), String::new()));
+            }
+            "endblock" => {
+                if let Some((block, mut own)) = open.pop() {
+                    own.push_str(text_before);
+                    out.push(BlockText {
+                        name: block,
+                        own,
+                        parent: open.last().map(|(name, _)| name.clone()),
+                    });
+                }
+            }
+            _ => {
+                if let Some((_, own)) = open.last_mut() {
+                    own.push_str(tag);
+                }
+            }
+        }
+        rest = &rest[start + 2 + end + 2..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +228,27 @@ mod tests {
         ] {
             assert!(standalone(general).is_empty(), "{general}");
         }
+    }
+
+    #[test]
+    fn block_texts_leave_out_nested_blocks() {
+        let src = "{% extends \"b\" %}{% block content %}<main>{% if a %}{% block stats -%}\
+            <p id=stats>{{ stats.n }}</p>{%- endblock %}{% endif %}{{ b }}</main>{% endblock %}";
+        let texts = texts(src);
+        assert_eq!(
+            texts,
+            [
+                BlockText {
+                    name: "stats".into(),
+                    own: "<p id=stats>{{ stats.n }}</p>".into(),
+                    parent: Some("content".into()),
+                },
+                BlockText {
+                    name: "content".into(),
+                    own: "<main>{% if a %}{% endif %}{{ b }}</main>".into(),
+                    parent: None,
+                },
+            ]
+        );
     }
 }

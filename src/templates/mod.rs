@@ -1,6 +1,7 @@
 //! HTML over the wire: templates (minijinja, Jinja2 syntax), and the answers an htmx app
-//! gives: [`Template`], [`Fragment`], [`Page`], [`OOB`], [`ValidationError`], and fragments
-//! as Server-Sent Events ([`Templates::event`]). Feature `templates`, on by default.
+//! gives: [`Template`], [`Fragment`], [`Page`], [`OOB`], [`ValidationError`], [`Suspense`]
+//! (a shell at once, its slow blocks streamed in as they resolve), and fragments as
+//! Server-Sent Events ([`Templates::event`]). Feature `templates`, on by default.
 //!
 //! ```
 //! use chirp::templates::{context, Page, Templates};
@@ -77,10 +78,12 @@ mod render;
 mod returns;
 pub(crate) mod route_check;
 mod sse;
+mod suspense;
 
 pub use engine::Templates;
 pub use error::TemplateError;
 pub use returns::{Fragment, Main, Page, Template, ValidationError, OOB};
+pub use suspense::Suspense;
 
 /// The template engine, for what the app adds to it ([`Templates::environment_mut`]: filters,
 /// functions, `Value`s).

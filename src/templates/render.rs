@@ -11,7 +11,7 @@ use super::engine::{render_block, render_inline, render_template, Templates};
 use super::error::TemplateError;
 use super::oob;
 use super::returns::{Fragment, Main, Page, Template, ValidationError, OOB};
-use crate::http::response::{Deferred, RenderHead};
+use crate::http::response::{Deferred, Made, RenderHead};
 use crate::http::{IntoResponse, Response};
 use crate::status::StatusCode;
 
@@ -31,7 +31,7 @@ impl Deferred for Job {
         self: Box<Self>,
         engine: Option<&(dyn Any + Send + Sync)>,
         head: &RenderHead,
-    ) -> Result<Bytes, BoxedError> {
+    ) -> Result<Made, BoxedError> {
         let registered = engine.and_then(|e| e.downcast_ref::<Templates>());
         let html = match (registered, *self) {
             (Some(templates), job) => job.run(templates, Some(head))?,
@@ -42,7 +42,7 @@ impl Deferred for Job {
             }
             (None, _) => return Err(Box::new(TemplateError::NotRegistered)),
         };
-        Ok(Bytes::from(html))
+        Ok(Made::Body(Bytes::from(html)))
     }
 }
 
