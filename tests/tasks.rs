@@ -613,3 +613,106 @@ async fn a_restart_on_the_same_file_keeps_the_tasks() {
     assert!(page.contains(r#"<li id="task-1">kept</li>"#), "{page}");
     assert!(page.contains(r#"<span id="task-count">1 task</span>"#));
 }
+
+/// The raw body of a chunked response, chunk by chunk: `GET path` with the client's cookie.
+async fn chunks_of(client: &Client, path: &str, headers: &[(&str, &str)]) -> (String, Vec<String>) {
+    let mut stream = TcpStream::connect(client.addr).await.unwrap();
+    // Keep-alive, so the body is chunked (a close-delimited one would hide the chunks): read
+    // until the last chunk.
+    let head = client.head("GET", path, headers) + "\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    while !raw.ends_with(b"\r\n0\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("the response ends")
+            .unwrap();
+        assert!(n > 0, "closed before the last chunk");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let mut body = &raw[head_end..];
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}{}",
+        String::from_utf8_lossy(body)
+    );
+    let mut chunks = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&body[..line_end]).unwrap().trim(), 16)
+                .unwrap();
+        if size == 0 {
+            break;
+        }
+        let data = &body[line_end + 2..line_end + 2 + size];
+        chunks.push(String::from_utf8(data.to_vec()).unwrap());
+        body = &body[line_end + 2 + size + 2..];
+    }
+    (head, chunks)
+}
+
+/// `GET /stats`: the shell (the page, a `Loading…` placeholder `id="stats"`) is a chunk of its
+/// own, sent before the slow source answers; the figures follow in the same response, as a
+/// `<template>` and a `<script>` for a plain load, as an `hx-swap-oob` element for htmx.
+#[tokio::test]
+async fn stats_stream_the_shell_first_then_the_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(&dir).await;
+    let mut client = Client::new(&server);
+    let anonymous = client.get("/stats", &[]).await;
+    assert_eq!(anonymous.status, 303);
+    let token = client.log_in().await;
+    let hostile = "<script>alert(1)</script>";
+    for title in ["first", hostile] {
+        let res = client
+            .post("/tasks", &htmx_post(&token), &form(&[("title", title)]))
+            .await;
+        assert_eq!(res.status, 200, "{}", res.text());
+    }
+
+    let started = std::time::Instant::now();
+    let (head, chunks) = chunks_of(&client, "/stats", &[]).await;
+    let lower = head.to_ascii_lowercase();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        lower.contains("content-type: text/html; charset=utf-8"),
+        "{head}"
+    );
+    assert!(lower.contains("vary: hx-request"), "{head}");
+    let shell = &chunks[0];
+    assert!(
+        shell.contains("<html") && shell.contains(r#"id="stats""#),
+        "{shell}"
+    );
+    assert!(shell.contains("Loading…"), "{shell}");
+    assert!(
+        !shell.contains("2 tasks") && !shell.contains("<template"),
+        "{shell}"
+    );
+    let rest = chunks[1..].concat();
+    assert!(
+        rest.contains("<template") && rest.contains("<script"),
+        "{rest}"
+    );
+    assert!(rest.contains("2 tasks"), "{rest}");
+    assert!(rest.contains("&lt;script&gt;alert(1)&lt;"), "{rest}");
+    assert!(!rest.contains(hostile), "escaped: {rest}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "the source waits CHIRP_STATS_DELAY_MS (500) before it answers"
+    );
+
+    let (_, chunks) = chunks_of(&client, "/stats", &[("HX-Request", "true")]).await;
+    let rest = chunks[1..].concat();
+    assert!(
+        rest.contains("hx-swap-oob") && rest.contains(r#"id="stats""#),
+        "{rest}"
+    );
+    assert!(!rest.contains("<template"), "{rest}");
+    assert!(rest.contains("2 tasks"), "{rest}");
+}

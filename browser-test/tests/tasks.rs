@@ -175,6 +175,24 @@ async fn log_in_add_tasks_over_htmx_and_sse_and_expire() {
         2
     );
 
+    // The stats page (Suspense): the shell with its placeholder at once, the figures streamed
+    // into the same response a moment later and moved into place by the page's script.
+    let stats = browser.new_page(format!("{app_url}/stats")).await.unwrap();
+    wait_for(&stats, "the Suspense stats", |h| {
+        h.contains("2 tasks; the newest") && !h.contains("Loading")
+    })
+    .await;
+    assert_eq!(
+        js::<i64>(&stats, "document.querySelectorAll('#stats').length").await,
+        1,
+        "the placeholder was replaced, not duplicated"
+    );
+    assert_eq!(
+        js::<i64>(&stats, "document.querySelectorAll('template').length").await,
+        0,
+        "the streamed <template> is removed once used"
+    );
+
     // The session ends (its cookie is gone): the next htmx request is sent to the login page
     // as a whole page, not swapped in as a fragment.
     browser.clear_cookies().await.unwrap();

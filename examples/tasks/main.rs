@@ -25,8 +25,13 @@
 //! - `GET /events`: Server-Sent Events, `task-added` with the rendered task for each task
 //!   anyone adds (htmx's SSE extension appends it to the list of every open page).
 //!
-//! `GET /stats` (a `Suspense` page) is not here yet. `tests/tasks.rs` checks the behaviour over
-//! a socket; `browser-test/tests/tasks.rs` in Chromium.
+//! - `GET /stats`: a [`Suspense`] page: the shell with a `Loading…` placeholder
+//!   (`id="stats"`) at once, then the figures from a deliberately slow source
+//!   (`CHIRP_STATS_DELAY_MS`, default 500) in the same response: a `<template>` and a
+//!   `<script>` for a plain load, an `hx-swap-oob` element for htmx.
+//!
+//! `tests/tasks.rs` checks the behaviour over a socket; `browser-test/tests/tasks.rs` in
+//! Chromium.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -46,8 +51,10 @@ use chirp::security::{audit, secret_key_from_env};
 use chirp::sessions::SessionConfig;
 use chirp::sse::Sse;
 use chirp::templates::minijinja::value::Serde;
-use chirp::templates::{context, Fragment, Page, Template, Templates, ValidationError, OOB};
-use chirp::{App, Error, IntoResponse, Request, Response, State, StatusCode};
+use chirp::templates::{
+    context, Fragment, Page, Suspense, Template, Templates, ValidationError, OOB,
+};
+use chirp::{App, ConfigurationError, Error, IntoResponse, Request, Response, State, StatusCode};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -341,6 +348,45 @@ struct EventsQuery {
     page: Option<String>,
 }
 
+/// How long the stats source takes (`CHIRP_STATS_DELAY_MS`): a stand-in for a slow query or
+/// service, so that the page shows Suspense at work.
+#[derive(Clone, Copy)]
+pub struct StatsDelay(pub Duration);
+
+/// The figures of `GET /stats`.
+#[derive(Serialize)]
+struct Stats {
+    total: i64,
+    newest: Option<String>,
+}
+
+async fn stats(req: Request, db: State<Db>, delay: State<StatsDelay>) -> Result<Response, Error> {
+    if let Err(to_login) = signed_in(&req)? {
+        return Ok(to_login);
+    }
+    let delay = delay.0;
+    // The shell goes out at once with `stats` undefined (the placeholder); the block that
+    // uses it is streamed into the same response when this resolves.
+    let figures = async move {
+        tokio::time::sleep(delay).await;
+        db.run(|conn| {
+            let total = conn.query_row("SELECT COUNT(*) FROM tasks", [], |r| r.get(0))?;
+            let newest = conn
+                .query_row(
+                    "SELECT title FROM tasks ORDER BY id DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(Stats { total, newest })
+        })
+        .await
+    };
+    Ok(Suspense::new("stats.html", context! {})
+        .try_defer("stats", figures)
+        .into_response())
+}
+
 async fn events(
     req: Request,
     events: State<Events>,
@@ -394,6 +440,18 @@ pub fn app_in(db_path: &str, dir: &Path) -> Result<App, Error> {
     let mut app = App::new();
     app.state(db.clone());
     app.state(Events(sender));
+    let delay_ms = std::env::var("CHIRP_STATS_DELAY_MS")
+        .ok()
+        .map(|ms| {
+            ms.parse::<u64>().map_err(|_| {
+                ConfigurationError::new(format!(
+                    "CHIRP_STATS_DELAY_MS={ms:?} is not a number of milliseconds"
+                ))
+            })
+        })
+        .transpose()?
+        .unwrap_or(500);
+    app.state(StatsDelay(Duration::from_millis(delay_ms)));
     app.templates(templates);
     // Outermost first: the log sees every request, refusals included; the headers go on
     // every response; login attempts are counted before any session work.
@@ -450,6 +508,7 @@ pub fn app_in(db_path: &str, dir: &Path) -> Result<App, Error> {
     app.get("/", home);
     app.post("/tasks", add_task);
     app.get("/events", events);
+    app.get("/stats", stats);
     Ok(app)
 }
 
