@@ -163,9 +163,7 @@ impl HttpError {
     /// replaces the first. The standard members (`type`, `title`, `status`, `detail`) are
     /// chirp's: extension members of those names are not sent.
     pub fn with_extension(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.extensions
-            .get_or_insert_with(Box::default)
-            .insert(name.into(), value.into());
+        insert_extension(&mut self.extensions, name.into(), value.into());
         self
     }
 
@@ -192,16 +190,7 @@ impl HttpError {
         field: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        let entry = serde_json::json!({ "field": field.into(), "message": message.into() });
-        let errors = self
-            .extensions
-            .get_or_insert_with(Box::default)
-            .entry("errors")
-            .or_insert_with(|| Value::Array(Vec::new()));
-        match errors {
-            Value::Array(list) => list.push(entry),
-            other => *other = Value::Array(vec![entry]),
-        }
+        push_field_error(&mut self.extensions, field.into(), message.into());
         self
     }
 
@@ -458,6 +447,31 @@ impl From<Error> for Box<dyn std::error::Error + 'static> {
     /// returns `Result<(), Box<dyn Error>>`.
     fn from(error: Error) -> Self {
         error.into_inner()
+    }
+}
+
+/// Sets the extension member `name` (a second value replaces the first).
+pub(crate) fn insert_extension(extensions: &mut Option<Extensions>, name: String, value: Value) {
+    extensions
+        .get_or_insert_with(Box::default)
+        .insert(name, value);
+}
+
+/// Appends `{"field", "message"}` to the `errors` extension member (a list, made by the
+/// first call; a non-list value there is replaced).
+pub(crate) fn push_field_error(
+    extensions: &mut Option<Extensions>,
+    field: String,
+    message: String,
+) {
+    let entry = serde_json::json!({ "field": field, "message": message });
+    match extensions
+        .get_or_insert_with(Box::default)
+        .entry("errors")
+        .or_insert_with(|| Value::Array(Vec::new()))
+    {
+        Value::Array(list) => list.push(entry),
+        other => *other = Value::Array(vec![entry]),
     }
 }
 

@@ -103,9 +103,7 @@ impl Problem {
     /// Adds the extension member `name` (see
     /// [`HttpError::with_extension`](crate::HttpError::with_extension)).
     pub fn with_extension(mut self, name: impl Into<String>, value: impl Into<Value>) -> Problem {
-        self.extensions
-            .get_or_insert_with(Box::default)
-            .insert(name.into(), value.into());
+        crate::error::insert_extension(&mut self.extensions, name.into(), value.into());
         self
     }
 
@@ -116,16 +114,7 @@ impl Problem {
         field: impl Into<String>,
         message: impl Into<String>,
     ) -> Problem {
-        let entry = serde_json::json!({ "field": field.into(), "message": message.into() });
-        match self
-            .extensions
-            .get_or_insert_with(Box::default)
-            .entry("errors")
-            .or_insert_with(|| Value::Array(Vec::new()))
-        {
-            Value::Array(list) => list.push(entry),
-            other => *other = Value::Array(vec![entry]),
-        }
+        crate::error::push_field_error(&mut self.extensions, field.into(), message.into());
         self
     }
 

@@ -529,25 +529,13 @@ impl<U: AuthUser> AuthMiddleware<U> {
     }
 }
 
-/// `error` and its sources, outermost first: `a: b: c`.
-fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
-}
-
 /// The answer when `what` (a user loader, a policy) failed: nobody can tell who is asking or
 /// whether they may, and saying "anonymous" or "forbidden" would be wrong (a signed-in user
 /// sent to the login page by a database hiccup), so `503` with `Retry-After`, and the error
 /// logged at ERROR with its sources (never shown to the client).
 fn unavailable(what: &str, error: &BoxError, req: &Request, retry_after: Duration) -> Response {
     tracing::error!(
-        error = %with_sources(error.as_ref()),
+        error = %crate::error::Error::chain(error.as_ref()),
         path = %req.path(),
         "{what} failed: answered 503 Service Unavailable"
     );
