@@ -331,6 +331,14 @@ async fn guards_send_htmx_to_the_login_page_with_hx_redirect() {
 #[derive(Clone, Default)]
 struct Log(Arc<Mutex<Vec<u8>>>);
 
+static CAPTURE: Mutex<()> = Mutex::new(());
+
+/// A capture in progress: the subscriber (dropped first), then the turn of the next one.
+struct Capturing {
+    _default: tracing::subscriber::DefaultGuard,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
 impl std::io::Write for Log {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
@@ -342,7 +350,10 @@ impl std::io::Write for Log {
 }
 
 impl Log {
-    fn capture() -> (Log, tracing::subscriber::DefaultGuard) {
+    fn capture() -> (Log, Capturing) {
+        // One capture at a time: a scoped subscriber dropped on another thread recomputes
+        // tracing's global level hint, and an event of this one could be skipped meanwhile.
+        let serial = CAPTURE.lock().unwrap_or_else(|e| e.into_inner());
         let log = Log::default();
         let writer = log.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -350,7 +361,15 @@ impl Log {
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .finish();
-        (log, tracing::subscriber::set_default(subscriber))
+        let default = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
+        (
+            log,
+            Capturing {
+                _default: default,
+                _serial: serial,
+            },
+        )
     }
 
     fn take(&self) -> String {
