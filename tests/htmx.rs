@@ -327,21 +327,31 @@ async fn guards_send_htmx_to_the_login_page_with_hx_redirect() {
     assert!(fragment.hx_redirect().is_none());
 }
 
-/// Captures log lines at INFO and above on this thread.
+/// Captures log lines at INFO and above written on this thread (a `current_thread` test runs
+/// the app on its own thread).
+///
+/// One global subscriber for the whole binary, routing each line to the capture of the thread
+/// that wrote it. A scoped `set_default` subscriber raced with the other tests' callsite
+/// registrations: tracing caches a callsite's interest globally, and a registration on a thread
+/// with no subscriber could store "never" after this capture began, so its lines were lost
+/// (about 1 run in 6 of this binary).
 #[derive(Clone, Default)]
 struct Log(Arc<Mutex<Vec<u8>>>);
 
-static CAPTURE: Mutex<()> = Mutex::new(());
-
-/// A capture in progress: the subscriber (dropped first), then the turn of the next one.
-struct Capturing {
-    _default: tracing::subscriber::DefaultGuard,
-    _serial: std::sync::MutexGuard<'static, ()>,
+thread_local! {
+    static SINK: std::cell::RefCell<Option<Log>> = const { std::cell::RefCell::new(None) };
 }
 
-impl std::io::Write for Log {
+/// Writes to the capturing thread's log, or nowhere.
+struct ThreadSink;
+
+impl std::io::Write for ThreadSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        SINK.with(|sink| {
+            if let Some(log) = sink.borrow().as_ref() {
+                log.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -349,27 +359,29 @@ impl std::io::Write for Log {
     }
 }
 
+/// A capture in progress on this thread; dropping it stops the capture.
+struct Capturing;
+
+impl Drop for Capturing {
+    fn drop(&mut self) {
+        SINK.with(|sink| sink.borrow_mut().take());
+    }
+}
+
 impl Log {
     fn capture() -> (Log, Capturing) {
-        // One capture at a time: a scoped subscriber dropped on another thread recomputes
-        // tracing's global level hint, and an event of this one could be skipped meanwhile.
-        let serial = CAPTURE.lock().unwrap_or_else(|e| e.into_inner());
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
+                .with_writer(|| ThreadSink)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+        });
         let log = Log::default();
-        let writer = log.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        let default = tracing::subscriber::set_default(subscriber);
-        tracing::callsite::rebuild_interest_cache();
-        (
-            log,
-            Capturing {
-                _default: default,
-                _serial: serial,
-            },
-        )
+        SINK.with(|sink| *sink.borrow_mut() = Some(log.clone()));
+        (log, Capturing)
     }
 
     fn take(&self) -> String {
