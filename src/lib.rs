@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod app;
+pub mod broadcast;
 mod clock;
 mod error;
 mod future;
@@ -60,6 +61,7 @@ pub mod stores;
 #[cfg(feature = "templates")]
 pub mod templates;
 pub mod testing;
+pub mod ws;
 
 pub use app::App;
 pub use error::{ConfigurationError, Error, HttpError, LookupError};
