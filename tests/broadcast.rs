@@ -346,6 +346,15 @@ async fn publish_json() {
     assert!(quiet(&mut sub).await);
 }
 
+#[test]
+fn hubs_and_subscriptions_go_anywhere() {
+    fn anywhere<T: Send + Sync + Unpin + 'static>() {}
+    anywhere::<Hub>();
+    anywhere::<Subscription>();
+    anywhere::<BroadcastError>();
+    anywhere::<Missed>();
+}
+
 #[tokio::test]
 async fn missed_says_what_to_do() {
     let lagged = Missed::Lagged(3).to_string();

@@ -15,9 +15,12 @@ use super::topics::{Item, Topics};
 use crate::http::sse::{Event, Sse};
 
 /// The receive in progress, owning the receiver until it completes: tokio's `Receiver` has
-/// no `poll_recv`, so a `Stream` keeps its `recv()` future alive between polls.
-type Waiting =
-    Pin<Box<dyn Future<Output = (Result<Item, RecvError>, broadcast::Receiver<Item>)> + Send>>;
+/// no `poll_recv`, so a `Stream` keeps its `recv()` future alive between polls (one
+/// allocation per wait; a message already in the ring buffer is read without one). `Sync`
+/// too, so that a `Subscription` is, like the receiver it wraps.
+type Waiting = Pin<
+    Box<dyn Future<Output = (Result<Item, RecvError>, broadcast::Receiver<Item>)> + Send + Sync>,
+>;
 
 enum State {
     /// No receive in progress: the next read tries the ring buffer first.

@@ -17,7 +17,8 @@ pub(crate) enum Item {
     Message(Bytes),
     /// The Redis connection was lost and is back: whatever was published meanwhile is gone,
     /// so every subscriber is told to resync (a marker in the stream, in order with the
-    /// messages around it).
+    /// messages around it). Only the Redis backend makes it; subscriptions read it either way.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Reconnected,
 }
 
@@ -85,6 +86,7 @@ impl Topics {
     }
 
     /// Puts `item` in every topic (the resync marker after a reconnection).
+    #[cfg(feature = "redis")]
     pub(crate) fn deliver_all(&self, item: &Item) {
         for sender in self.read().values() {
             let _ = sender.send(item.clone());
