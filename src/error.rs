@@ -98,7 +98,11 @@ pub struct HttpError {
     message: Cow<'static, str>,
     // Boxed and optional: most errors carry none, and an error moves through `Result`s.
     extensions: Option<Extensions>,
+    headers: Option<Box<Headers>>,
 }
+
+/// The response headers an [`HttpError`] carries (`Allow`, `Sec-WebSocket-Version`, ...).
+type Headers = Vec<(Cow<'static, str>, String)>;
 
 impl HttpError {
     /// An error with any status and message.
@@ -107,6 +111,7 @@ impl HttpError {
             status,
             message: message.into(),
             extensions: None,
+            headers: None,
         }
     }
 
@@ -194,6 +199,41 @@ impl HttpError {
         self
     }
 
+    /// Adds a response header sent with the error: what the client needs to try again
+    /// (`Allow` with a 405, `WWW-Authenticate` with a 401, `Sec-WebSocket-Version` with a
+    /// 426, `Retry-After` with a 503).
+    ///
+    /// ```
+    /// use chirp::{HttpError, StatusCode};
+    /// let e = HttpError::new(StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 only")
+    ///     .with_header("sec-websocket-version", "13");
+    /// assert_eq!(e.header("Sec-WebSocket-Version"), Some("13"));
+    /// ```
+    pub fn with_header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.headers
+            .get_or_insert_with(Box::default)
+            .push((name.into(), value.into()));
+        self
+    }
+
+    /// The first header named `name` (any case) the error carries.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// Every header the error carries, in the order they were added.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .flat_map(|h| h.iter().map(|(n, v)| (n.as_ref(), v.as_str())))
+    }
+
     /// The status code.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -220,6 +260,11 @@ impl HttpError {
     /// response).
     pub(crate) fn into_parts(self) -> (StatusCode, Cow<'static, str>, Option<Extensions>) {
         (self.status, self.message, self.extensions)
+    }
+
+    /// Takes the headers out (to add them to the response).
+    pub(crate) fn take_headers(&mut self) -> Option<Box<Headers>> {
+        self.headers.take()
     }
 }
 

@@ -185,6 +185,14 @@ pub mod __fuzz {
         }
     }
 
+    /// WebSocket frames: `data`'s first byte picks the role, permessage-deflate and its
+    /// context takeover, the limits and the size of the reads; the rest is decoded whole and
+    /// in reads of that size. Both give the same messages and the same error, every error is
+    /// a close code the RFC allows (1002, 1007, 1009), and no message is over the limit.
+    pub fn ws_frames(data: &[u8]) {
+        crate::ws::fuzz_decode(data);
+    }
+
     /// A static-file path: `data` as the target under `/static/`, normalised as the server
     /// does; whatever `StaticFilesMiddleware` would look up is relative, has no `.`, `..` or root
     /// component, and joined under a root stays under it.

@@ -378,6 +378,36 @@ impl TestClient {
         Ok((test, client))
     }
 
+    /// Opens a WebSocket on `path` (see [`TestRequest::websocket`]): the client's end of the
+    /// socket, or the response when the app did not switch protocols.
+    ///
+    /// ```
+    /// use chirp::testing::TestClient;
+    /// use chirp::ws::Message;
+    /// use chirp::{App, Request};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut app = App::new();
+    /// app.route("/ws", |req: Request| async move {
+    ///     Ok::<_, chirp::Error>(req.websocket()?.on_upgrade(|mut socket| async move {
+    ///         while let Some(Ok(Message::Text(text))) = socket.recv().await {
+    ///             let _ = socket.send(text.to_uppercase()).await;
+    ///         }
+    ///     }))
+    /// });
+    /// let client = TestClient::new(app);
+    /// let mut socket = client.websocket("/ws").await.unwrap();
+    /// socket.send("hello").await.unwrap();
+    /// assert_eq!(socket.recv().await.unwrap().unwrap(), Message::text("HELLO"));
+    /// socket.close(1000, "done").await.unwrap();
+    /// # }
+    /// ```
+    pub async fn websocket(&self, path: &str) -> Result<crate::ws::WebSocket, TestResponse> {
+        self.request(Method::Get, path)
+            .websocket()
+            .await
+            .map(|(_, socket)| socket)
+    }
+
     fn cookie_header(&self) -> String {
         let jar = self.jar.lock().unwrap_or_else(|e| e.into_inner());
         jar.iter()
@@ -602,6 +632,37 @@ impl TestRequest<'_> {
             .with_header("connection", "upgrade")
             .with_header("upgrade", protocol);
         self.client.send_upgrade(request).await
+    }
+}
+
+impl TestRequest<'_> {
+    /// Sends it as a WebSocket handshake (a fresh `Sec-WebSocket-Key`, version 13; headers
+    /// set on the request, such as `Origin` or `Sec-WebSocket-Protocol`, are kept) and, when
+    /// the app answers `101`, checks the answer (`Sec-WebSocket-Accept`) and returns it
+    /// with the client's end of the socket, over an in-memory pipe. `Err` with the response
+    /// when the app answered anything else (a `401`, a `403` for a foreign origin, ...).
+    pub async fn websocket(self) -> Result<(TestResponse, crate::ws::WebSocket), TestResponse> {
+        self.websocket_with(None).await
+    }
+
+    /// [`websocket`](TestRequest::websocket), offering permessage-deflate with `compression`
+    /// (the server's answer is checked against it).
+    pub async fn websocket_with(
+        self,
+        compression: Option<crate::ws::DeflateConfig>,
+    ) -> Result<(TestResponse, crate::ws::WebSocket), TestResponse> {
+        let handshake = crate::ws::ClientHandshake::new(compression);
+        let mut request = self.request;
+        for (name, value) in handshake.headers() {
+            request = request.with_header(name, &value);
+        }
+        let (res, io) = self.client.send_upgrade(request).await?;
+        let upgraded =
+            crate::http::Upgraded::new(io, Bytes::new(), crate::ShutdownSignal::default());
+        match handshake.finish(|name| res.header(name), upgraded) {
+            Ok(socket) => Ok((res, socket)),
+            Err(why) => panic!("the app's WebSocket handshake is wrong: {why}"),
+        }
     }
 }
 

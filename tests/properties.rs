@@ -73,6 +73,11 @@ proptest! {
     }
 
     #[test]
+    fn websocket_frames(data in input("ws_frames")) {
+        __fuzz::ws_frames(&data);
+    }
+
+    #[test]
     fn cookie_headers(data in input("cookie_header")) {
         __fuzz::cookie_header(&data);
     }

@@ -260,16 +260,21 @@ impl IntoResponse for Problem {
 impl IntoResponse for HttpError {
     /// The message as a text body, marked as an error so that the app's error handler (or the
     /// default content negotiation) renders it, with its extension members.
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        let headers = self.take_headers();
         let (status, detail, extensions) = self.into_parts();
-        Response::error_with(
+        let mut res = Response::error_with(
             status,
             Pending {
                 detail,
                 extensions,
                 cause: None,
             },
-        )
+        );
+        for (name, value) in headers.into_iter().flat_map(|h| *h) {
+            res.append_header(name, value);
+        }
+        res
     }
 }
 

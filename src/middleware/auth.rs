@@ -698,7 +698,8 @@ pub fn logout() -> Result<(), LookupError> {
 
 /// Guards a handler: anonymous browsers are redirected (302) to the login URL with
 /// `?next=<the original URL>`; API calls (an `Authorization` header, an `Accept` without
-/// `text/html`, or a path under [`AuthConfig::api_prefix`]) get `401`. Outside [`AuthMiddleware`] every request is refused (500,
+/// `text/html`, or a path under [`AuthConfig::api_prefix`]) and upgrades (a WebSocket
+/// handshake) get `401`. Outside [`AuthMiddleware`] every request is refused (500,
 /// logged), never let through. The handler may take [`State`] arguments, as any handler.
 ///
 /// An htmx request ([`HxRequest::is_partial`](crate::htmx::HxRequest::is_partial)) outside the
@@ -754,7 +755,9 @@ pub struct LoginRequired<H, Args = (Request,)> {
 /// (redirected to log in): it carries `Authorization`, or an `Accept` without `text/html`
 /// (`fetch()`, curl, API clients), or its path is under the configured API prefix.
 fn is_api_call(req: &Request, api_prefix: Option<&str>) -> bool {
-    if req.headers().contains("authorization") {
+    // A protocol upgrade (a WebSocket handshake) cannot follow a redirect to a login page:
+    // RFC 6455 §4.1 clients fail on anything but 101.
+    if req.headers().contains("authorization") || req.headers().contains("upgrade") {
         return true;
     }
     if api_prefix.is_some_and(|p| in_scope(req.path_bytes(), p)) {

@@ -119,6 +119,11 @@ impl CorsConfig {
     }
 }
 
+/// Set on a request whose `Origin` the CORS configuration allows, for a WebSocket handshake
+/// (see `ws::upgrade`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OriginAllowed;
+
 /// The CORS middleware. Add it before sessions, CSRF and auth, so that preflights are
 /// answered before them.
 pub struct CorsMiddleware {
@@ -240,7 +245,7 @@ impl CorsMiddleware {
 }
 
 impl Middleware for CorsMiddleware {
-    fn call<'a>(&'a self, req: Request, next: Next) -> BoxFuture<'a, Response> {
+    fn call<'a>(&'a self, mut req: Request, next: Next) -> BoxFuture<'a, Response> {
         Box::pin(async move {
             let origin = req.header("origin").map(str::to_owned);
             if let Some(origin) = &origin {
@@ -248,6 +253,11 @@ impl Middleware for CorsMiddleware {
                     && req.headers().contains("access-control-request-method")
                 {
                     return self.preflight(&req, origin);
+                }
+                // A WebSocket handshake gets no CORS from browsers: the socket checks its
+                // Origin itself (`Request::websocket`), and takes the origins allowed here.
+                if req.headers().contains("upgrade") && self.allows(origin) {
+                    req.extensions_mut().insert(OriginAllowed);
                 }
             }
             let mut res = next.run(req).await;
