@@ -253,6 +253,36 @@ async fn a_page_negotiates_whole_page_block_and_boosted_block() {
     assert!(narrow.starts_with("<ul id=\"task-list\">"), "{narrow}");
 }
 
+#[test]
+fn a_block_rendered_alone_is_the_block_of_the_whole_template() {
+    // Nothing outside these blocks matters: each renders alone, as a template of its own
+    // whose `{% block %}` tags became `{% if true %}` ones. The same template behind a `set`
+    // renders its blocks the general way (a whole evaluation first, where `n` is undefined:
+    // nothing to iterate): both must agree, on the whitespace the tags' `-` trim and on the
+    // line an error names.
+    let body = "<ul>\n  {%- block rows -%}\n  {% for r in rows %}<li>{{ r }}</li>{% endfor %}\n  \
+                {%- endblock %}\n</ul>\n{% block bad\n%}\nok\n{% for x in n %}{% endfor %}\n\
+                {% endblock %}";
+    let general = format!("{{% set unused = 1 %}}{body}");
+    let t = Templates::new()
+        .with_template("alone.html", body)
+        .and_then(|t| t.with_template("general.html", general))
+        .unwrap();
+    for name in ["alone.html", "general.html"] {
+        let rows = t
+            .render_block(name, "rows", context! { rows => ["<a>", "b"] })
+            .unwrap();
+        assert_eq!(rows, "<li>&lt;a&gt;</li><li>b</li>", "{name}");
+        let err = t
+            .render_block(name, "bad", context! { n => 42 })
+            .unwrap_err();
+        let TemplateError::Render(e) = err else {
+            panic!("{name}: {err}")
+        };
+        assert_eq!(e.line(), Some(9), "{name}: {e}");
+    }
+}
+
 #[tokio::test]
 async fn a_missing_block_is_a_500_and_check_block_names_what_exists() {
     let mut app = bare_app();

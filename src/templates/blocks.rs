@@ -56,6 +56,24 @@ fn tags_at(source: &str) -> impl Iterator<Item = (usize, usize, &str, &str)> {
     })
 }
 
+/// Tag `tag` (`{%- block rows %}`) with `words` in place of its own (`{%- if true %}`): the
+/// same whitespace control marks, and the same line breaks, so that the lines after it keep
+/// their numbers.
+fn retag(tag: &str, words: &str) -> String {
+    let inner = &tag[2..tag.len() - 2];
+    let marks = |c: char| c == '-' || c == '+' || c.is_whitespace();
+    let lead = inner.len() - inner.trim_start_matches(marks).len();
+    let trail = inner.trim_end_matches(marks).len();
+    let own = &inner[lead..trail.max(lead)];
+    let mut out = String::with_capacity(tag.len() + words.len());
+    out.push_str(&tag[..2 + lead]);
+    out.push_str(words);
+    out.extend(std::iter::repeat_n('\n', own.matches('\n').count()));
+    out.push_str(&inner[trail.max(lead)..]);
+    out.push_str("%}");
+    out
+}
+
 /// Tags a template may have outside its blocks and still render a block on its own: none of
 /// them sets anything a block could read.
 const NEUTRAL: [&str; 6] = ["if", "elif", "else", "endif", "for", "endfor"];
@@ -70,7 +88,11 @@ const NEUTRAL: [&str; 6] = ["if", "elif", "else", "endif", "for", "endfor"];
 ///
 /// Each source is the block's own text, from its `{% block %}` tag to its `{% endblock %}`,
 /// after a comment holding as many line breaks as came before it, so that an error names
-/// the same line as in the template.
+/// the same line as in the template. The two tags become `{% if true %}` and `{% endif %}`
+/// (same whitespace control, same line breaks): rendered from the template, a block runs in
+/// a frame of its own and minijinja keeps a table of the template's blocks for each render;
+/// alone, its body needs neither. (A frame only scopes the block's `set`s, which nothing
+/// after the body reads: the template ends there. Blocks nested in it stay blocks.)
 pub(crate) fn standalone(source: &str) -> Vec<(String, String)> {
     // Comments, and quoted tag marks (`{{ "{%" }}`), would throw the tag scan off.
     if ["{#", "\"{%", "'{%", "%}\"", "%}'"]
@@ -79,8 +101,8 @@ pub(crate) fn standalone(source: &str) -> Vec<(String, String)> {
     {
         return Vec::new();
     }
-    // (name, where its tag starts) of each block open at this point.
-    let mut open: Vec<(&str, usize)> = Vec::new();
+    // (name, where its tag starts, where it ends) of each block open at this point.
+    let mut open: Vec<(&str, usize, usize)> = Vec::new();
     let mut found = Vec::new();
     for (start, end, tag, args) in tags_at(source) {
         match tag {
@@ -89,10 +111,10 @@ pub(crate) fn standalone(source: &str) -> Vec<(String, String)> {
                 let (Some(name), None) = (words.next(), words.next()) else {
                     return Vec::new(); // scoped, required: the general way
                 };
-                open.push((name, start));
+                open.push((name, start, end));
             }
             "endblock" => {
-                let Some((name, from)) = open.pop() else {
+                let Some((name, from, body)) = open.pop() else {
                     return Vec::new();
                 };
                 if !args.is_empty() && args != name {
@@ -106,11 +128,15 @@ pub(crate) fn standalone(source: &str) -> Vec<(String, String)> {
                     return Vec::new();
                 }
                 let lines = source[..from].matches('\n').count();
-                let mut alone = if lines == 0 {
-                    text.to_owned()
-                } else {
-                    format!("{{#{}#}}{text}", "\n".repeat(lines))
-                };
+                let mut alone = String::with_capacity(lines + source.len() + 48);
+                if lines > 0 {
+                    alone.push_str("{#");
+                    alone.extend(std::iter::repeat_n('\n', lines));
+                    alone.push_str("#}");
+                }
+                alone.push_str(&retag(&source[from..body], "if true"));
+                alone.push_str(&source[body..start]);
+                alone.push_str(&retag(&source[start..end], "endif"));
                 // minijinja sizes a render's first buffer from the template's text: text never
                 // written (as long as the rest of the template) makes it the whole template's,
                 // so that a large block does not grow its buffer four times over.
@@ -209,11 +235,11 @@ mod tests {
         assert_eq!(found[0].0, "b");
         assert!(found[0]
             .1
-            .starts_with("{#\n#}{% block b %}B{{ y }}{% endblock %}{% if false %}  "));
+            .starts_with("{#\n#}{% if true %}B{{ y }}{% endif %}{% if false %}  "));
         assert_eq!(found[1].0, "a");
         assert!(found[1]
             .1
-            .contains("#}{% block a %}A{% block b %}B{{ y }}{% endblock %}{% endblock a %}{% if"));
+            .contains("#}{% if true %}A{% block b %}B{{ y }}{% endblock %}{% endif %}{% if"));
         for general in [
             "{% extends \"base.html\" %}{% block a %}{% endblock %}",
             "{% set x = 1 %}{% block a %}{{ x }}{% endblock %}",
@@ -228,6 +254,15 @@ mod tests {
         ] {
             assert!(standalone(general).is_empty(), "{general}");
         }
+    }
+
+    #[test]
+    fn block_tags_become_if_tags_with_the_same_marks_and_lines() {
+        assert_eq!(retag("{% block rows %}", "if true"), "{% if true %}");
+        assert_eq!(retag("{%- block rows -%}", "if true"), "{%- if true -%}");
+        assert_eq!(retag("{%+block\n  rows\n%}", "if true"), "{%+if true\n\n%}");
+        assert_eq!(retag("{% endblock rows %}", "endif"), "{% endif %}");
+        assert_eq!(retag("{%-endblock-%}", "endif"), "{%-endif-%}");
     }
 
     #[test]

@@ -162,9 +162,41 @@ fn stamp(dirs: &[PathBuf]) -> Stamp {
 /// (see [`add_template`]): a mark and the block's name before the extension
 /// (`list\u{1}rows.html`), so that auto-escaping, chosen from the name, is the same.
 fn block_template(name: &str, block: &str) -> String {
+    let (stem, ext) = block_template_parts(name);
+    format!("{stem}{BLOCK_MARK}{block}{ext}")
+}
+
+/// `name` cut where [`block_template`] puts the mark: before the extension.
+fn block_template_parts(name: &str) -> (&str, &str) {
     let cut = name.rfind('/').map_or(0, |i| i + 1);
     let dot = name[cut..].find('.').map_or(name.len(), |i| cut + i);
-    format!("{}{BLOCK_MARK}{block}{}", &name[..dot], &name[dot..])
+    name.split_at(dot)
+}
+
+/// The template of block `block` of template `name` (see [`block_template`]), if there is
+/// one. Looked up for each `Fragment`: the name is put together on the stack, not with a
+/// `format!` (an allocation, and the formatting machinery, for a name thrown away at once).
+fn block_template_of<'env>(
+    env: &'env Environment<'static>,
+    name: &str,
+    block: &str,
+) -> Option<minijinja::Template<'env, 'env>> {
+    const _: () = assert!(BLOCK_MARK.is_ascii());
+    const MARK: &[u8] = &[BLOCK_MARK as u8];
+    let (stem, ext) = block_template_parts(name);
+    let mut buf = [0u8; 192];
+    let mut len = 0;
+    for part in [stem.as_bytes(), MARK, block.as_bytes(), ext.as_bytes()] {
+        let Some(slot) = buf.get_mut(len..len + part.len()) else {
+            // A name too long for the buffer: the general way.
+            return env.get_template(&block_template(name, block)).ok();
+        };
+        slot.copy_from_slice(part);
+        len += part.len();
+    }
+    // Whole strings joined at char boundaries: always UTF-8.
+    let joined = std::str::from_utf8(&buf[..len]).ok()?;
+    env.get_template(joined).ok()
 }
 
 /// What sets the names of [`block_template`] apart (a character no file name has).
@@ -526,7 +558,7 @@ pub(crate) fn render_block(
     context: Value,
     head: Option<&RenderHead>,
 ) -> Result<String, TemplateError> {
-    if let Ok(alone) = env.get_template(&block_template(name, block)) {
+    if let Some(alone) = block_template_of(env, name, block) {
         let _scope = RenderScope::for_request(head);
         return Ok(alone.render(context)?);
     }
