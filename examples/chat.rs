@@ -20,6 +20,8 @@
 //!   chat socket (its sender too) as `{"user": "<name>", "text": "<text>"}`: across
 //!   instances when `REDIS_URL` is set (build with `--features redis`; the instances share
 //!   `CHIRP_SECRET_KEY` so that a session made by one is good on the other).
+//! - `GET /events`: Server-Sent Events, a `message` event with the same JSON for every chat
+//!   message (the same hub: across instances too), for pages that only read.
 //! - `GET /`: the chat page.
 //! - Listens on `CHIRP_ADDR` (default 127.0.0.1:8000). On SIGTERM every open socket gets
 //!   Close 1001 and the process exits within 2 s.
@@ -211,6 +213,15 @@ async fn room(socket: WebSocket, hub: Hub, user: String) {
     forward.abort();
 }
 
+/// `/events`: the room as Server-Sent Events.
+async fn events(_req: Request, hub: State<Hub>) -> chirp::sse::Sse {
+    hub.subscribe(ROOM).into_sse(|bytes| {
+        chirp::sse::Event::new()
+            .event("message")
+            .data(String::from_utf8_lossy(&bytes))
+    })
+}
+
 /// The app; `hub` carries the room (in memory, or Redis for several instances).
 pub fn app(hub: Hub, max_message: usize) -> Result<App, Error> {
     let mut app = App::new();
@@ -234,6 +245,7 @@ pub fn app(hub: Hub, max_message: usize) -> Result<App, Error> {
     app.get("/login", login_form);
     app.post("/login", do_login);
     app.post("/logout", do_logout);
+    app.get("/events", events);
     app.get("/ws/echo", echo);
     app.get("/ws/chat", login_required(chat));
     Ok(app)

@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${CHIRP_VENV:-target/python-venv}
-have_venv() { [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c 'import itsdangerous' 2>/dev/null; }
+have_venv() { [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c 'import itsdangerous, websockets' 2>/dev/null; }
 
 if ! have_venv; then
     if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
@@ -30,10 +30,11 @@ if ! have_venv; then
             exit 1
         fi
     fi
-    echo "== creating $VENV with itsdangerous" >&2
+    echo "== creating $VENV with itsdangerous and websockets" >&2
     rm -rf "$VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'itsdangerous>=2.2,<3'
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'itsdangerous>=2.2,<3' \
+        'websockets>=14,<16'
 fi
 if [[ -z ${CHIRP_CHROMIUM:-} ]] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
