@@ -77,6 +77,11 @@ impl AsyncRead for Upgraded {
             let n = self.read_first.len().min(buf.remaining());
             buf.put_slice(&self.read_first[..n]);
             self.read_first.advance(n);
+            if self.read_first.is_empty() {
+                // A slice of the server's read buffer: let the whole buffer go, not only
+                // the bytes read (an idle upgraded connection would keep it otherwise).
+                self.read_first = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.io).poll_read(cx, buf)

@@ -120,7 +120,12 @@ impl Transport {
     /// Hands the connection over (after a `101`): the socket, with what was read past the
     /// request read first. Responses still queued must have been flushed.
     pub(super) fn into_upgraded(mut self, shutdown: ShutdownSignal) -> Upgraded {
-        let read_first = self.read.split().freeze();
+        // Nothing read past the head: an empty slice would still keep the read buffer.
+        let read_first = if self.read.is_empty() {
+            Bytes::new()
+        } else {
+            self.read.split().freeze()
+        };
         Upgraded::new(self.stream, read_first, shutdown)
     }
 
