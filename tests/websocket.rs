@@ -21,6 +21,11 @@ fn app() -> App {
     app.route("/ws", |req: Request| async move {
         Ok::<_, chirp::Error>(req.websocket()?.max_message_size(1024).on_upgrade(echo))
     });
+    app.route("/ws/once", |req: Request| async move {
+        Ok::<_, chirp::Error>(req.websocket()?.on_upgrade(|mut socket| async move {
+            let _ = socket.send("only this").await;
+        }))
+    });
     app.route("/ws/chat", |req: Request| async move {
         Ok::<_, chirp::Error>(
             req.websocket()?
@@ -80,6 +85,15 @@ async fn echoes_text_and_binary_and_answers_pings() {
         other => panic!("{other:?}"),
     }
     assert!(socket.recv().await.is_none());
+}
+
+/// The next message, waiting up to 2 minutes (of paused time).
+async fn slow_next(socket: &mut WebSocket) -> Message {
+    tokio::time::timeout(Duration::from_secs(120), socket.recv())
+        .await
+        .expect("a message within 2 minutes")
+        .expect("the socket is open")
+        .expect("no error")
 }
 
 /// The code of the Close that `socket` receives next.
@@ -244,4 +258,170 @@ async fn shutdown_sends_1001() {
     assert_eq!(close_code_of(&mut socket).await, close_code::GOING_AWAY);
     assert!(socket.recv().await.is_none());
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_callback_that_returns_closes_with_1000() {
+    let client = TestClient::new(app());
+    let mut socket = client.websocket("/ws/once").await.unwrap();
+    assert_eq!(next(&mut socket).await, Message::text("only this"));
+    assert_eq!(close_code_of(&mut socket).await, close_code::NORMAL);
+    assert!(socket.recv().await.is_none());
+}
+
+#[tokio::test]
+async fn a_split_socket_reads_and_writes_from_two_tasks() {
+    let client = TestClient::new(app());
+    let socket = client.websocket("/ws").await.unwrap();
+    let (mut reader, writer) = socket.split();
+    let sender = tokio::spawn(async move {
+        for n in 0..100 {
+            writer.send(format!("m{n}")).await.unwrap();
+        }
+        writer
+    });
+    for n in 0..100 {
+        let msg = tokio::time::timeout(Duration::from_secs(5), reader.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(msg, Message::text(format!("m{n}")));
+    }
+    let writer = sender.await.unwrap();
+    writer.close(close_code::NORMAL, "done").await.unwrap();
+    assert!(matches!(
+        writer.send("late").await,
+        Err(chirp::ws::WsError::Closed)
+    ));
+    match reader.recv().await {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, close_code::NORMAL),
+        other => panic!("{other:?}"),
+    }
+    assert!(reader.recv().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_client_is_pinged_then_closed_when_it_stays_silent() {
+    let mut app = App::new();
+    app.route("/ws", |req: Request| async move {
+        Ok::<_, chirp::Error>(
+            req.websocket()?
+                .ping_interval(Some(Duration::from_secs(10)))
+                .idle_timeout(Some(Duration::from_secs(30)))
+                .on_upgrade(echo),
+        )
+    });
+    let client = TestClient::new(app);
+    let mut socket = client.websocket("/ws").await.unwrap();
+    // 10 s of quiet: a ping (and the client's recv answers it).
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        slow_next(&mut socket).await,
+        Message::Ping(bytes::Bytes::new())
+    );
+    assert!(started.elapsed() >= Duration::from_secs(10));
+    // The pong counts: the socket stays open past the idle timeout while pings are answered.
+    assert_eq!(
+        slow_next(&mut socket).await,
+        Message::Ping(bytes::Bytes::new())
+    );
+    assert_eq!(
+        slow_next(&mut socket).await,
+        Message::Ping(bytes::Bytes::new())
+    );
+    assert_eq!(
+        slow_next(&mut socket).await,
+        Message::Ping(bytes::Bytes::new())
+    );
+    assert!(started.elapsed() >= Duration::from_secs(40));
+    // A client that stops answering (it no longer reads) is closed after the idle timeout.
+    let (mut reader, _writer) = socket.split();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let mut codes = Vec::new();
+    while let Some(Ok(msg)) = reader.recv().await {
+        if let Message::Close(Some(frame)) = msg {
+            codes.push(frame.code);
+        }
+    }
+    assert_eq!(codes, [close_code::GOING_AWAY]);
+}
+
+#[tokio::test]
+async fn the_session_and_the_user_are_read_inside_the_socket() {
+    use chirp::middleware::access_log::{request_id, AccessLogMiddleware};
+    use chirp::middleware::auth::{
+        get_user, login, login_required, AuthConfig, AuthMiddleware, AuthUser,
+    };
+    use chirp::middleware::sessions::SessionMiddleware;
+    use chirp::sessions::{get_session, SessionConfig};
+
+    #[derive(Clone)]
+    struct User(String);
+    impl AuthUser for User {
+        fn id(&self) -> String {
+            self.0.clone()
+        }
+    }
+    let mut app = App::new();
+    app.add_middleware(AccessLogMiddleware::new());
+    app.add_middleware(
+        SessionMiddleware::new(SessionConfig::new("a-test-secret-key-of-32-bytes!!")).unwrap(),
+    );
+    app.add_middleware(
+        AuthMiddleware::new(
+            AuthConfig::new().load_user(|id: String| async move { Some(User(id)) }),
+        )
+        .unwrap(),
+    );
+    app.post("/login", |_req: Request| async {
+        login(&User("ann".into()))?;
+        get_session()?.insert("color", "green");
+        Ok::<_, chirp::Error>("in")
+    });
+    app.route(
+        "/ws/me",
+        login_required(|req: Request| async move {
+            Ok::<_, chirp::Error>(req.websocket()?.on_upgrade(|mut socket| async move {
+                // Inside the socket's task, after the middleware have returned.
+                let user = get_user::<User>().ok().flatten().map(|u| u.0);
+                let color = get_session().ok().and_then(|s| s.get::<String>("color"));
+                let id = request_id().is_ok_and(|id| !id.is_empty());
+                let _ = socket.send(format!("{user:?} {color:?} {id}")).await;
+            }))
+        }),
+    );
+    let client = TestClient::new(app);
+    // Anonymous: 401, no 101.
+    let refused = client.websocket("/ws/me").await.unwrap_err();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(client.post("/login", "").await.text(), "in");
+    let mut socket = client.websocket("/ws/me").await.unwrap();
+    assert_eq!(
+        next(&mut socket).await,
+        Message::text(r#"Some("ann") Some("green") true"#)
+    );
+}
+
+#[tokio::test]
+async fn cors_origins_are_allowed_at_the_upgrade() {
+    use chirp::middleware::cors::{CorsConfig, CorsMiddleware};
+    let mut app = app();
+    app.add_middleware(
+        CorsMiddleware::new(CorsConfig::new().allow_origin("https://spa.example")).unwrap(),
+    );
+    let client = TestClient::new(app);
+    let ok = client
+        .request(Method::Get, "/ws")
+        .header("origin", "https://spa.example")
+        .websocket()
+        .await;
+    assert!(ok.is_ok());
+    let refused = client
+        .request(Method::Get, "/ws")
+        .header("origin", "https://other.example")
+        .websocket()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 }

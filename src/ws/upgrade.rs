@@ -188,7 +188,8 @@ impl WebSocketUpgrade {
     /// A page of an origin not allowed (see [`allow_origin`](Self::allow_origin)) gets
     /// `403` instead. When the server begins shutting down, the socket is sent Close 1001
     /// ("going away") and `callback` has the close timeout to end (its `recv` returns the
-    /// client's Close, then `None`); then it is dropped.
+    /// client's Close, then `None`); then it is dropped. A callback that returns without
+    /// closing the socket has it closed for it, with 1000.
     pub fn on_upgrade<F, Fut>(self, callback: F) -> Response
     where
         F: FnOnce(WebSocket) -> Fut + Send + 'static,
@@ -235,10 +236,23 @@ impl WebSocketUpgrade {
                 let socket = WebSocket::new(io, Role::Server, settings, compression, protocol);
                 let writer = socket.writer();
                 let mut running = std::pin::pin!(callback(socket));
-                tokio::select! {
+                let stopping = tokio::select! {
                     biased;
-                    () = &mut running => return,
-                    () = shutdown.wait() => {}
+                    () = &mut running => false,
+                    () = shutdown.wait() => true,
+                };
+                if !stopping {
+                    // The callback returned without closing: close for it (1000), rather
+                    // than drop the connection under the client (which would see 1006).
+                    if !writer.is_closing() {
+                        let _ = tokio::time::timeout(
+                            close_timeout,
+                            writer.close(close_code::NORMAL, ""),
+                        )
+                        .await;
+                    }
+                    let _ = tokio::time::timeout(close_timeout, writer.shut()).await;
+                    return;
                 }
                 // RFC 6455 §7.4.1: 1001, the server is going away. The callback's `recv`
                 // sees the client's answer; after the close timeout it is dropped.
