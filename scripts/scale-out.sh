@@ -7,6 +7,18 @@
 #      B is dead; with the cookie store it still counts on (a signed cookie cannot be revoked
 #      on the server: the documented difference, see the README's "Scaling out");
 #   3. a session survives one instance being stopped (nginx sends its requests to the other).
+# Then two instances of the chat example (built with --features redis; one CHIRP_SECRET_KEY,
+# one REDIS_URL) behind nginx configured for WebSocket upgrades, checked with a Python client
+# (scripts/scale-out-chat.py, websockets from the test venv):
+#   4. a chat message sent by a socket connected through instance a reaches a socket connected
+#      through instance b, and its sender; and the other way round (each user logged in through
+#      the other instance: the session is good on both);
+#   5. an SSE reader of /events on instance b gets the message published through a;
+#   6. a foreign Origin is still refused (403) through nginx.
+# Each chat client is pinned to one instance by a location of its own in nginx (/a/ only
+# proxies to instance a, /b/ only to b; the prefix is stripped): round-robin could put both
+# sockets on the same instance, which would pass without Redis carrying anything, and going
+# through nginx for both checks its WebSocket configuration too.
 # It starts what it needs and stops it by PID at the end: redis-server (no persistence, a temp
 # dir), the two instances and nginx (deploy/nginx/nginx.conf + chirp.conf, their ports
 # replaced by free loopback ones). redis-server, nginx and curl are installed with apt-get when
@@ -38,14 +50,24 @@ need() { # need <command> <Debian package>
 need redis-server redis-server
 need nginx nginx
 need curl curl
+# The chat client's Python: CHIRP_PYTHON (as scripts/test.sh exports it), else the test venv.
+PYTHON=${CHIRP_PYTHON:-${CHIRP_VENV:-target/python-venv}/bin/python}
+CHAT_CLIENT=yes
+if ! "$PYTHON" -c 'import websockets' 2>/dev/null; then
+    # From `make test` on a machine without the venv: the chat part skipped, saying so.
+    [[ ${SCALE_OUT_OPTIONAL:-} == 1 && ${CI:-} != true ]] ||
+        die "no Python with websockets at $PYTHON: run scripts/test.sh once (it makes the venv), or set CHIRP_PYTHON"
+    CHAT_CLIENT=
+fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 PROFILE=${PROFILE:-debug}
-build=(cargo build --locked --features redis --example dashboard)
+build=(cargo build --locked --features redis --example dashboard --example chat)
 [[ $PROFILE == release ]] && build+=(--release)
 echo "== ${build[*]}" >&2
 "${build[@]}" >&2 || die "build failed"
 BIN=target/$PROFILE/examples/dashboard
+CHAT_BIN=target/$PROFILE/examples/chat
 
 WORK=$(mktemp -d)
 chmod 755 "$WORK"
@@ -187,7 +209,82 @@ run_store() {
     wait "$pid_nginx" "$pid_b" 2>/dev/null
 }
 
+# The chat example: instances a and b (Redis hub), nginx with a location pinned to each.
+run_chat() {
+    echo "== chat: instances a and b (Redis hub) behind nginx, WebSocket upgrades"
+    local port_a port_b lb pid_a pid_b pid_nginx
+    port_a=$(free_port)
+    port_b=$(free_port)
+    lb=$(free_port)
+    NO_COLOR=1 CHIRP_ADDR=127.0.0.1:$port_a "$CHAT_BIN" >"$WORK/chat-a.log" 2>&1 &
+    pid_a=$!
+    NO_COLOR=1 CHIRP_ADDR=127.0.0.1:$port_b "$CHAT_BIN" >"$WORK/chat-b.log" 2>&1 &
+    pid_b=$!
+    PIDS+=("$pid_a" "$pid_b")
+    up "$port_a" "chat instance a"
+    up "$port_b" "chat instance b"
+
+    local prefix=$WORK/nginx-chat
+    mkdir -p "$prefix/tmp"
+    chmod 777 "$prefix/tmp"
+    cp deploy/nginx/nginx.conf "$prefix/"
+    # Host is passed on with its port ($http_host, not $host): the instance compares the page's
+    # Origin with it. proxy_pass with a URI (the trailing /) strips the /a/ or /b/ prefix.
+    cat >"$prefix/chirp.conf" <<EOF
+upstream chat_a { server 127.0.0.1:$port_a; }
+upstream chat_b { server 127.0.0.1:$port_b; }
+server {
+    listen 127.0.0.1:$lb;
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade \$http_upgrade;
+    proxy_set_header Connection "upgrade";
+    proxy_set_header Host \$http_host;
+    proxy_buffering off;
+    proxy_read_timeout 1h;
+    location /a/ { proxy_pass http://chat_a/; }
+    location /b/ { proxy_pass http://chat_b/; }
+}
+EOF
+    "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" -g 'daemon off;' >"$prefix/stderr" 2>&1 &
+    pid_nginx=$!
+    PIDS+=("$pid_nginx")
+    up "$lb" nginx
+
+    local out
+    out=$(timeout 40 "$PYTHON" scripts/scale-out-chat.py "$lb" 2>&1)
+    observed() { awk -F '\t' -v k="$1" '$1 == k { print $2 }' <<<"$out"; }
+    local failed_before=$FAILED
+    check "chat: no client error" "" "$(observed error)"
+    check "chat: log in through one instance (CSRF token from its form), for a socket on the other" "ok" "$(observed login)"
+    check "chat: GET /events through b" "HTTP/1.1 200 OK" "$(observed events_b_status)"
+    check "chat: the sender on a hears its own message" '{"user":"alice","text":"from a"}' \
+        "$(observed a_hears_own)"
+    check "chat: a message sent through a reaches the socket on b" \
+        '{"user":"alice","text":"from a"}' "$(observed b_hears_a)"
+    check "chat: the sender on b hears its own message" '{"user":"bob","text":"from b"}' \
+        "$(observed b_hears_own)"
+    check "chat: a message sent through b reaches the socket on a" \
+        '{"user":"bob","text":"from b"}' "$(observed a_hears_b)"
+    check "chat: an SSE reader on b gets the message published through a" \
+        '{"user":"alice","text":"from a"}' "$(observed events_b_hears_a)"
+    check "chat: a foreign Origin is refused through nginx" "403" "$(observed foreign_origin)"
+    # Each instance answered its own client's upgrade (the pinning worked): its access log.
+    check "chat: instance a answered a /ws/chat upgrade (alice's)" "1" \
+        "$(grep -c 'path=/ws/chat status=101' "$WORK/chat-a.log")"
+    check "chat: instance b answered a /ws/chat upgrade (bob's)" "1" \
+        "$(grep -c 'path=/ws/chat status=101' "$WORK/chat-b.log")"
+    [[ $FAILED == "$failed_before" ]] || { echo "== the client said:"; echo "$out"; }
+
+    kill "$pid_nginx" "$pid_a" "$pid_b" 2>/dev/null
+    wait "$pid_nginx" "$pid_a" "$pid_b" 2>/dev/null
+}
+
 run_store cookie
 run_store redis
+if [[ -n $CHAT_CLIENT ]]; then
+    run_chat
+else
+    echo "SKIPPED the chat checks: no Python with websockets at $PYTHON (make test makes the venv); CI=true makes this a failure"
+fi
 echo "$PASSED passed, $FAILED failed"
 [[ $FAILED == 0 ]]
