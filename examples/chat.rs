@@ -47,7 +47,8 @@ use serde::{Deserialize, Serialize};
 const ROOM: &str = "chat";
 
 /// A signed-in user: the name given at login (the session keeps it as the user's id).
-#[derive(Clone, Debug)]
+/// `Serialize`: templates read it as `current_user()`.
+#[derive(Clone, Debug, Serialize)]
 struct User {
     name: String,
 }
@@ -228,7 +229,8 @@ pub fn app(hub: Hub, max_message: usize) -> Result<App, Error> {
     app.templates(
         Templates::new()
             .with_template("page.html", PAGE)?
-            .with_template("login.html", LOGIN)?,
+            .with_template("login.html", LOGIN)?
+            .user::<User>(),
     );
     app.state(hub);
     app.state(MaxMessage(max_message));

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite (`make test`, and CI through .ci/run): sets up what the tests need that
 # Cargo cannot bring, then runs `cargo test`:
-#   - Python's itsdangerous, in a virtualenv under target/ (made once, reused after), for the
-#     live interop tests (tests/python_interop.rs), which find it through CHIRP_PYTHON;
+#   - Python's itsdangerous and websockets, in a virtualenv under target/ (made once, reused
+#     after), for the live interop tests (tests/python_interop.rs) and the WebSocket
+#     conformance tests (permessage-deflate), which find it through CHIRP_PYTHON;
 #   - redis-server (Debian's package, installed with apt-get when missing and root), started on
 #     a free loopback port with nothing on disk and stopped by its PID at the end, for the
 #     Redis session store's tests (tests/redis_sessions.rs, feature `redis`), which find it
@@ -11,7 +12,8 @@
 #     for the browser test (browser-test/tests/browser.rs, a package of its own: see its
 #     Cargo.toml), which finds it on the PATH or in CHIRP_CHROMIUM;
 #   - then scripts/scale-out.sh: two instances of the dashboard example behind nginx (Debian's
-#     package, installed when missing and root), with the cookie and the Redis store.
+#     package, installed when missing and root), with the cookie and the Redis store, and two
+#     of the chat example sharing a Redis broadcast hub (WebSocket and SSE across instances).
 # Plain `cargo test` runs every other test and skips those, saying so (in CI, with CI set,
 # they fail instead). Extra arguments go to cargo test.
 set -euo pipefail
@@ -66,5 +68,5 @@ echo "== cargo test (Python: $CHIRP_PYTHON)" >&2
 cargo test --locked --features redis "$@"
 echo "== cargo test -p chirp-browser-test (Chromium)" >&2
 cargo test --locked -p chirp-browser-test "$@"
-echo "== scripts/scale-out.sh (two instances behind nginx, cookie and Redis sessions)" >&2
+echo "== scripts/scale-out.sh (two instances behind nginx: sessions, chat and SSE across them)" >&2
 SCALE_OUT_OPTIONAL=1 bash scripts/scale-out.sh
