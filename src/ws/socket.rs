@@ -249,6 +249,7 @@ impl WsReader {
                 Err(e) => {
                     // RFC 6455 §7.1.7: fail the connection, with the code that says why.
                     self.finish(Some((e.code, e.reason))).await;
+                    self.linger().await;
                     return Some(Err(WsError::Protocol {
                         code: e.code,
                         reason: e.reason,
@@ -392,6 +393,25 @@ impl WsReader {
             let _ = self.writer.close_echo(close).await;
         }
         self.writer.shut().await;
+    }
+
+    /// After failing the connection: reads and drops what the peer still sends, until it
+    /// closes or the close timeout passes. A socket closed with unread bytes answers the
+    /// peer's next ones with a reset, and a client still sending (the rest of a message too
+    /// large, say) would lose our Close in it (the lingering close of RFC 9112 §9.6).
+    async fn linger(&mut self) {
+        let deadline = Instant::now() + self.settings.close_timeout;
+        loop {
+            self.buf.clear();
+            if self.buf.capacity() == 0 {
+                self.buf.reserve(self.settings.buffer_size.max(1024));
+            }
+            match tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => break,
+            }
+        }
+        self.buf = BytesMut::new();
     }
 
     /// Lets a buffer that grew for a large message go.
