@@ -17,6 +17,9 @@
 //! - `GET /sse/flood?n=N` → N Server-Sent Events as fast as the client takes them, and
 //!   `GET /sse/idle` → an event stream that stays silent (keep-alive comments only), for
 //!   `scripts/bench-sse.py`
+//! - `GET /ws/echo` → a WebSocket that sends every text and binary message back, as the ext
+//!   peers' `/ws/echo` and `examples/chat`'s: messages up to 1 MiB, permessage-deflate
+//!   accepted when the client offers it (the default), for `scripts/bench-ws.sh`
 //!
 //! Listens on `CHIRP_ADDR` (default 127.0.0.1:8000), or on `127.0.0.1:<port>` given as the
 //! first argument or in `PORT` (how the benchmark scripts start servers). Worker threads:
@@ -30,6 +33,7 @@ use chirp::sse::{Event, Sse};
 use chirp::stores::SessionStore;
 use chirp::templates::minijinja::value::Serde;
 use chirp::templates::{context, Fragment, Template, Templates};
+use chirp::ws::Message as WsMessage;
 use chirp::{App, Request, Response};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -178,6 +182,21 @@ fn with_sessions<S: SessionStore>(sessions: SessionMiddleware<S>) -> Result<App,
     });
     app.route("/sse/idle", |_req: Request| async {
         Sse::new(futures_util::stream::pending::<Event>())
+    });
+    // The ext peers' limit (1 MiB messages and frames), which is also chirp's default: set
+    // anyway so that the comparison does not hang on a default changing.
+    app.route("/ws/echo", |req: Request| async move {
+        Ok::<_, chirp::Error>(req.websocket()?.max_message_size(1 << 20).on_upgrade(
+            |mut socket| async move {
+                while let Some(Ok(msg)) = socket.recv().await {
+                    // Pings are answered by recv itself; a Close ends the loop on the next one.
+                    let data = matches!(msg, WsMessage::Text(_) | WsMessage::Binary(_));
+                    if data && socket.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            },
+        ))
     });
     Ok(app)
 }

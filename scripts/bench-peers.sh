@@ -17,9 +17,13 @@
 #                    throughput, Redis commands per request.
 #   fortunes         scripts/bench-fortunes.sh: TechEmpower's Fortunes (GET /fortunes) beside the
 #                    ext peers (minijinja by hand): instructions and throughput.
+#   ws               scripts/bench-ws.sh: WebSocket echo (GET /ws/echo) beside the ext peers
+#                    (axum's ws on tokio-tungstenite, actix-ws): instructions per message,
+#                    memory per idle socket (plain and permessage-deflate), round trips/s and
+#                    messages/s over 64 connections.
 #
 # Environment: BENCH_DIR [../shared/bench], OUT [bench-out], SLICES [20], SKIP [] (any of
-# "instructions alternate peers allocations static redis fortunes", to reuse an earlier run's output).
+# "instructions alternate peers allocations static redis fortunes ws", to reuse an earlier run's output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_DIR=${BENCH_DIR:-../shared/bench}
@@ -46,6 +50,7 @@ skip allocations || cargo bench --bench allocations > "$OUT"/allocations.txt
 skip static || OUT=$OUT/static SLICES=$SLICES bash scripts/bench-static.sh
 skip redis || OUT=$OUT/redis SLICES=$SLICES bash scripts/bench-redis.sh
 skip fortunes || OUT=$OUT/fortunes SLICES=$SLICES bash scripts/bench-fortunes.sh
+skip ws || OUT=$OUT/ws SLICES=$SLICES bash scripts/bench-ws.sh
 
 python3 scripts/report.py "$OUT" docs
 echo "wrote docs/benchmarks.md and docs/benchmarks.svg" >&2
