@@ -535,31 +535,47 @@ fn run_inflate(
     max_len: usize,
     ended: &mut bool,
 ) -> Result<(), InflateError> {
-    let mut scratch = [0u8; 8192];
     loop {
         if *ended {
             // §7.2.3.4: after a final block, the padding the sender appended is ignored.
             return Ok(());
         }
+        let room = max_len.saturating_sub(out.len());
         let (in_before, out_before) = (state.total_in(), state.total_out());
-        let result = state.decompress(input, &mut scratch, FlushDecompress::Sync);
+        let (result, spare) = if room == 0 {
+            // At the limit: one byte more is a message over it. (Never a capacity past
+            // the limit, not even by a byte.)
+            let mut probe = [0u8; 1];
+            let result = state.decompress(input, &mut probe, FlushDecompress::Sync);
+            if state.total_out() > out_before {
+                return Err(InflateError::TooBig);
+            }
+            (result, 1)
+        } else {
+            // Straight into `out`'s spare capacity, which never goes past the limit: no
+            // scratch buffer to zero for each call (that was most of a small message's cost).
+            reserve_within(out, room.min(8192), max_len);
+            let spare = (out.capacity() - out.len()).min(room);
+            (
+                state.decompress_vec(input, out, FlushDecompress::Sync),
+                spare,
+            )
+        };
         // Both deltas are bounded by the slices' lengths, and counted on errors too.
         let used = (state.total_in() - in_before) as usize;
         let made = (state.total_out() - out_before) as usize;
         input = &input[used..];
-        // What fits is kept even when the call failed, so that the caller checks the same
-        // output (UTF-8 of a text message) however the input was cut into pieces.
-        let room = max_len.saturating_sub(out.len());
-        reserve_within(out, made.min(room), max_len);
-        out.extend_from_slice(&scratch[..made.min(room)]);
-        if made > room {
+        if out.len() > max_len {
+            // A buffer with more capacity than the limit (kept from a larger use): what
+            // fits is kept, so that the caller checks the same output whatever the cuts.
+            out.truncate(max_len);
             return Err(InflateError::TooBig);
         }
         let status = result.map_err(|_| InflateError::Corrupt)?;
         if status == Status::StreamEnd {
             *ended = true;
         }
-        let output_pending = made == scratch.len();
+        let output_pending = made == spare;
         if !output_pending && (input.is_empty() || (used == 0 && made == 0)) {
             return Ok(());
         }
