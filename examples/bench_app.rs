@@ -191,7 +191,7 @@ fn with_sessions<S: SessionStore>(sessions: SessionMiddleware<S>) -> Result<App,
                 while let Some(Ok(msg)) = socket.recv().await {
                     // Pings are answered by recv itself; a Close ends the loop on the next one.
                     let data = matches!(msg, WsMessage::Text(_) | WsMessage::Binary(_));
-                    if data && socket.send(msg).await.is_err() {
+                    if data && socket.feed(msg).await.is_err() {
                         break;
                     }
                 }

@@ -159,7 +159,7 @@ async fn echo(req: Request, max: State<MaxMessage>) -> Result<Response, Error> {
         .on_upgrade(|mut socket| async move {
             while let Some(Ok(msg)) = socket.recv().await {
                 let data = matches!(msg, Message::Text(_) | Message::Binary(_));
-                if data && socket.send(msg).await.is_err() {
+                if data && socket.feed(msg).await.is_err() {
                     break;
                 }
             }

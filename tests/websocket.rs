@@ -425,3 +425,35 @@ async fn cors_origins_are_allowed_at_the_upgrade() {
         .unwrap_err();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn fed_replies_go_out_in_order_and_before_the_reader_waits() {
+    let mut app = App::new();
+    app.route("/ws", |req: Request| async move {
+        Ok::<_, chirp::Error>(req.websocket()?.on_upgrade(|mut socket| async move {
+            while let Some(Ok(msg)) = socket.recv().await {
+                if let Message::Text(text) = msg {
+                    // A reply fed, then a ping sent: the ping flushes the reply before it.
+                    socket.feed(format!("re: {}", text.as_str())).await.unwrap();
+                    if text.as_str() == "ping me" {
+                        socket.send(Message::Ping("p".into())).await.unwrap();
+                    }
+                }
+            }
+        }))
+    });
+    let client = TestClient::new(app);
+    let mut socket = client.websocket("/ws").await.unwrap();
+    // A burst: three messages in one write.
+    for n in 0..3 {
+        socket.feed(format!("m{n}")).await.unwrap();
+    }
+    socket.flush().await.unwrap();
+    for n in 0..3 {
+        // Nothing more is sent: the server's recv flushes its fed replies before it waits.
+        assert_eq!(next(&mut socket).await, Message::text(format!("re: m{n}")));
+    }
+    socket.send("ping me").await.unwrap();
+    assert_eq!(next(&mut socket).await, Message::text("re: ping me"));
+    assert_eq!(next(&mut socket).await, Message::Ping("p".into()));
+}

@@ -8,6 +8,9 @@
 //! a Ping or a Close. Each `send` writes its frame before it returns: a slow client makes
 //! `send` wait (backpressure) instead of growing a queue, so what a socket holds is its two
 //! buffers, which shrink back to [`WebSocketUpgrade::buffer_size`] after a large message.
+//! `feed` is the batched form: the frame waits in the write buffer (up to its size) until the
+//! reader is about to wait for input, so a burst of requests costs one write for its
+//! replies, as actix's actors batch theirs.
 //!
 //! Control frames are handled while the application reads: keep a task in
 //! [`WebSocket::recv`] (or [`WsReader::recv`]) for the life of the socket, as every
@@ -108,6 +111,7 @@ impl WebSocket {
                     shut: false,
                 }),
                 closing: AtomicBool::new(false),
+                fed: AtomicBool::new(false),
                 protocol,
                 compressed,
             }),
@@ -144,6 +148,34 @@ impl WebSocket {
     /// keep calling `recv` until it returns `None`.
     pub async fn send(&mut self, msg: impl Into<Message>) -> Result<(), WsError> {
         self.reader.writer.send(msg).await
+    }
+
+    /// Queues `msg` in the socket's write buffer, to go out with the next
+    /// [`flush`](WebSocket::flush), `send`, or `recv` that waits for the network (`recv`
+    /// flushes before it waits), or at once when the buffer is past its size. An echo or a
+    /// request/response loop that feeds its replies writes them once per burst of input,
+    /// rather than once per message.
+    ///
+    /// ```
+    /// use chirp::ws::{Message, WebSocket};
+    ///
+    /// async fn echo(mut socket: WebSocket) {
+    ///     while let Some(Ok(msg)) = socket.recv().await {
+    ///         if matches!(msg, Message::Text(_) | Message::Binary(_))
+    ///             && socket.feed(msg).await.is_err()
+    ///         {
+    ///             break;
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub async fn feed(&mut self, msg: impl Into<Message>) -> Result<(), WsError> {
+        self.reader.writer.feed(msg).await
+    }
+
+    /// Writes what [`feed`](WebSocket::feed) queued.
+    pub async fn flush(&mut self) -> Result<(), WsError> {
+        self.reader.writer.flush().await
     }
 
     /// Begins the close handshake with `code` and `reason` (see
@@ -291,6 +323,13 @@ impl WsReader {
 
     /// Reads more bytes, watching the heartbeat and the close timeout. `Some` ends `recv`.
     async fn read_more(&mut self) -> Option<Option<Result<Message, WsError>>> {
+        if self.writer.shared.fed.load(Ordering::Acquire) {
+            // Replies fed while the input lasted go out before the wait, in one write.
+            if let Err(e) = self.writer.flush().await {
+                self.done = true;
+                return Some(Some(Err(e)));
+            }
+        }
         if self.close_deadline.is_none() && self.writer.is_closing() {
             // Our Close went out (from `close`, a writer, or the server's shutdown): the
             // peer has the close timeout to answer it.
@@ -463,6 +502,8 @@ struct Shared {
     state: Mutex<WriteState>,
     /// A Close was sent: nothing more may be (RFC 6455 §5.5.1).
     closing: AtomicBool,
+    /// Frames were fed and wait in the buffer for a flush.
+    fed: AtomicBool,
     protocol: Option<String>,
     compressed: bool,
 }
@@ -524,6 +565,40 @@ impl WsWriter {
         self.shared.closing.load(Ordering::Acquire)
     }
 
+    /// Queues `msg` for the next flush; see [`WebSocket::feed`]. From another task than the
+    /// reader's, call [`flush`](WsWriter::flush) after (the reader flushes only when it
+    /// is about to wait).
+    pub async fn feed(&self, msg: impl Into<Message>) -> Result<(), WsError> {
+        let (text, payload) = match msg.into() {
+            Message::Text(text) => (true, text.into_bytes()),
+            Message::Binary(bytes) => (false, bytes),
+            // Control frames and Close are not held back.
+            other => return self.send(other).await,
+        };
+        let mut state = self.shared.state.lock().await;
+        if self.is_closing() {
+            return Err(WsError::Closed);
+        }
+        let state = &mut *state;
+        state.encoder.data(text, &payload, &mut state.buf);
+        if state.buf.len() >= state.keep {
+            self.shared.fed.store(false, Ordering::Release);
+            return state.flush().await;
+        }
+        self.shared.fed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes the frames [`feed`](WsWriter::feed) queued.
+    pub async fn flush(&self) -> Result<(), WsError> {
+        let mut state = self.shared.state.lock().await;
+        self.shared.fed.store(false, Ordering::Release);
+        if state.buf.is_empty() {
+            return Ok(());
+        }
+        state.flush().await
+    }
+
     async fn data(&self, text: bool, payload: &[u8]) -> Result<(), WsError> {
         let mut state = self.shared.state.lock().await;
         if self.is_closing() {
@@ -531,6 +606,8 @@ impl WsWriter {
         }
         let state = &mut *state;
         state.encoder.data(text, payload, &mut state.buf);
+        // Frames fed before this one go out with it, in order.
+        self.shared.fed.store(false, Ordering::Release);
         state.flush().await
     }
 
@@ -541,6 +618,7 @@ impl WsWriter {
         }
         let state = &mut *state;
         state.encoder.control(opcode, payload, &mut state.buf);
+        self.shared.fed.store(false, Ordering::Release);
         state.flush().await
     }
 
@@ -555,6 +633,7 @@ impl WsWriter {
             Some((code, reason)) => state.encoder.close(Some(code), reason, &mut state.buf),
             None => state.encoder.close(None, "", &mut state.buf),
         }
+        self.shared.fed.store(false, Ordering::Release);
         state.flush().await
     }
 
