@@ -12,12 +12,14 @@
 //! saying so.
 #![cfg(feature = "redis")]
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chirp::broadcast::{BroadcastError, Hub, Missed, RedisConfig, Subscription};
+use common::own_redis::OwnRedis;
 
 /// The Redis to use, or `None` (skipped, said so) outside CI.
 fn redis_url(test: &str) -> Option<String> {
@@ -292,85 +294,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A redis-server of the test's own, on a free port with nothing on disk, stopped (by its PID,
-/// SIGKILL, which also ends a stopped process) when dropped, also when the test fails
-/// half-way. (As in tests/redis_sessions.rs.)
-struct OwnRedis {
-    child: Child,
-    port: u16,
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl OwnRedis {
-    /// Starts one and waits until it answers.
-    async fn start() -> OwnRedis {
-        let port = free_port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Self::spawn(port, dir.path());
-        let own = OwnRedis {
-            child,
-            port,
-            url: format!("redis://127.0.0.1:{port}"),
-            dir,
-        };
-        own.wait_up().await;
-        own
-    }
-
-    fn spawn(port: u16, dir: &std::path::Path) -> Child {
-        let bin = std::env::var("CHIRP_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        Command::new(bin)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts (make test installs it)")
-    }
-
-    async fn wait_up(&self) {
-        let start = Instant::now();
-        while redis::Client::open(self.url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .is_err()
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "Redis did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// A new process on the same port (and no data: nothing was on disk).
-    async fn restart(&mut self) {
-        self.stop();
-        self.child = Self::spawn(self.port, self.dir.path());
-        self.wait_up().await;
-    }
-
-    /// Sends `signal` (`-STOP`, `-CONT`) to the process.
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
-        assert!(status.success(), "kill {signal} {pid}");
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 #[tokio::test]
 async fn redis_killed_then_restarted_under_two_instances() {

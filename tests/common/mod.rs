@@ -2,6 +2,8 @@
 //! client that reads responses byte-exactly.
 #![allow(dead_code)]
 
+pub mod own_redis;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
