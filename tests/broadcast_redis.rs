@@ -294,7 +294,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-
 #[tokio::test]
 async fn redis_killed_then_restarted_under_two_instances() {
     if redis_url("redis_killed_then_restarted").is_none() {

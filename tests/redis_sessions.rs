@@ -303,7 +303,6 @@ async fn forged_ids_never_reach_redis_and_round_trips_are_few() {
     assert_eq!(since(&mut conn, LOGIN, &before).await, [1; 7], "{LOGIN:?}");
 }
 
-
 /// `GET /visit` with `cookie`, on a connection of its own: the response and how long it took.
 async fn visit_with(server: &TestServer, cookie: &str) -> (common::RawResponse, Duration) {
     let started = Instant::now();

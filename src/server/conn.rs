@@ -57,17 +57,11 @@ pub(crate) async fn serve_connection(
             // so the connection slot) lives until the callback returns, or until the drain
             // deadline drops it.
             let signal = ShutdownSignal::new(Some(shared.shutdown.clone()));
-            // What served HTTP (the head's offsets, the handler futures' box, the service)
-            // goes now, not when the upgraded connection ends: an idle WebSocket holds its
-            // socket and its own buffers only.
-            let Connection {
-                transport,
-                headers,
-                slot,
-                service,
-            } = conn;
-            drop((headers, slot, service));
-            on_upgrade.run(transport.into_upgraded(signal)).await;
+            // The handler futures' box goes now, not when the upgraded connection ends: an
+            // idle WebSocket holds its socket and its own buffers. (Taking `conn` apart here
+            // instead cost `/json` 40 instructions: this future's layout is the hot path's.)
+            conn.slot = FutureSlot::default();
+            on_upgrade.run(conn.transport.into_upgraded(signal)).await;
         }
         // The peer from the transport, not the argument: one copy fewer held across the await.
         Err(e) => {
