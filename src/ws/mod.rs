@@ -14,9 +14,12 @@
 //! let mut app = App::new();
 //! app.route("/ws/shout", |req: Request| async move {
 //!     Ok::<_, chirp::Error>(req.websocket()?.on_upgrade(|mut socket| async move {
-//!         while let Some(Ok(Message::Text(text))) = socket.recv().await {
-//!             if socket.send(text.to_uppercase()).await.is_err() {
-//!                 break;
+//!         while let Some(Ok(msg)) = socket.recv().await {
+//!             // Pings are answered already; a Close ends the loop with the next recv.
+//!             if let Message::Text(text) = msg {
+//!                 if socket.send(text.to_uppercase()).await.is_err() {
+//!                     break;
+//!                 }
 //!             }
 //!         }
 //!     }))
