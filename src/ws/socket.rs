@@ -35,6 +35,9 @@ use super::message::{close_code, CloseFrame, Message, Utf8Bytes};
 use super::protocol::{Decoder, Encoder, Frame, Limits};
 use crate::http::Upgraded;
 
+/// The most the read buffer grows ahead of the bytes received.
+const READ_AHEAD: usize = 64 * 1024;
+
 /// What a socket was opened with (see [`WebSocketUpgrade`](super::WebSocketUpgrade)).
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
@@ -335,7 +338,13 @@ impl WsReader {
             // peer has the close timeout to answer it.
             self.close_deadline = Some(Instant::now() + self.settings.close_timeout);
         }
-        let wanted = self.decoder.wanted().max(self.settings.buffer_size);
+        // Room for what the frame being read still needs, but at most 64 KiB ahead of the
+        // bytes that came: a client announcing a large frame and sending it slowly gets
+        // memory as its bytes arrive, not on its word.
+        let wanted = self.decoder.wanted().clamp(
+            self.settings.buffer_size,
+            READ_AHEAD.max(self.settings.buffer_size),
+        );
         if self.buf.capacity() - self.buf.len() < wanted.min(self.settings.buffer_size) {
             self.buf.reserve(wanted);
         }
