@@ -13,13 +13,16 @@
 #![cfg(feature = "redis")]
 
 mod common;
+// Not in `common`: the browser tests share that module and have no Redis client.
+#[path = "common/own_redis.rs"]
+mod own_redis;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chirp::broadcast::{BroadcastError, Hub, Missed, RedisConfig, Subscription};
-use common::own_redis::OwnRedis;
+use own_redis::OwnRedis;
 
 /// The Redis to use, or `None` (skipped, said so) outside CI.
 fn redis_url(test: &str) -> Option<String> {

@@ -11,6 +11,9 @@
 #![cfg(feature = "redis")]
 
 mod common;
+// Not in `common`: the browser tests share that module and have no Redis client.
+#[path = "common/own_redis.rs"]
+mod own_redis;
 
 use std::time::{Duration, Instant};
 
@@ -20,8 +23,8 @@ use chirp::sessions::{get_session, ManualClock, SaveMode, SessionConfig};
 use chirp::stores::RedisStore;
 use chirp::testing::TestClient;
 use chirp::{App, Request};
-use common::own_redis::OwnRedis;
 use common::TestServer;
+use own_redis::OwnRedis;
 
 const SECRET: &str = "redis-test-secret-0123456789abcdef0123456789";
 

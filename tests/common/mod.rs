@@ -2,8 +2,6 @@
 //! client that reads responses byte-exactly.
 #![allow(dead_code)]
 
-pub mod own_redis;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
