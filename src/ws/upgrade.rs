@@ -130,6 +130,11 @@ impl WebSocketUpgrade {
     /// The capacity the socket's read and write buffers keep between messages (default
     /// 4 KiB): a large message grows them for its time, then they are let go. What an idle
     /// socket holds.
+    ///
+    /// It is also the bound of the send queue: frames [`feed`](WebSocket::feed) queues wait
+    /// in the write buffer up to this many bytes; past it, `feed` writes them out and waits
+    /// for the client, as `send` always does. A slow client makes the sender wait; memory
+    /// does not grow.
     pub fn buffer_size(mut self, bytes: usize) -> Self {
         self.settings.buffer_size = bytes;
         self
