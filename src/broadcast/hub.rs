@@ -25,9 +25,9 @@ const DEFAULT_CAPACITY: usize = 256;
 ///
 /// - **In memory** ([`Hub::new`]): for one process. A publish never fails, and with nobody
 ///   subscribed it is simply dropped.
-/// - **Over Redis** ([`Hub::redis`], feature `redis`): for several instances of the app, each
+/// - **Over Redis** (`Hub::redis`, feature `redis`): for several instances of the app, each
 ///   with its own hub on the same Redis; a message published on any of them reaches the
-///   subscribers of all of them, exactly once each. See [`RedisConfig`].
+///   subscribers of all of them, exactly once each. See `RedisConfig`.
 ///
 /// Each topic keeps at most `capacity` messages (default 256) for subscribers that have not
 /// read them yet, so a slow subscriber costs bounded memory: when it falls further behind, it

@@ -24,7 +24,7 @@
 //! });
 //! ```
 //!
-//! Files: `hub.rs` (the [`Hub`] and [`RedisConfig`]) uses `subscription.rs`, `topics.rs` (the
+//! Files: `hub.rs` (the [`Hub`] and, with feature `redis`, `RedisConfig`) uses `subscription.rs`, `topics.rs` (the
 //! local topics, one ring buffer each), `redis.rs` (the Redis connections and the task that
 //! keeps them) and `error.rs`; `subscription.rs` uses `topics.rs` and `error.rs`; `redis.rs`
 //! uses `topics.rs` and `error.rs`.
