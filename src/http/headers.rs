@@ -155,6 +155,20 @@ impl Headers {
             .map(move |s| self.value_at(s))
     }
 
+    /// Whether the values of `name`, as comma-separated lists (RFC 9110 §5.6.1), hold
+    /// `token`, in any case: `Connection: keep-alive, Upgrade` holds `upgrade`.
+    ///
+    /// ```
+    /// use chirp::{Method, Request};
+    /// let req = Request::new(Method::Get, "/").with_header("connection", "keep-alive, Upgrade");
+    /// assert!(req.headers().has_token("connection", "upgrade"));
+    /// assert!(!req.headers().has_token("connection", "close"));
+    /// ```
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.get_all(name)
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    }
+
     /// Whether `name` is present.
     pub fn contains(&self, name: &str) -> bool {
         self.get_bytes(name).is_some()

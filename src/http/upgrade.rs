@@ -168,8 +168,5 @@ pub(crate) fn is_upgrade_request(req: &crate::http::Request) -> bool {
     req.method() == crate::http::Method::Get
         && req.version() == crate::http::Version::Http11
         && req.header("upgrade").is_some_and(|v| !v.trim().is_empty())
-        && req.headers().get_all("connection").any(|v| {
-            v.split(',')
-                .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
-        })
+        && req.headers().has_token("connection", "upgrade")
 }

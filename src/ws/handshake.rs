@@ -20,13 +20,6 @@ pub(crate) fn accept_key(key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha.finalize())
 }
 
-/// Whether header `name`'s comma-separated values hold `token` (any case).
-fn has_token(req: &Request, name: &str, token: &str) -> bool {
-    req.headers()
-        .get_all(name)
-        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-}
-
 /// Checks `req` is a WebSocket opening handshake (§4.2.1) and returns its key.
 pub(crate) fn check(req: &Request) -> Result<&str, HttpError> {
     if req.method() != Method::Get {
@@ -48,12 +41,12 @@ pub(crate) fn check(req: &Request) -> Result<&str, HttpError> {
             "a WebSocket is opened over HTTP/1.1 (RFC 6455 §4.1)",
         ));
     }
-    if !has_token(req, "upgrade", "websocket") {
+    if !req.headers().has_token("upgrade", "websocket") {
         return Err(upgrade_required(
             "this is a WebSocket endpoint: send `Upgrade: websocket` and `Connection: Upgrade`",
         ));
     }
-    if !has_token(req, "connection", "upgrade") {
+    if !req.headers().has_token("connection", "upgrade") {
         return Err(upgrade_required(
             "this is a WebSocket endpoint: send `Connection: Upgrade` with `Upgrade: websocket`",
         ));
